@@ -1,0 +1,1 @@
+"""Plain processing steps. Nothing in this package imports Dagster."""
