@@ -37,3 +37,42 @@ def edge_case_warcs(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def ut1_blocklists(shared_data) -> Path:
     return _require(shared_data / "blocklists" / "ut1")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3-compatible HTTP server (moto's server mode) on loopback."""
+    from moto.server import ThreadedMotoServer
+
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture()
+def s3_client(s3_endpoint):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def fixture_crawl(tmp_path_factory) -> Path:
+    """The small crawl the project writes itself (no shared data needed)."""
+    from corpus_assets.fixtures import build_fixture_crawl
+
+    return build_fixture_crawl(tmp_path_factory.mktemp("fixture_crawl"))

