@@ -1,0 +1,116 @@
+"""Throughput and memory of each step on the sample dump: ``make bench``.
+
+Streams one dump's WARC files through the same steps the assets run (WARC reading ->
+HTML decoding -> URL filter -> extraction -> language ID -> quality signals -> filter
+decisions), timing each step's own work, and prints documents per second per step and
+the process's peak resident memory. One process, one core: figures are per core.
+
+    .venv/bin/python benchmarks/run.py [--dump CC-MAIN-2024-10] [--crawl ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from corpus_assets.config import load_config  # noqa: E402
+from corpus_assets.crawl import CrawlSource  # noqa: E402
+from corpus_assets.steps.base import Step, run_steps  # noqa: E402
+from corpus_assets.steps.extraction import Extract  # noqa: E402
+from corpus_assets.steps.langid import LanguageId  # noqa: E402
+from corpus_assets.steps.quality.decisions import build_decision_steps  # noqa: E402
+from corpus_assets.steps.quality.signals import QualitySignals  # noqa: E402
+from corpus_assets.steps.url_filter import UrlFilter  # noqa: E402
+from corpus_assets.steps.warc import HtmlDecode, iter_warc_responses  # noqa: E402
+
+
+class Timed(Step):
+    """Wraps a step and adds up the seconds spent inside its ``apply``."""
+
+    def __init__(self, inner: Step):
+        self.inner = inner
+        self.name = inner.name
+        self.chars_in_field = inner.chars_in_field
+        self.chars_out_field = inner.chars_out_field
+        self.seconds = 0.0
+
+    def apply(self, doc):
+        started = time.perf_counter()
+        try:
+            return self.inner.apply(doc)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def close(self):
+        self.inner.close()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crawl", default=str(REPO_ROOT.parent / "shared" / "data"))
+    parser.add_argument("--dump", default="CC-MAIN-2024-10")
+    parser.add_argument("--config", default=str(REPO_ROOT / "configs" / "sample.yaml"))
+    args = parser.parse_args(argv)
+    if not (Path(args.crawl) / "crawl-data").is_dir():
+        print(f"no crawl at {args.crawl}: the benchmark needs ../shared/data (or --crawl)", file=sys.stderr)
+        return 2
+    config = load_config(args.config)
+    source = CrawlSource(args.crawl)
+    paths = source.read_manifest(args.dump)
+
+    read_seconds = 0.0
+
+    def records():
+        nonlocal read_seconds
+        for path in paths:
+            with source.open(path) as fh:
+                it = iter_warc_responses(fh, path)
+                while True:
+                    started = time.perf_counter()
+                    record = next(it, None)
+                    read_seconds += time.perf_counter() - started
+                    if record is None:
+                        break
+                    yield record
+
+    steps = [Timed(s) for s in (
+        HtmlDecode(config.html_decode),
+        UrlFilter(config.url_filter),
+        Extract(config.extraction),
+        LanguageId(config.language_id),
+        QualitySignals(config.quality_signals),
+        *build_decision_steps(config.quality_thresholds),
+    )]
+    started = time.perf_counter()
+    stream, stats = run_steps(steps, records(), lambda *a: None)
+    kept = sum(1 for _ in stream)
+    wall = time.perf_counter() - started
+    for step in steps:
+        step.close()
+
+    print(f"benchmark: {args.dump} from {args.crawl}, {len(paths)} WARC files, one process "
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} cores on the machine)")
+    print(f"{'step':<22}{'docs in':>9}{'docs out':>10}{'seconds':>10}{'docs/s':>10}")
+    first = stats[0].docs_in
+    print(f"{'warc_read':<22}{first:>9}{first:>10}{read_seconds:>10.3f}{first / read_seconds if read_seconds else 0:>10.0f}")
+    for step, st in zip(steps, stats):
+        rate = st.docs_in / step.seconds if step.seconds else float("inf")
+        print(f"{step.name:<22}{st.docs_in:>9}{st.docs_out:>10}{step.seconds:>10.3f}{rate:>10.1f}")
+    print(f"{'end to end':<22}{first:>9}{kept:>10}{wall:>10.3f}{first / wall:>10.1f}")
+    print(f"peak RSS: {peak_rss_mib():.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster assets. Each one only wires: read upstream, call a stage, report metadata."""

@@ -1,0 +1,324 @@
+"""One function per artifact: read the upstream partition, run the steps, write the result.
+
+These are what the Dagster assets call, and what a script or a test can call without
+Dagster. Each document stage writes, under ``<asset>/<dump>/<shard>/``:
+
+- ``documents.parquet``: the documents kept, with every column the steps added;
+- ``removed.parquet``: one row per removed document (doc_id, url, step, reason, detail,
+  and the WARC coordinates that lead back to the raw record);
+- ``stats.json``: per-step counts, written last so it marks a complete partition.
+
+Documents stream through in batches; no stage holds a whole shard in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Iterator, Optional
+
+import pyarrow as pa
+
+from corpus_assets.config import PipelineConfig
+from corpus_assets.crawl import CrawlSource, CrawlSourceError, assign_shards, shard_key
+from corpus_assets.steps.base import Document, Step, StepStats, run_steps
+from corpus_assets.steps.extraction import Extract
+from corpus_assets.steps.langid import LanguageId
+from corpus_assets.steps.quality.decisions import build_decision_steps
+from corpus_assets.steps.quality.signals import QualitySignals
+from corpus_assets.steps.url_filter import UrlFilter
+from corpus_assets.steps.warc import HtmlDecode, iter_warc_responses
+from corpus_assets.storage import CorpusStore
+
+REMOVED_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("url", pa.string()),
+        ("step", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("dump", pa.string()),
+        ("shard", pa.string()),
+        ("warc_path", pa.string()),
+        ("warc_offset", pa.int64()),
+        ("warc_record_id", pa.string()),
+    ]
+)
+
+MANIFEST_SCHEMA = pa.schema(
+    [("warc_path", pa.string()), ("shard", pa.string()), ("bytes", pa.int64())]
+)
+
+# Columns that follow a document from the raw record to the training shard, so any
+# document can be traced back to its WARC record.
+LINEAGE_COLUMNS = ["doc_id", "url", "dump", "shard", "warc_path", "warc_offset", "warc_record_id", "warc_date"]
+
+
+def documents_path(asset: str, dump: str, shard: str) -> str:
+    return f"{asset}/{dump}/{shard}/documents.parquet"
+
+
+def removed_path(asset: str, dump: str, shard: str) -> str:
+    return f"{asset}/{dump}/{shard}/removed.parquet"
+
+
+def stats_path(asset: str, dump: str, shard: str) -> str:
+    return f"{asset}/{dump}/{shard}/stats.json"
+
+
+def manifest_table_path(dump: str) -> str:
+    return f"crawl_manifest/{dump}/manifest.parquet"
+
+
+@dataclass
+class StageReport:
+    """What one stage did to one partition; saved as ``stats.json``."""
+
+    asset: str
+    dump: str
+    shard: str
+    steps: list[dict]
+    # HTML 200 responses of this partition in raw_documents: the base of cumulative retention.
+    baseline_docs: int
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def step_stats(self) -> list[StepStats]:
+        return [StepStats.from_dict(s) for s in self.steps]
+
+    @property
+    def docs_in(self) -> int:
+        return self.steps[0]["docs_in"] if self.steps else 0
+
+    @property
+    def docs_out(self) -> int:
+        return self.steps[-1]["docs_out"] if self.steps else 0
+
+    @property
+    def chars_in(self) -> int:
+        return self.steps[0]["chars_in"] if self.steps else 0
+
+    @property
+    def chars_out(self) -> int:
+        return self.steps[-1]["chars_out"] if self.steps else 0
+
+    @property
+    def docs_removed(self) -> int:
+        return sum(s.docs_removed for s in self.step_stats)
+
+    def removed_by_reason(self) -> list[tuple[str, str, int]]:
+        """(step, reason, count), in step order then by count."""
+        rows = []
+        for s in self.step_stats:
+            rows.extend(
+                (s.step, reason, n)
+                for reason, n in sorted(s.removed_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+            )
+        return rows
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageReport":
+        return cls(**d)
+
+
+def load_report(store: CorpusStore, asset: str, dump: str, shard: str) -> StageReport:
+    rel = stats_path(asset, dump, shard)
+    if not store.exists(rel):
+        raise FileNotFoundError(
+            f"{asset} has not been materialized for {dump}|{shard} ({store.uri(rel)} is missing)"
+        )
+    return StageReport.from_dict(store.read_json(rel))
+
+
+def run_document_stage(
+    store: CorpusStore,
+    asset: str,
+    dump: str,
+    shard: str,
+    documents: Iterable[Document],
+    steps: list[Step],
+    baseline_docs: Optional[int] = None,
+    schema: Optional[pa.Schema] = None,
+    extra: Optional[dict] = None,
+) -> StageReport:
+    """Stream ``documents`` through ``steps`` and write the partition's three files."""
+    started = time.perf_counter()
+    try:
+        with store.table_writer(removed_path(asset, dump, shard), REMOVED_SCHEMA) as removed, \
+                store.table_writer(documents_path(asset, dump, shard), schema) as kept:
+
+            def on_removed(doc: Document, step: str, reason: str, detail: str) -> None:
+                removed.write(
+                    {
+                        "doc_id": doc.get("doc_id", ""),
+                        "url": doc.get("url", ""),
+                        "step": step,
+                        "reason": reason,
+                        "detail": str(detail)[:500],
+                        "dump": dump,
+                        "shard": shard,
+                        "warc_path": doc.get("warc_path", ""),
+                        "warc_offset": int(doc.get("warc_offset", -1)),
+                        "warc_record_id": doc.get("warc_record_id", ""),
+                    }
+                )
+
+            stream, stats = run_steps(steps, documents, on_removed)
+            for doc in stream:
+                kept.write(doc)
+    finally:
+        for step in steps:
+            step.close()
+    for s in stats:
+        problem = s.check()
+        if problem:  # cannot happen through run_steps; guard against future edits
+            raise AssertionError(problem)
+    report = StageReport(
+        asset=asset,
+        dump=dump,
+        shard=shard,
+        steps=[s.to_dict() for s in stats],
+        baseline_docs=stats[-1].docs_out if baseline_docs is None else baseline_docs,
+        seconds=round(time.perf_counter() - started, 3),
+        extra=extra or {},
+    )
+    store.write_json(stats_path(asset, dump, shard), report.to_dict())
+    return report
+
+
+# -- crawl_manifest -------------------------------------------------------------------
+
+def build_crawl_manifest(source: CrawlSource, store: CorpusStore, dump: str, num_shards: int) -> pa.Table:
+    paths = source.read_manifest(dump)
+    shards = assign_shards(paths, num_shards)
+    rows = []
+    for path, shard in zip(paths, shards):
+        size = source.size(path) if source.kind != "http" else None
+        rows.append({"warc_path": path, "shard": shard_key(shard, num_shards), "bytes": -1 if size is None else size})
+    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    with store.table_writer(manifest_table_path(dump), MANIFEST_SCHEMA) as writer:
+        writer.write_many(rows)
+    return table
+
+
+# -- raw_documents --------------------------------------------------------------------
+
+def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, shard: str) -> Iterator[Document]:
+    for warc_path in warc_paths:
+        try:
+            stream = source.open(warc_path)
+        except CrawlSourceError as exc:
+            # A file named in the manifest but absent: one counted unit, never a crash.
+            yield {"doc_id": f"missing:{warc_path}", "url": "", "warc_path": warc_path,
+                   "warc_offset": -1, "warc_record_id": "", "read_error": f"missing_file: {exc}",
+                   "dump": dump, "shard": shard}
+            continue
+        with stream:
+            for record in iter_warc_responses(stream, warc_path):
+                record["dump"] = dump
+                record["shard"] = shard
+                yield record
+
+
+def ingest_raw_documents(
+    source: CrawlSource, store: CorpusStore, dump: str, shard: str, config: PipelineConfig
+) -> StageReport:
+    manifest_rel = manifest_table_path(dump)
+    if not store.exists(manifest_rel):
+        raise FileNotFoundError(
+            f"crawl_manifest has not been materialized for {dump} ({store.uri(manifest_rel)} is missing)"
+        )
+    manifest = store.read_table(manifest_rel).to_pylist()
+    warc_paths = [row["warc_path"] for row in manifest if row["shard"] == shard]
+    return run_document_stage(
+        store, "raw_documents", dump, shard,
+        _records_of_shard(source, warc_paths, dump, shard),
+        [HtmlDecode(config.html_decode)],
+        extra={"warc_files": len(warc_paths)},
+    )
+
+
+# -- rw_raw ---------------------------------------------------------------------------
+
+def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
+    raw = load_report(store, "raw_documents", dump, shard)
+    steps = [
+        UrlFilter(config.url_filter),
+        Extract(config.extraction),
+        LanguageId(config.language_id),
+    ]
+    return run_document_stage(
+        store, "rw_raw", dump, shard,
+        store.iter_rows(documents_path("raw_documents", dump, shard)),
+        steps,
+        baseline_docs=raw.docs_out,
+    )
+
+
+# -- rw_quality_signals and rw_filtered ------------------------------------------------
+
+def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
+    """Annotate every RW-RAW document with its quality signals; removes nothing."""
+    upstream = load_report(store, "rw_raw", dump, shard)
+    return run_document_stage(
+        store, "rw_quality_signals", dump, shard,
+        store.iter_rows(documents_path("rw_raw", dump, shard)),
+        [QualitySignals(config.quality_signals)],
+        baseline_docs=upstream.baseline_docs,
+    )
+
+
+def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
+    """Decide keep/drop from the stored signals; no signal is recomputed here."""
+    upstream = load_report(store, "rw_quality_signals", dump, shard)
+    return run_document_stage(
+        store, "rw_filtered", dump, shard,
+        store.iter_rows(documents_path("rw_quality_signals", dump, shard)),
+        build_decision_steps(config.quality_thresholds, config.quality_signals),
+        baseline_docs=upstream.baseline_docs,
+    )
+
+
+# -- the conservation law, checked from what was written ------------------------------
+
+def verify_conservation(store: CorpusStore, asset: str, dump: str, shard: str,
+                        upstream_asset: Optional[str]) -> tuple[bool, dict]:
+    """Recount from the stored files, independently of the counters that made them.
+
+    docs_in is the upstream table's row count (for raw_documents, the records the reader
+    saw, from its stats); docs_out and docs_removed are the row counts of this partition's
+    ``documents.parquet`` and ``removed.parquet``; the removal reasons are recounted from
+    the ledger and compared with the stats.
+    """
+    report = load_report(store, asset, dump, shard)
+    docs_out = store.row_count(documents_path(asset, dump, shard))
+    ledger = store.read_table(removed_path(asset, dump, shard), columns=["step", "reason"]).to_pylist()
+    docs_removed = len(ledger)
+    if upstream_asset is None:
+        docs_in = report.docs_in
+    else:
+        docs_in = store.row_count(documents_path(upstream_asset, dump, shard))
+    recounted: dict[tuple[str, str], int] = {}
+    for row in ledger:
+        key = (row["step"], row["reason"])
+        recounted[key] = recounted.get(key, 0) + 1
+    reported = {(step, reason): n for step, reason, n in report.removed_by_reason()}
+    facts = {
+        "docs_in": docs_in,
+        "docs_out": docs_out,
+        "docs_removed": docs_removed,
+        "reasons_sum": sum(reported.values()),
+        "reasons_match_ledger": recounted == reported,
+    }
+    passed = (
+        docs_in == docs_out + docs_removed
+        and sum(reported.values()) == docs_removed
+        and recounted == reported
+        and report.docs_in == docs_in
+        and report.docs_out == docs_out
+    )
+    return passed, facts
