@@ -4,7 +4,7 @@ Two dumps in Common Crawl's layout (``crawl-data/<DUMP>/warc.paths.gz`` and gzip
 files framed as Common Crawl frames a fetch: request, response, metadata) plus a tiny
 UT1-style blocklist. It holds what the stages must handle: English and German articles,
 a blocklisted domain, a 404, a PDF, an exact copy under a tracking URL, a re-crawl in the
-second dump, a boilerplate-only page and a truncated WARC file. Texts are written for
+second dump, a page without main text and a truncated WARC file. Texts are written for
 this fixture. Nothing here imports Dagster.
 """
 
@@ -68,8 +68,8 @@ ARTICLE_DE = (
 
 BOILERPLATE_PAGE = (
     "https://shop.example.com/cart",
-    "<html><head><title>Cart</title></head><body><nav><a href='/'>Home</a> <a href='/login'>Sign in</a></nav>"
-    "<div class='footer'>Cookie settings | Privacy</div></body></html>",
+    # A page with a body but no main text (trafilatura returns nothing).
+    "<html><head><title>Cart</title></head><body><script>var cart = [];</script></body></html>",
 )
 
 
@@ -153,5 +153,5 @@ def build_fixture_crawl(root: str | Path) -> Path:
     blocklist.mkdir(parents=True, exist_ok=True)
     (blocklist / "domains").write_text("example-bets.com\n")
     # Settings for this crawl: the bundled defaults plus the fixture's blocklist.
-    (root / "pipeline.yaml").write_text("num_shards: 2\nurl_filter:\n  blocklist_dir: blocklists/ut1\n")
+    (root / "pipeline.yaml").write_text("num_shards: 2\nurl_filter:\n  blocklist_dir: blocklists/ut1\n  blocklist_categories: [gambling]\n")
     return root

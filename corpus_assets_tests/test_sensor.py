@@ -33,7 +33,7 @@ def _exercise(defs, resources, add_dump):
         assert request.partitions_def_name == DUMP_DIM
         assert list(request.partition_keys) == ["CC-MAIN-2024-10", "CC-MAIN-2024-18"]
         assert [r.partition_key for r in result.run_requests] == ["CC-MAIN-2024-10", "CC-MAIN-2024-18"]
-        assert all(r.job_name == "crawl_manifest_job" for r in result.run_requests)
+        assert defs.get_sensor_def("new_crawl_sensor").job_name == "crawl_manifest_job"
         _apply(instance, result)
 
         again, _ = _tick(defs, instance, resources, cursor=result.cursor)
