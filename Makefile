@@ -25,9 +25,17 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The UI sees the same crawl and settings the demo used: the shared sample when present,
+# else the fixture crawl that `make demo` wrote.
 dev: setup
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	if [ -d ../shared/data/crawl-data ]; then \
+	  export CORPUS_CONFIG="$${CORPUS_CONFIG:-$(CURDIR)/configs/sample.yaml}"; \
+	else \
+	  export CORPUS_CRAWL_ROOT="$${CORPUS_CRAWL_ROOT:-$(CURDIR)/.corpus_fixture}"; \
+	  export CORPUS_CONFIG="$${CORPUS_CONFIG:-$(CURDIR)/.corpus_fixture/pipeline.yaml}"; \
+	fi; \
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 bench: setup
