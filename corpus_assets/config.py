@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import yaml
 
+from corpus_assets.steps.dedup.config import DedupConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.langid import LanguageIdConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
@@ -61,6 +62,7 @@ class PipelineConfig:
     language_id: LanguageIdConfig = field(default_factory=LanguageIdConfig)
     quality_signals: SignalConfig = field(default_factory=SignalConfig)
     quality_thresholds: FilterThresholds = field(default_factory=FilterThresholds)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     source_file: str = ""
 
 
@@ -71,6 +73,7 @@ _SECTIONS = {
     "language_id": LanguageIdConfig,
     "quality_signals": SignalConfig,
     "quality_thresholds": FilterThresholds,
+    "dedup": DedupConfig,
 }
 
 
@@ -85,7 +88,10 @@ def _build_section(cls: type, values: dict, base_dir: Path, where: str) -> Any:
         if isinstance(value, list):
             value = tuple(value)  # configs are hashable and immutable
         kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_config(path: Optional[str | os.PathLike] = None) -> PipelineConfig:

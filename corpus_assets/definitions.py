@@ -18,14 +18,18 @@ from typing import Optional
 
 import dagster as dg
 
+from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.refinedweb import build_assets
 from corpus_assets.config import PipelineConfig, load_config
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
 from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
-from corpus_assets.sensors import build_crawl_sensor
+from corpus_assets.sensors import build_crawl_sensor, build_dedup_order_sensor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARD_ASSETS = ["raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered"]
+# One run per (dump, shard) takes a shard from the WARC files to its signatures.
+SHARD_ASSETS = ["raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered", "minhash_signatures"]
+# One run per dump, in crawl order: the dump-level half of dedup.
+DUMP_DEDUP_ASSETS = ["minhash_buckets", "duplicate_clusters", "exact_substring_spans"]
 
 
 def default_crawl_root() -> str:
@@ -39,7 +43,7 @@ def build_definitions(
 ) -> dg.Definitions:
     config = config or load_config()
     endpoint = os.environ.get("CORPUS_S3_ENDPOINT_URL") or None
-    assets = build_assets(config)
+    assets = build_assets(config) + build_dedup_assets(config)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
@@ -47,7 +51,20 @@ def build_definitions(
         "shard_pipeline_job",
         selection=SHARD_ASSETS,
         partitions_def=shard_partitions_def(config.num_shards),
-        description="Raw dump -> RW-RAW -> quality signals -> RW-Filtered for one (dump, shard).",
+        description="Raw dump -> RW-RAW -> quality signals -> RW-Filtered -> MinHash "
+        "signatures for one (dump, shard).",
+    )
+    dedup_job = dg.define_asset_job(
+        "dump_dedup_job", selection=DUMP_DEDUP_ASSETS, partitions_def=dump_partitions,
+        description="MinHash buckets -> duplicate clusters -> exact substring spans for one dump.",
+    )
+    deduped_job = dg.define_asset_job(
+        "rw_deduped_job", selection=["rw_deduped"], partitions_def=shard_partitions_def(config.num_shards),
+        description="Apply the dump's dedup decisions to one (dump, shard).",
+    )
+    index_job = dg.define_asset_job(
+        "dedup_index_job", selection=["dedup_index"], partitions_def=dump_partitions,
+        description="Grow the cross-dump index with one dump's kept documents.",
     )
     automation = dg.AutomationConditionSensorDefinition(
         "corpus_automation_sensor",
@@ -58,8 +75,8 @@ def build_definitions(
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
     return dg.Definitions(
         assets=assets,
-        jobs=[manifest_job, shard_job],
-        sensors=[build_crawl_sensor(manifest_job), automation],
+        jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job],
+        sensors=[build_crawl_sensor(manifest_job), build_dedup_order_sensor(dedup_job, config.num_shards), automation],
         resources={
             "corpus_store": CorpusStoreResource(
                 root=corpus_root or os.environ.get("CORPUS_ROOT") or str(REPO_ROOT / ".corpus"),

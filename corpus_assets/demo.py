@@ -18,7 +18,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARD_ASSETS = ["raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered"]
+# Document tables, in pipeline order: the retention table has one block of rows each.
+DOCUMENT_ASSETS = ["raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered", "rw_deduped"]
 # Keep the terminal for the summary; every event is still in the instance for the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -44,16 +45,17 @@ def _prepare_environment() -> None:
             os.environ.setdefault("CORPUS_CONFIG", str(fixture / "pipeline.yaml"))
 
 
-def _materialize_shard(partition_key: str) -> tuple[str, bool, float]:
-    """Runs in a worker process: one run for all shard assets of one (dump, shard)."""
+def _materialize(job: tuple[str, tuple[str, ...]]) -> tuple[str, bool, float]:
+    """Runs in a worker process: one run of ``selection`` for one partition."""
     import dagster as dg
 
     from corpus_assets.definitions import defs
 
+    partition_key, selection = job
     started = time.perf_counter()
     result = dg.materialize(
         defs.assets,
-        selection=SHARD_ASSETS,
+        selection=list(selection),
         partition_key=partition_key,
         instance=dg.DagsterInstance.get(),
         resources=defs.resources,
@@ -81,7 +83,7 @@ def retention_table(instance, dumps: list[str], shard_keys: list[str]) -> list[d
         baseline = 0
         per_step: dict[tuple[str, str], list[int]] = {}
         reasons: dict[tuple[str, str, str], int] = {}
-        for asset in SHARD_ASSETS:
+        for asset in DOCUMENT_ASSETS:
             for shard in shard_keys:
                 key = dg.MultiPartitionKey({DUMP_DIM: dump, SHARD_DIM: shard})
                 records = instance.fetch_materializations(
@@ -132,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from corpus_assets.crawl import CrawlSource
-    from corpus_assets.definitions import defs
+    from corpus_assets.crawl import CrawlSource, dump_sort_key
+    from corpus_assets.definitions import DUMP_DEDUP_ASSETS, SHARD_ASSETS, defs
     from corpus_assets.partitions import DUMP_DIM, shard_keys
     from corpus_assets.config import load_config
 
@@ -153,15 +155,27 @@ def main(argv: list[str] | None = None) -> int:
                                 instance=instance, resources=defs.resources, run_config=QUIET,
                                 tags={"corpus_assets/launched_by": "demo"})
         assert result.success
-    keys = [f"{dump}|{shard}" for dump in dumps for shard in shard_keys(config.num_shards)]
-    failures = []
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for key, ok, seconds in pool.map(_materialize_shard, keys):
-            print(f"  {key}: {'ok' if ok else 'FAILED'} in {seconds:.1f}s")
+    shards = shard_keys(config.num_shards)
+    failures: list[str] = []
+
+    def run_parallel(pool, partition_keys: list[str], selection: list[str]) -> None:
+        for key, ok, seconds in pool.map(_materialize, [(k, tuple(selection)) for k in partition_keys]):
+            print(f"  {key} {'+'.join(selection) if len(selection) < 3 else selection[-1]}: "
+                  f"{'ok' if ok else 'FAILED'} in {seconds:.1f}s")
             if not ok:
-                failures.append(key)
-    print(f"materialized {len(keys)} shard partitions in {time.perf_counter() - started:.1f}s")
-    print_retention(retention_table(instance, dumps, shard_keys(config.num_shards)))
+                failures.append(f"{key} {selection}")
+
+    keys = [f"{dump}|{shard}" for dump in dumps for shard in shards]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        # Shards of every dump are independent up to their MinHash signatures ...
+        run_parallel(pool, keys, SHARD_ASSETS)
+        # ... dedup goes dump by dump in crawl order, each against the earlier dumps' index.
+        for dump in sorted(dumps, key=dump_sort_key):
+            run_parallel(pool, [dump], DUMP_DEDUP_ASSETS)
+            run_parallel(pool, [f"{dump}|{shard}" for shard in shards], ["rw_deduped"])
+            run_parallel(pool, [dump], ["dedup_index"])
+    print(f"materialized {len(keys)} shard partitions and their dedup in {time.perf_counter() - started:.1f}s")
+    print_retention(retention_table(instance, dumps, shards))
     print("\nOpen the UI with `make dev` (dagster dev on this DAGSTER_HOME) at http://127.0.0.1:3000")
     if failures:
         print(f"FAILED partitions: {failures}", file=sys.stderr)

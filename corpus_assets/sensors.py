@@ -48,3 +48,40 @@ def build_crawl_sensor(manifest_job) -> dg.SensorDefinition:
         )
 
     return new_crawl_sensor
+
+
+def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
+    """Launches a dump's dump-level dedup (buckets -> clusters -> exact spans) once all of
+    its ``minhash_signatures`` partitions exist and the dump before it in crawl order is
+    indexed. Dagster's automation cannot express "after the previous dynamic partition",
+    so this sensor holds the crawl order; everything after it is eager automation."""
+    from corpus_assets import dedup_stages
+    from corpus_assets.crawl import dump_sort_key
+    from corpus_assets.partitions import shard_keys
+    from corpus_assets.resources import CorpusStoreResource
+
+    @dg.sensor(
+        name="dedup_order_sensor",
+        job=dedup_job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Deduplicates dumps in crawl order: requests the first unindexed dump's "
+        "dump-level dedup when its signatures are complete and the dump before it is indexed.",
+    )
+    def dedup_order_sensor(context: dg.SensorEvaluationContext, corpus_store: CorpusStoreResource):
+        store = corpus_store.get_store()
+        dumps = sorted(context.instance.get_dynamic_partitions(DUMP_DIM), key=dump_sort_key)
+        done = set(context.instance.get_materialized_partitions(dg.AssetKey("minhash_signatures")))
+        previous_snapshot = "first"
+        for dump in dumps:
+            snapshot = dedup_stages.load_snapshot(store, dump)
+            if snapshot is not None:
+                previous_snapshot = snapshot.snapshot_id
+                continue
+            missing = [s for s in shard_keys(num_shards) if f"{dump}|{s}" not in done]
+            if missing:
+                return dg.SkipReason(f"{dump} is next in crawl order; waiting for minhash_signatures of shards {missing}")
+            return dg.RunRequest(partition_key=dump, run_key=f"dedup:{dump}:{previous_snapshot}")
+        return dg.SkipReason(f"every dump is indexed ({len(dumps)})")
+
+    return dedup_order_sensor

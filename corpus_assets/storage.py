@@ -153,6 +153,17 @@ class TableWriter:
         for row in rows:
             self.write(row)
 
+    def write_table(self, table: pa.Table) -> None:
+        """Append a whole Arrow table (columnar data: no per-row dicts)."""
+        self.flush()
+        if self._schema is None:
+            self._schema = table.schema
+        table = table.select(self._schema.names).cast(self._schema)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, self._schema, compression=PARQUET_COMPRESSION)
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.rows += table.num_rows
+
     def flush(self) -> None:
         if not self._pending:
             return
@@ -252,6 +263,13 @@ class CorpusStore:
                 wanted = [c for c in columns if c in present]
             for batch in parquet.iter_batches(batch_size=batch_size, columns=wanted):
                 yield from batch.to_pylist()
+
+    def iter_batches(
+        self, rel: str, columns: Optional[list[str]] = None, batch_size: int = ROW_GROUP_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream record batches of the named columns (columnar readers: band keys)."""
+        with self._backend.local_copy(rel) as path:
+            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
 
     def read_table(self, rel: str, columns: Optional[list[str]] = None) -> pa.Table:
         """Read a whole (small) table: manifests, ledgers, reports."""

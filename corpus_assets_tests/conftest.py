@@ -76,3 +76,24 @@ def fixture_crawl(tmp_path_factory) -> Path:
     from corpus_assets.fixtures import build_fixture_crawl
 
     return build_fixture_crawl(tmp_path_factory.mktemp("fixture_crawl"))
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory, sample_crawl):
+    """Both sample dumps through the whole pipeline, dedup included, once per session.
+    Read-only for the tests that use it."""
+    from types import SimpleNamespace
+
+    import dagster as dg
+
+    from corpus_assets.config import load_config
+    from corpus_assets.definitions import build_definitions
+    from corpus_assets.storage import CorpusStore
+    from corpus_assets_tests.helpers import materialize_all
+
+    config = load_config(REPO_ROOT / "configs" / "sample.yaml")
+    corpus = tmp_path_factory.mktemp("sample_corpus")
+    defs = build_definitions(config=config, corpus_root=str(corpus), crawl_root=str(sample_crawl))
+    with dg.instance_for_test() as instance:
+        materialize_all(defs, instance, ["CC-MAIN-2024-10", "CC-MAIN-2024-18"], config.num_shards)
+        yield SimpleNamespace(defs=defs, instance=instance, config=config, store=CorpusStore(str(corpus)), root=corpus)

@@ -178,3 +178,35 @@ def test_exact_substring_step(corpus):
     out, _ = run_steps([ExactSubstringStep(by_id, "mask")], [dict(r) for r in rows], lambda *a: None)
     masked = list(out)
     assert [m["exact_dup_spans"] for m in masked] == [[], [list(spans[1][0])], [list(spans[2][0])], []]
+
+
+def test_streamed_token_spans_match_char_spans_and_step_converts_them():
+    from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans, token_spans_to_char_spans
+
+    shared = " ".join(f"w{i}" for i in range(60))
+    docs = [f"intro one {shared} outro", f"head {shared} tail two", "nothing shared here"]
+    by_doc, n_docs, n_tokens = find_duplicate_token_spans(lambda: iter(docs), min_tokens=50)
+    assert n_docs == 3 and n_tokens == sum(len(d.split()) for d in docs)
+    assert by_doc == {1: [(1, 61)]}  # the second copy, tokens 1..60
+    (a, b), = token_spans_to_char_spans(docs[1], by_doc[1])
+    assert docs[1][a:b] == shared
+    assert find_duplicate_spans(docs, min_tokens=50) == [[], [(a, b)], []]
+    removed = []
+    out, _ = run_steps(
+        [ExactSubstringStep({"b": by_doc[1]}, Mode.CUT, spans_in_tokens=True)],
+        [{"doc_id": "a", "text": docs[0]}, {"doc_id": "b", "text": docs[1]}],
+        lambda d, s, r, det: removed.append(r),
+    )
+    texts = [d["text"] for d in out]
+    assert texts == [docs[0], "head tail two"] and removed == []
+
+
+@pytest.mark.parametrize("parts", [1, 2, 5])
+def test_hashed_windows_in_parts_equal_one_pass(parts):
+    from corpus_assets.steps.dedup.exact_substring import repeated_windows_hashed_in_parts
+
+    rng = np.random.default_rng(7)
+    docs = [rng.integers(0, 30, size=int(n)).astype(np.uint64) for n in rng.integers(0, 80, size=40)]
+    one = repeated_windows_hashed(docs, 4)
+    split = repeated_windows_hashed_in_parts(lambda: iter(docs), 4, parts)
+    assert one.as_set() == split.as_set() and one.as_set()

@@ -11,45 +11,14 @@ import pytest
 
 from corpus_assets.config import load_config
 from corpus_assets.definitions import SHARD_ASSETS, build_definitions
+from corpus_assets_tests.helpers import QUIET, SHARD_DOCUMENT_ASSETS, latest, materialize_all, reasons, sum_reasons
 from corpus_assets.partitions import DUMP_DIM, shard_keys
 from corpus_assets.stages import documents_path, removed_path
 from corpus_assets.storage import CorpusStore
 
 RETENTION_KEYS = {"docs_in", "docs_out", "docs_removed", "retention", "chars_in", "chars_out",
                   "cumulative_retention", "removed_by_reason"}
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _materialize_all(defs, instance, dumps, num_shards):
-    new = [d for d in dumps if d not in instance.get_dynamic_partitions(DUMP_DIM)]
-    instance.add_dynamic_partitions(DUMP_DIM, new)
-    for dump in dumps:
-        assert dg.materialize(defs.assets, selection=["crawl_manifest"], partition_key=dump,
-                              instance=instance, resources=defs.resources, run_config=QUIET).success
-        for shard in shard_keys(num_shards):
-            result = dg.materialize(defs.assets, selection=SHARD_ASSETS, partition_key=f"{dump}|{shard}",
-                                    instance=instance, resources=defs.resources, run_config=QUIET)
-            assert result.success
-            checks = result.get_asset_check_evaluations()
-            assert len(checks) == len(SHARD_ASSETS) and all(c.passed for c in checks)
-
-
-def _latest(instance, asset, partition):
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
-    return {k: v.value for k, v in records[0].event_log_entry.asset_materialization.metadata.items()}
-
-
-def _reasons(meta) -> dict:
-    return {(r.data["step"], r.data["reason"]): r.data["count"] for r in meta["removed_by_reason"].records}
-
-
-def _sum_reasons(instance, asset, dump, num_shards) -> dict:
-    total: dict = {}
-    for shard in shard_keys(num_shards):
-        for key, n in _reasons(_latest(instance, asset, f"{dump}|{shard}")).items():
-            total[key] = total.get(key, 0) + n
-    return total
+_latest, _reasons, _sum_reasons = latest, reasons, sum_reasons
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +27,7 @@ def fixture_run(tmp_path_factory, fixture_crawl):
     corpus = tmp_path_factory.mktemp("corpus")
     defs = build_definitions(config=config, corpus_root=str(corpus), crawl_root=str(fixture_crawl))
     with dg.instance_for_test() as instance:
-        _materialize_all(defs, instance, ["CC-MAIN-2024-10", "CC-MAIN-2024-18"], config.num_shards)
+        materialize_all(defs, instance, ["CC-MAIN-2024-10", "CC-MAIN-2024-18"], config.num_shards, dedup=False)
         yield defs, instance, config, CorpusStore(str(corpus))
 
 
@@ -66,7 +35,7 @@ def test_fixture_crawl_every_partition_has_retention_metadata(fixture_run):
     defs, instance, config, store = fixture_run
     for dump in ("CC-MAIN-2024-10", "CC-MAIN-2024-18"):
         for shard in shard_keys(config.num_shards):
-            for asset in SHARD_ASSETS:
+            for asset in SHARD_DOCUMENT_ASSETS:
                 meta = _latest(instance, asset, f"{dump}|{shard}")
                 assert RETENTION_KEYS <= set(meta), asset
                 assert meta["docs_in"] == meta["docs_out"] + meta["docs_removed"]
@@ -97,8 +66,8 @@ def test_threshold_change_marks_only_decisions_stale_and_reuses_signals(fixture_
     strict = dataclasses.replace(config, quality_thresholds=dataclasses.replace(
         config.quality_thresholds, min_words=10_000))
     changed = build_definitions(config=strict, corpus_root=store.root, crawl_root=str(fixture_crawl))
-    old_versions = {a.key.path[0]: a.code_versions_by_key[a.key] for a in defs.assets}
-    new_versions = {a.key.path[0]: a.code_versions_by_key[a.key] for a in changed.assets}
+    old_versions = {k.path[0]: v for a in defs.assets for k, v in a.code_versions_by_key.items()}
+    new_versions = {k.path[0]: v for a in changed.assets for k, v in a.code_versions_by_key.items()}
     assert {k for k in old_versions if old_versions[k] != new_versions[k]} == {"rw_filtered"}
 
     # What the UI's staleness compares: the code version each partition was materialized
@@ -155,18 +124,8 @@ def test_eager_automation_fans_a_new_manifest_out_to_every_shard(tmp_path, fixtu
 
 # -- the shared sample: both dumps, every partition -----------------------------------
 
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory, sample_crawl):
-    config = load_config(Path(__file__).resolve().parent.parent / "configs" / "sample.yaml")
-    corpus = tmp_path_factory.mktemp("sample_corpus")
-    defs = build_definitions(config=config, corpus_root=str(corpus), crawl_root=str(sample_crawl))
-    with dg.instance_for_test() as instance:
-        _materialize_all(defs, instance, ["CC-MAIN-2024-10", "CC-MAIN-2024-18"], config.num_shards)
-        yield instance, config
-
-
 def test_sample_dumps_materialize_with_counted_reasons(sample_run):
-    instance, config = sample_run
+    instance, config = sample_run.instance, sample_run.config
     raw = _sum_reasons(instance, "raw_documents", "CC-MAIN-2024-10", config.num_shards)
     assert raw == {("raw_documents", "http_status_not_200"): 10, ("raw_documents", "not_html"): 15}
     rw_raw = _sum_reasons(instance, "rw_raw", "CC-MAIN-2024-10", config.num_shards)

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import dagster as dg
 
 from corpus_assets.metadata import retention_metadata
-from corpus_assets.partitions import split_shard_key
+from corpus_assets.partitions import DUMP_DIM, split_shard_key
 from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
 from corpus_assets.stages import StageReport, documents_path, verify_conservation
 
@@ -50,12 +50,15 @@ def shard_document_asset(
     deps: list,
     group_name: str,
     needs_crawl_source: bool = False,
+    needs_known_dumps: bool = False,
     automation_condition: Optional[dg.AutomationCondition] = dg.AutomationCondition.eager(),
 ) -> dg.AssetsDefinition:
     """Build a (dump, shard)-partitioned asset that runs ``stage`` on its partition.
 
     ``stage(store, dump, shard)`` (or ``stage(source, store, dump, shard)`` when
     ``needs_crawl_source``) must write the partition and return its ``StageReport``.
+    With ``needs_known_dumps`` it also gets ``known_dumps``: every dump partition, for
+    stages that look at earlier dumps.
     """
 
     @dg.asset(
@@ -75,6 +78,8 @@ def shard_document_asset(
         store = corpus_store.get_store()
         if needs_crawl_source:
             report = stage(crawl_source.get_source(), store, dump, shard)
+        elif needs_known_dumps:
+            report = stage(store, dump, shard, known_dumps=context.instance.get_dynamic_partitions(DUMP_DIM))
         else:
             report = stage(store, dump, shard)
         context.log.info(

@@ -385,29 +385,51 @@ def grow_band_index(index: SortedHashIndex, kept_keys: np.ndarray, band_start: i
 
 
 class MinHashDedupStep(Step):
-    """Per-shard filter: removes documents that ``DuplicateClusters`` marks as removed.
+    """Per-shard filter: removes the documents a dump-level clustering marked as removed.
 
-    ``doc_index_of`` maps a document to its global doc index (default: the
-    ``doc_index`` field). The detail names the cluster and the keeper so that "why was
-    this page dropped?" has an answer.
+    Built from a ``DuplicateClusters`` (documents keyed by their global doc index in
+    ``doc_index_field``) or, with ``from_removed``, from a mapping that the dump-level
+    asset stored (documents keyed by ``doc_id``). The detail names the cluster and the
+    keeper so that "why was this page dropped?" has an answer. With ``size_field`` set,
+    every kept document is annotated with the size of its cluster (1 when unique).
     """
 
     name = "minhash_dedup"
 
-    def __init__(self, clusters: DuplicateClusters, doc_index_field: str = "doc_index", keeper_names: Optional[dict] = None):
-        removed = clusters.removed()
-        self._removed = dict(zip(removed.doc_index.tolist(), zip(removed.cluster_id.tolist(), removed.keeper.tolist())))
-        self.doc_index_field = doc_index_field
-        self.keeper_names = keeper_names or {}
+    def __init__(self, clusters: Optional[DuplicateClusters] = None, doc_index_field: str = "doc_index",
+                 keeper_names: Optional[dict] = None):
+        self._removed: dict = {}
+        self._sizes: dict = {}
+        self.key_field = doc_index_field
+        self.size_field: Optional[str] = None
+        if clusters is not None:
+            names = keeper_names or {}
+            removed = clusters.removed()
+            for i, cid, keeper in zip(removed.doc_index.tolist(), removed.cluster_id.tolist(), removed.keeper.tolist()):
+                self._removed[i] = (cid, names.get(keeper, keeper) if keeper >= 0 else None)
+
+    @classmethod
+    def from_removed(cls, removed: dict, *, key_field: str = "doc_id", cluster_sizes: Optional[dict] = None,
+                     size_field: Optional[str] = None) -> "MinHashDedupStep":
+        """``removed``: key -> (cluster label, keeper label, or None when the keeper is an
+        earlier dump's document). ``cluster_sizes``: key -> size, for kept members."""
+        step = cls(None, doc_index_field=key_field)
+        step._removed = dict(removed)
+        step._sizes = dict(cluster_sizes or {})
+        step.size_field = size_field
+        return step
 
     def apply(self, doc):
-        hit = self._removed.get(int(doc[self.doc_index_field]))
+        key = doc[self.key_field]
+        hit = self._removed.get(key)
         if hit is None:
+            if self.size_field:
+                doc[self.size_field] = self._sizes.get(key, 1)
             return None
         cid, keeper = hit
-        if keeper < 0:
+        if keeper is None:
             return ("minhash_duplicate_of_earlier_dump", f"cluster={cid}")
-        return ("minhash_duplicate", f"cluster={cid} kept={self.keeper_names.get(keeper, keeper)}")
+        return ("minhash_duplicate", f"cluster={cid} kept={keeper}")
 
 
 def iter_range_chunks(

@@ -63,7 +63,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -194,20 +194,8 @@ def window_hashes(token_hashes: np.ndarray, k: int) -> np.ndarray:
     return fmix64(acc ^ U64(k))
 
 
-def repeated_windows_hashed(token_hashes: Sequence[np.ndarray], k: int) -> RepeatedWindows:
-    """Repeated k-windows via hashing every window. ``token_hashes``: per document, a
-    uint64 array of stable per-token hashes."""
-    offsets = _layout_offsets([t.size for t in token_hashes])
-    hashes, positions = [], []
-    for d, th in enumerate(token_hashes):
-        wh = window_hashes(th, k)
-        if wh.size:
-            hashes.append(wh)
-            positions.append(offsets[d] + np.arange(wh.size, dtype=np.int64))
-    if not hashes:
-        return RepeatedWindows(k, np.empty(0, np.int64), np.empty(0, bool))
-    h = np.concatenate(hashes)
-    p = np.concatenate(positions)
+def _repeated_groups(h: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Occurrences whose hash occurs at least twice: ``(positions, first_flags)``."""
     order = np.lexsort((p, h))
     hs, ps = h[order], p[order]
     same = hs[1:] == hs[:-1]
@@ -219,8 +207,50 @@ def repeated_windows_hashed(token_hashes: Sequence[np.ndarray], k: int) -> Repea
     idx = np.flatnonzero(member)
     group_starts = np.flatnonzero(new_group[idx])
     positions_g = ps[idx]
-    first = _first_flags(positions_g, group_starts)
-    return _finish(k, positions_g, first)
+    if positions_g.size == 0:
+        return positions_g, np.empty(0, bool)
+    return positions_g, _first_flags(positions_g, group_starts)
+
+
+def repeated_windows_hashed(token_hashes: Sequence[np.ndarray], k: int) -> RepeatedWindows:
+    """Repeated k-windows via hashing every window. ``token_hashes``: per document, a
+    uint64 array of stable per-token hashes."""
+    return repeated_windows_hashed_in_parts(lambda: token_hashes, k, parts=1)
+
+
+def repeated_windows_hashed_in_parts(
+    open_token_hashes: Callable[[], Iterable[np.ndarray]], k: int, parts: int = 1
+) -> RepeatedWindows:
+    """The hashed method in ``parts`` passes over the collection, for collections whose
+    windows do not fit in memory at once: pass ``p`` keeps only the windows whose hash is
+    ``p`` modulo ``parts``. A repeated window has one hash, so all its occurrences fall in
+    the same pass and every pass is complete on its own. Memory: the windows of one part
+    (16 bytes each) plus the repeated occurrences found so far. ``open_token_hashes()``
+    must yield the same documents in the same order on every call."""
+    if parts < 1:
+        raise ValueError("parts must be >= 1")
+    found_pos, found_first = [], []
+    for part in range(parts):
+        hashes, positions = [], []
+        offset = 0
+        for th in open_token_hashes():
+            th = np.asarray(th, dtype=np.uint64)
+            wh = window_hashes(th, k)
+            if wh.size:
+                pos = offset + np.arange(wh.size, dtype=np.int64)
+                if parts > 1:
+                    sel = (wh % U64(parts)) == U64(part)
+                    wh, pos = wh[sel], pos[sel]
+                hashes.append(wh)
+                positions.append(pos)
+            offset += th.size + 1  # the layout of _layout_offsets: one separator per document
+        if hashes:
+            pos, first = _repeated_groups(np.concatenate(hashes), np.concatenate(positions))
+            found_pos.append(pos)
+            found_first.append(first)
+    if not found_pos:
+        return RepeatedWindows(k, np.empty(0, np.int64), np.empty(0, bool))
+    return _finish(k, np.concatenate(found_pos), np.concatenate(found_first))
 
 
 def _coverage(positions: np.ndarray, k: int, length: int) -> np.ndarray:
@@ -249,6 +279,81 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
 
+def token_spans_by_doc(
+    windows: RepeatedWindows, offsets: np.ndarray, keep_first: bool = True
+) -> dict[int, list[tuple[int, int]]]:
+    """Per document that has any, the merged ``(token_start, token_stop)`` runs to remove.
+
+    Works document by document on the documents that hold repeated windows, so its
+    memory is that of the windows, not of the whole collection's token layout."""
+    if windows.positions.size == 0:
+        return {}
+    k = windows.k
+    docs = np.searchsorted(offsets, windows.positions, side="right") - 1
+    bounds = np.flatnonzero(np.diff(docs)) + 1
+    result: dict[int, list[tuple[int, int]]] = {}
+    for a, b in zip(np.r_[0, bounds], np.r_[bounds, docs.size]):
+        d = int(docs[a])
+        length = int(offsets[d + 1] - offsets[d] - 1)
+        local = windows.positions[a:b] - offsets[d]
+        first = windows.first[a:b]
+        later_cov = _coverage(local[~first], k, length)
+        first_cov = _coverage(local[first], k, length)
+        mask = (later_cov & ~first_cov) if keep_first else (later_cov | first_cov)
+        runs = _runs(mask)
+        if runs:
+            result[d] = runs
+    return result
+
+
+def find_duplicate_token_spans(
+    open_texts: Callable[[], Iterable[str]],
+    *,
+    min_tokens: int = DEFAULT_MIN_TOKENS,
+    method: str = "suffix_array",
+    keep_first: bool = True,
+    hash_parts: int = 1,
+) -> tuple[dict[int, list[tuple[int, int]]], int, int]:
+    """Find duplicated spans over a collection streamed by ``open_texts()`` (documents
+    numbered in the order yielded). Returns ``(token_spans_by_doc, num_docs, num_tokens)``.
+
+    ``suffix_array`` reads the collection once and holds its token ids (4 bytes a token)
+    and the suffix and LCP arrays (16 bytes a token): the reference, for a dump that fits
+    one worker. ``hashed`` reads it ``hash_parts`` times and holds one part's windows at
+    a time (see ``repeated_windows_hashed_in_parts``)."""
+    lengths: list[int] = []
+    if method == "suffix_array":
+        vocab: dict[str, int] = {}
+        ids = []
+        for text in open_texts():
+            words = _TOKEN_RE.findall(text or "")
+            ids.append(np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.int64, count=len(words)))
+            lengths.append(len(words))
+        windows = repeated_windows_suffix_array(ids, min_tokens)
+        del ids
+    elif method == "hashed":
+        def token_hashes() -> Iterator[np.ndarray]:
+            lengths.clear()
+            for text in open_texts():
+                words = _TOKEN_RE.findall(text or "")
+                lengths.append(len(words))
+                yield hash_strings(words)
+
+        windows = repeated_windows_hashed_in_parts(token_hashes, min_tokens, hash_parts)
+    else:
+        raise ValueError(f"unknown method {method!r} (suffix_array or hashed)")
+    offsets = _layout_offsets(lengths)
+    return token_spans_by_doc(windows, offsets, keep_first), len(lengths), int(sum(lengths))
+
+
+def token_spans_to_char_spans(text: str, token_spans: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """``(token_start, token_stop)`` runs of ``text``'s whitespace tokens -> char spans."""
+    if not token_spans:
+        return []
+    toks = tokenize(text)
+    return [(int(toks.starts[a]), int(toks.ends[b - 1])) for a, b in token_spans]
+
+
 def find_duplicate_spans(
     texts: Sequence[str],
     *,
@@ -258,26 +363,10 @@ def find_duplicate_spans(
 ) -> list[list[tuple[int, int]]]:
     """Per document, the sorted, merged ``(char_start, char_end)`` spans to remove
     (to cut, to mask, or to count for the drop modes)."""
-    toks = [tokenize(t) for t in texts]
-    lengths = [len(t) for t in toks]
-    offsets = _layout_offsets(lengths)
-    if method == "suffix_array":
-        vocab: dict[str, int] = {}
-        ids = [
-            np.fromiter((vocab.setdefault(w, len(vocab)) for w in t.words), dtype=np.int64, count=len(t))
-            for t in toks
-        ]
-        windows = repeated_windows_suffix_array(ids, min_tokens)
-    elif method == "hashed":
-        windows = repeated_windows_hashed([hash_strings(t.words) for t in toks], min_tokens)
-    else:
-        raise ValueError(f"unknown method {method!r}")
-    mask = removal_mask(windows, int(offsets[-1]), keep_first=keep_first)
-    spans: list[list[tuple[int, int]]] = []
-    for d, t in enumerate(toks):
-        runs = _runs(mask[offsets[d] : offsets[d] + lengths[d]])
-        spans.append([(int(t.starts[a]), int(t.ends[b - 1])) for a, b in runs])
-    return spans
+    by_doc, _, _ = find_duplicate_token_spans(
+        lambda: texts, min_tokens=min_tokens, method=method, keep_first=keep_first
+    )
+    return [token_spans_to_char_spans(t, by_doc.get(d, [])) for d, t in enumerate(texts)]
 
 
 # --------------------------------------------------------------------------- modes
@@ -345,7 +434,8 @@ def apply_mode(
 class ExactSubstringStep(Step):
     """Per-shard application of spans found dump-wide by ``find_duplicate_spans``.
 
-    ``spans_by_doc`` maps a document id to its spans. CUT rewrites ``text``; MASK
+    ``spans_by_doc`` maps a document id to its spans, in characters, or in whitespace
+    tokens with ``spans_in_tokens=True`` (what the dump-level search stores). CUT rewrites ``text``; MASK
     writes the spans to ``mask_field`` as ``[[start, end], ...]``; the drop modes
     remove the document with reason ``exact_substring_any`` / ``exact_substring_fraction``.
     A CUT that leaves no text removes the document (``exact_substring_emptied``).
@@ -362,8 +452,10 @@ class ExactSubstringStep(Step):
         below_threshold: str = "cut",
         id_field: str = "doc_id",
         mask_field: str = "exact_dup_spans",
+        spans_in_tokens: bool = False,
     ):
         self.spans_by_doc = spans_by_doc
+        self.spans_in_tokens = spans_in_tokens
         self.mode = Mode(mode)
         self.drop_fraction = drop_fraction
         self.below_threshold = below_threshold
@@ -372,6 +464,8 @@ class ExactSubstringStep(Step):
 
     def apply(self, doc):
         spans = self.spans_by_doc.get(doc.get(self.id_field))
+        if spans and self.spans_in_tokens:
+            spans = token_spans_to_char_spans(doc.get("text") or "", spans)
         if self.mode is Mode.MASK:
             doc[self.mask_field] = [list(s) for s in spans] if spans else []
         if not spans:

@@ -1,0 +1,504 @@
+"""RefinedWeb's deduplication as stage functions: fuzzy (MinHash LSH), exact substring and
+URL dedup, incremental across dumps. What the dedup assets call; no Dagster here.
+
+Stages, in the order they run for one dump (datatrove's split of MinHash into
+signatures -> buckets -> clusters -> filter, so no step holds a dump's signatures at once):
+
+1. ``build_minhash_signatures`` (dump x shard): the LSH band keys of every ``rw_filtered``
+   document, one ``uint64`` column per band, so a later stage reads one range of bands.
+2. ``build_minhash_buckets`` (dump): for one band range at a time, the keys of that range
+   for every document of the dump (shard by shard) -> candidate pairs, written per range;
+   and which documents share a band with a document an earlier dump kept.
+3. ``build_duplicate_clusters`` (dump): union-find over the pairs (A~B and B~C put A, B, C
+   in one cluster), then one survivor per cluster: the first document in dump order
+   (shards in order, rows in order). A cluster touching an earlier dump's kept document
+   keeps none of this dump's members: the earlier copy is the survivor.
+4. ``build_exact_substring_spans`` (dump): Lee et al.'s exact substring search over the
+   fuzzy survivors of the dump, in dump order; per document, token spans to treat.
+5. ``build_rw_deduped`` (dump x shard): applies 3 and 4 and drops URLs an earlier dump kept.
+6. ``build_dedup_index`` (dump): the earlier dumps' index plus this dump's kept documents
+   (band keys and URL hashes): what the next dump is deduplicated against.
+
+Crawl order: dumps are deduplicated in ``dump_sort_key`` order (crawl date). Dump D uses
+the index snapshot of the dump just before it, which must exist (``DedupOrderError``
+otherwise). Every snapshot has an id; D records the id it used. Re-materializing an
+older dump writes a NEW snapshot for it and never touches a newer dump's output; the newer
+dump's ``index_chain`` check then fails (the snapshot it used is no longer current) and
+building its own index refuses until its dedup is re-run. So what a newer dump kept never
+changes silently; it changes when someone re-runs it, and the UI shows that it must be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpus_assets.config import PipelineConfig
+from corpus_assets.crawl import dump_sort_key
+from corpus_assets.stages import StageReport, documents_path, load_report, run_document_stage
+from corpus_assets.steps.dedup import (
+    ExactSubstringStep,
+    MinHashDedupStep,
+    SortedHashIndex,
+    UnionFind,
+    UrlDedupStep,
+    band_ranges,
+    candidate_pairs,
+    composite_band_keys,
+    get_minhasher,
+    get_preset,
+    match_earlier_dumps,
+    resolve_clusters,
+    url_hashes,
+)
+from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans
+from corpus_assets.storage import CorpusStore
+
+UPSTREAM = "rw_filtered"
+SIGNATURES = "minhash_signatures"
+BUCKETS = "minhash_buckets"
+CLUSTERS = "duplicate_clusters"
+SPANS = "exact_substring_spans"
+DEDUPED = "rw_deduped"
+INDEX = "dedup_index"
+CLUSTER_SIZE_FIELD = "minhash_cluster_size"
+SIGNATURE_BATCH = 512
+
+
+class DedupOrderError(RuntimeError):
+    """A dump's dedup was asked for before an earlier dump's (crawl order), or against an
+    earlier index that has changed since."""
+
+
+def band_column(j: int) -> str:
+    return f"band_{j:04d}"
+
+
+def signatures_path(dump: str, shard: str) -> str:
+    return f"{SIGNATURES}/{dump}/{shard}/band_keys.parquet"
+
+
+def _dump_file(asset: str, dump: str, name: str) -> str:
+    return f"{asset}/{dump}/{name}"
+
+
+# -- 1. signatures ---------------------------------------------------------------------
+
+def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> dict:
+    """Band keys of every rw_filtered document of the shard, in row order."""
+    load_report(store, UPSTREAM, dump, shard)  # fails clearly when upstream is missing
+    preset = get_preset(config.dedup.minhash_preset)
+    hasher = get_minhasher(preset)
+    names = [band_column(j) for j in range(preset.num_bands)]
+    schema = pa.schema([("doc_id", pa.string())] + [(n, pa.uint64()) for n in names])
+    started = time.perf_counter()
+    docs = 0
+    upstream_rel = documents_path(UPSTREAM, dump, shard)
+    batches = store.iter_batches(upstream_rel, ["doc_id", "text"], SIGNATURE_BATCH) if store.row_count(upstream_rel) else []
+    with store.table_writer(signatures_path(dump, shard), schema) as writer:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            texts = [t or "" for t in batch.column("text").to_pylist()]
+            keys = hasher.band_keys(hasher.signatures(texts))
+            columns = {"doc_id": batch.column("doc_id")}
+            columns.update({n: pa.array(keys[:, j], pa.uint64()) for j, n in enumerate(names)})
+            writer.write_table(pa.table(columns))
+            docs += batch.num_rows
+    seconds = time.perf_counter() - started
+    report = {"dump": dump, "shard": shard, "docs": docs, "seconds": round(seconds, 3),
+              "preset": preset.describe()}
+    store.write_json(f"{SIGNATURES}/{dump}/{shard}/stats.json", report)
+    return report
+
+
+def _read_band_range(store: CorpusStore, dump: str, shard: str, start: int, stop: int) -> np.ndarray:
+    cols = [band_column(j) for j in range(start, stop)]
+    parts = []
+    for batch in store.iter_batches(signatures_path(dump, shard), cols, 8192):
+        parts.append(np.stack([batch.column(c).to_numpy() for c in cols], axis=1).astype(np.uint64, copy=False))
+    if not parts:
+        return np.empty((0, stop - start), np.uint64)
+    return np.concatenate(parts)
+
+
+# -- the cross-dump index ----------------------------------------------------------------
+
+@dataclass
+class IndexSnapshot:
+    """The index after a dump: every kept document of that dump and of all earlier ones."""
+
+    store: CorpusStore
+    manifest: dict
+
+    @property
+    def dump(self) -> str:
+        return self.manifest["dump"]
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.manifest["snapshot"]
+
+    def band_index(self, start: int, stop: int) -> SortedHashIndex:
+        """Composite band keys of the bands ``[start, stop)`` (files overlapping it)."""
+        parts = [
+            SortedHashIndex.from_arrow(self.store.read_table(_dump_file(INDEX, self.dump, f["file"])))
+            for f in self.manifest["band_files"]
+            if f["start"] < stop and start < f["stop"]
+        ]
+        index = SortedHashIndex()
+        for p in parts:
+            index = index.union(p)
+        return index
+
+    def url_index(self) -> SortedHashIndex:
+        return SortedHashIndex.from_arrow(self.store.read_table(_dump_file(INDEX, self.dump, "urls.parquet")))
+
+
+def load_snapshot(store: CorpusStore, dump: str) -> Optional[IndexSnapshot]:
+    rel = _dump_file(INDEX, dump, "manifest.json")
+    if not store.exists(rel):
+        return None
+    return IndexSnapshot(store, store.read_json(rel))
+
+
+def previous_dump(dump: str, known_dumps: list[str]) -> Optional[str]:
+    """The dump just before ``dump`` in crawl order, among the known ones."""
+    earlier = [d for d in known_dumps if dump_sort_key(d) < dump_sort_key(dump)]
+    return max(earlier, key=dump_sort_key) if earlier else None
+
+
+def earlier_snapshot(store: CorpusStore, dump: str, known_dumps: list[str], preset_name: str) -> Optional[IndexSnapshot]:
+    """The index ``dump`` is deduplicated against, or None for the first dump."""
+    prev = previous_dump(dump, known_dumps)
+    if prev is None:
+        return None
+    snap = load_snapshot(store, prev)
+    if snap is None:
+        raise DedupOrderError(
+            f"{prev} comes before {dump} in crawl order and has no {INDEX} yet: "
+            f"deduplicate {prev} first (dumps are deduplicated in crawl order)"
+        )
+    if snap.manifest["preset"] != preset_name:
+        raise DedupOrderError(
+            f"the {INDEX} of {prev} holds {snap.manifest['preset']!r} band keys but the settings ask "
+            f"for {preset_name!r}: band keys of different presets never match; re-run earlier dumps"
+        )
+    return snap
+
+
+# -- 2. buckets ----------------------------------------------------------------------------
+
+def _layout(store: CorpusStore, dump: str, shards: list[str]) -> list[dict]:
+    rows, offset = [], 0
+    for shard in shards:
+        if not store.exists(signatures_path(dump, shard)):
+            raise FileNotFoundError(f"{SIGNATURES} has not been materialized for {dump}|{shard}")
+        n = store.row_count(signatures_path(dump, shard))
+        rows.append({"shard": shard, "docs": n, "offset": offset})
+        offset += n
+    return rows
+
+
+PAIRS_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
+
+
+def build_minhash_buckets(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig,
+                          earlier: Optional[IndexSnapshot]) -> dict:
+    """Candidate pairs, one band range at a time, and the match against earlier dumps.
+
+    Memory: one range's keys for the dump (docs x bands_per_range x 8 bytes) plus the
+    pairs found, never the whole signature matrix."""
+    started = time.perf_counter()
+    preset = get_preset(config.dedup.minhash_preset)
+    layout = _layout(store, dump, shards)
+    num_docs = sum(r["docs"] for r in layout)
+    anchored = np.zeros(num_docs, dtype=bool)
+    ranges = band_ranges(preset.num_bands, config.dedup.bands_per_range)
+    pair_files, total_pairs = [], 0
+    for start, stop in ranges:
+        chunks = [
+            (np.arange(r["offset"], r["offset"] + r["docs"], dtype=np.int64), _read_band_range(store, dump, r["shard"], start, stop))
+            for r in layout
+        ]
+        pairs = candidate_pairs(chunks)
+        name = f"pairs_{start:04d}_{stop:04d}.parquet"
+        with store.table_writer(_dump_file(BUCKETS, dump, name), PAIRS_SCHEMA) as writer:
+            writer.write_table(pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}, schema=PAIRS_SCHEMA))
+        pair_files.append(name)
+        total_pairs += int(pairs.shape[0])
+        if earlier is not None:
+            index = earlier.band_index(start, stop)
+            for doc_idx, keys in chunks:
+                anchored[doc_idx] |= match_earlier_dumps(index, keys, start)
+            del index
+        del chunks, pairs
+    with store.table_writer(_dump_file(BUCKETS, dump, "anchored.parquet"), pa.schema([("doc_index", pa.int64())])) as writer:
+        writer.write_table(pa.table({"doc_index": pa.array(np.flatnonzero(anchored), pa.int64())}))
+    report = {
+        "dump": dump, "shards": layout, "num_docs": num_docs, "preset": preset.describe(),
+        "band_ranges": [list(r) for r in ranges], "pair_files": pair_files, "band_range_pairs": total_pairs,  # summed over ranges: a pair found in two ranges counts twice
+        "docs_matching_earlier_dumps": int(anchored.sum()),
+        "earlier_snapshot": earlier.snapshot_id if earlier else None,
+        "earlier_dump": earlier.dump if earlier else None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    store.write_json(_dump_file(BUCKETS, dump, "stats.json"), report)
+    return report
+
+
+# -- 3. clusters ---------------------------------------------------------------------------
+
+CLUSTERS_SCHEMA = pa.schema([
+    ("doc_id", pa.string()), ("shard", pa.string()), ("doc_index", pa.int64()),
+    ("cluster_id", pa.int64()), ("cluster_size", pa.int64()), ("keeper_doc_id", pa.string()),
+    ("keep", pa.bool_()), ("matches_earlier_dump", pa.bool_()),
+])
+
+
+def build_duplicate_clusters(store: CorpusStore, dump: str) -> dict:
+    """Connected components over the bucket pairs and one survivor per cluster."""
+    started = time.perf_counter()
+    buckets = store.read_json(_dump_file(BUCKETS, dump, "stats.json"))
+    num_docs = buckets["num_docs"]
+    uf = UnionFind(num_docs)
+    for name in buckets["pair_files"]:
+        table = store.read_table(_dump_file(BUCKETS, dump, name))
+        uf.union_pairs(np.stack([table.column("a").to_numpy(), table.column("b").to_numpy()], axis=1))
+    anchored = np.zeros(num_docs, dtype=bool)
+    anchored[store.read_table(_dump_file(BUCKETS, dump, "anchored.parquet")).column("doc_index").to_numpy()] = True
+    labels = uf.labels()
+    clusters = resolve_clusters(labels, anchored=anchored)
+    sizes = np.bincount(labels, minlength=num_docs)
+    # doc_id of every cluster member, read one shard's doc_id column at a time.
+    member_ids = np.empty(clusters.doc_index.size, dtype=object)
+    member_shards = np.empty(clusters.doc_index.size, dtype=object)
+    for r in buckets["shards"]:
+        lo, hi = np.searchsorted(clusters.doc_index, [r["offset"], r["offset"] + r["docs"]])
+        if lo == hi:
+            continue
+        ids = store.read_table(signatures_path(dump, r["shard"]), columns=["doc_id"]).column("doc_id").to_numpy(zero_copy_only=False)
+        member_ids[lo:hi] = ids[clusters.doc_index[lo:hi] - r["offset"]]
+        member_shards[lo:hi] = r["shard"]
+    # Keepers are members of their own cluster, so their ids are among member_ids;
+    # -1 (the keeper is an earlier dump's document) becomes "".
+    keeper_ids = np.full(clusters.doc_index.size, "", dtype=object)
+    in_dump = clusters.keeper >= 0
+    keeper_ids[in_dump] = member_ids[np.searchsorted(clusters.doc_index, clusters.keeper[in_dump])]
+    table = pa.table({
+        "doc_id": pa.array(member_ids.tolist(), pa.string()),
+        "shard": pa.array(member_shards.tolist(), pa.string()),
+        "doc_index": clusters.doc_index,
+        "cluster_id": clusters.cluster_id,
+        "cluster_size": sizes[clusters.cluster_id].astype(np.int64),
+        "keeper_doc_id": pa.array([str(k) for k in keeper_ids.tolist()], pa.string()),
+        "keep": clusters.keep,
+        "matches_earlier_dump": anchored[clusters.doc_index],
+    }, schema=CLUSTERS_SCHEMA)
+    with store.table_writer(_dump_file(CLUSTERS, dump, "clusters.parquet"), CLUSTERS_SCHEMA) as writer:
+        writer.write_table(table)
+    size_hist: dict[int, int] = {}
+    for cid in np.unique(clusters.cluster_id[in_dump]):
+        s = int(sizes[cid])
+        size_hist[s] = size_hist.get(s, 0) + 1
+    report = {
+        "dump": dump, "num_docs": num_docs, "band_range_pairs": buckets["band_range_pairs"],
+        "clusters": clusters.num_clusters, "docs_in_clusters": int(clusters.doc_index.size),
+        "docs_to_remove": clusters.num_removed,
+        "docs_to_remove_within_dump": int((~clusters.keep & in_dump).sum()),
+        "docs_to_remove_earlier_dumps": int((~in_dump).sum()),
+        "largest_cluster": int(sizes.max()) if num_docs else 0,
+        "cluster_sizes": {str(k): v for k, v in sorted(size_hist.items())},
+        "preset": buckets["preset"], "earlier_snapshot": buckets["earlier_snapshot"],
+        "earlier_dump": buckets["earlier_dump"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    store.write_json(_dump_file(CLUSTERS, dump, "stats.json"), report)
+    return report
+
+
+def _clusters_of_shard(store: CorpusStore, dump: str, shard: str) -> tuple[dict, dict]:
+    """(removed: doc_id -> (cluster, keeper or None), sizes: doc_id -> size of kept members)."""
+    table = store.read_table(_dump_file(CLUSTERS, dump, "clusters.parquet"))
+    removed, sizes = {}, {}
+    for row in table.filter(pc.equal(table.column("shard"), shard)).to_pylist():
+        if row["keep"]:
+            sizes[row["doc_id"]] = row["cluster_size"]
+        else:
+            removed[row["doc_id"]] = (row["cluster_id"], row["keeper_doc_id"] or None)
+    return removed, sizes
+
+
+# -- 4. exact substring --------------------------------------------------------------------
+
+SPANS_SCHEMA = pa.schema([
+    ("doc_id", pa.string()), ("shard", pa.string()), ("span_starts", pa.list_(pa.int64())),
+    ("span_stops", pa.list_(pa.int64())), ("dup_tokens", pa.int64()),
+])
+
+
+def _iter_fuzzy_survivors(store: CorpusStore, dump: str, shards: list[str], columns: list[str]) -> Iterator[dict]:
+    for shard in shards:
+        removed, _ = _clusters_of_shard(store, dump, shard)
+        for row in store.iter_rows(documents_path(UPSTREAM, dump, shard), columns=columns):
+            if row["doc_id"] not in removed:
+                row["shard"] = shard
+                yield row
+
+
+def build_exact_substring_spans(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig) -> dict:
+    """Duplicated spans (>= exact_min_tokens tokens) across the fuzzy survivors of the dump."""
+    started = time.perf_counter()
+    cfg = config.dedup
+    by_doc: dict = {}
+    num_docs = num_tokens = 0
+    if cfg.exact_substring:
+        open_texts: Callable = lambda: (r.get("text") or "" for r in _iter_fuzzy_survivors(store, dump, shards, ["doc_id", "text"]))  # noqa: E731
+        by_doc, num_docs, num_tokens = find_duplicate_token_spans(
+            open_texts, min_tokens=cfg.exact_min_tokens, method=cfg.exact_method,
+            keep_first=cfg.exact_keep_first, hash_parts=cfg.exact_hash_parts,
+        )
+    rows = []
+    if by_doc:
+        for i, row in enumerate(_iter_fuzzy_survivors(store, dump, shards, ["doc_id"])):
+            spans = by_doc.get(i)
+            if spans:
+                rows.append({"doc_id": row["doc_id"], "shard": row["shard"],
+                             "span_starts": [a for a, _ in spans], "span_stops": [b for _, b in spans],
+                             "dup_tokens": sum(b - a for a, b in spans)})
+    with store.table_writer(_dump_file(SPANS, dump, "spans.parquet"), SPANS_SCHEMA) as writer:
+        writer.write_many(rows)
+    dup_tokens = sum(r["dup_tokens"] for r in rows)
+    report = {
+        "dump": dump, "enabled": cfg.exact_substring, "method": cfg.exact_method, "mode": cfg.exact_mode,
+        "min_tokens": cfg.exact_min_tokens, "docs_scanned": num_docs, "tokens_scanned": num_tokens,
+        "docs_with_spans": len(rows), "spans": sum(len(r["span_starts"]) for r in rows),
+        "dup_tokens": dup_tokens, "dup_token_fraction": round(dup_tokens / num_tokens, 6) if num_tokens else 0.0,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    store.write_json(_dump_file(SPANS, dump, "stats.json"), report)
+    return report
+
+
+def _spans_of_shard(store: CorpusStore, dump: str, shard: str) -> dict:
+    table = store.read_table(_dump_file(SPANS, dump, "spans.parquet"))
+    table = table.filter(pc.equal(table.column("shard"), shard))
+    return {r["doc_id"]: list(zip(r["span_starts"], r["span_stops"])) for r in table.to_pylist()}
+
+
+# -- 5. rw_deduped ---------------------------------------------------------------------------
+
+def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: PipelineConfig,
+                     known_dumps: list[str]) -> StageReport:
+    """Fuzzy dedup -> exact substring dedup -> URL dedup for one shard."""
+    cfg = config.dedup
+    upstream = load_report(store, UPSTREAM, dump, shard)
+    clusters_stats = store.read_json(_dump_file(CLUSTERS, dump, "stats.json"))
+    earlier = earlier_snapshot(store, dump, known_dumps, cfg.minhash_preset)
+    used = earlier.snapshot_id if earlier else None
+    if used != clusters_stats["earlier_snapshot"]:
+        raise DedupOrderError(
+            f"{CLUSTERS} of {dump} ran against index snapshot {clusters_stats['earlier_snapshot']} "
+            f"but the earlier dumps' index is now {used}: re-run {dump}'s dedup from {BUCKETS}"
+        )
+    removed, sizes = _clusters_of_shard(store, dump, shard)
+    steps = [MinHashDedupStep.from_removed(removed, cluster_sizes=sizes, size_field=CLUSTER_SIZE_FIELD)]
+    if cfg.exact_substring:
+        steps.append(ExactSubstringStep(
+            _spans_of_shard(store, dump, shard), cfg.exact_mode, drop_fraction=cfg.exact_drop_fraction,
+            spans_in_tokens=True,
+        ))
+    if cfg.url_dedup:
+        steps.append(UrlDedupStep(earlier.url_index() if earlier else None, within_partition=True))
+    return run_document_stage(
+        store, DEDUPED, dump, shard,
+        store.iter_rows(documents_path(UPSTREAM, dump, shard)),
+        steps,
+        baseline_docs=upstream.baseline_docs,
+        extra={"earlier_snapshot": used or "", "earlier_dump": earlier.dump if earlier else ""},
+    )
+
+
+# -- 6. the index for the next dump ----------------------------------------------------------
+
+def build_dedup_index(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig,
+                      known_dumps: list[str]) -> dict:
+    """Snapshot = the previous dump's snapshot + the band keys and URLs this dump kept."""
+    started = time.perf_counter()
+    cfg = config.dedup
+    preset = get_preset(cfg.minhash_preset)
+    earlier = earlier_snapshot(store, dump, known_dumps, preset.name)
+    used = earlier.snapshot_id if earlier else None
+    for shard in shards:
+        report = load_report(store, DEDUPED, dump, shard)
+        if (report.extra.get("earlier_snapshot") or None) != used:
+            raise DedupOrderError(
+                f"{DEDUPED} {dump}|{shard} was deduplicated against index snapshot "
+                f"{report.extra.get('earlier_snapshot') or None}, but the earlier dumps' index is now {used}: "
+                f"re-run {dump}'s dedup before indexing it"
+            )
+    digest = hashlib.sha256(f"{used}|{dump}|{preset.name}".encode())
+    kept_urls, kept_keys = [], []
+    for shard in shards:
+        kept = store.read_table(documents_path(DEDUPED, dump, shard), columns=["doc_id", "url"]) \
+            if store.row_count(documents_path(DEDUPED, dump, shard)) else None
+        if kept is None:
+            continue
+        kept_ids = set(kept.column("doc_id").to_pylist())
+        kept_urls.append(url_hashes(kept.column("url").to_pylist()))
+        for batch in store.iter_batches(signatures_path(dump, shard), None, 8192):
+            mask = np.fromiter((d in kept_ids for d in batch.column("doc_id").to_pylist()), dtype=bool, count=batch.num_rows)
+            if mask.any():
+                keys = np.stack([batch.column(band_column(j)).to_numpy() for j in range(preset.num_bands)], axis=1)
+                kept_keys.append(keys[mask])
+    new_urls = np.concatenate(kept_urls) if kept_urls else np.empty(0, np.uint64)
+    new_keys = np.concatenate(kept_keys) if kept_keys else np.empty((0, preset.num_bands), np.uint64)
+    digest.update(np.sort(new_urls).tobytes())
+    digest.update(np.ascontiguousarray(new_keys).tobytes())
+    urls = (earlier.url_index() if earlier else SortedHashIndex()).union(new_urls)
+    with store.table_writer(_dump_file(INDEX, dump, "urls.parquet")) as writer:
+        writer.write_table(urls.to_arrow())
+    band_files = []
+    band_keys_total = 0
+    for start, stop in band_ranges(preset.num_bands, cfg.bands_per_range):
+        index = (earlier.band_index(start, stop) if earlier else SortedHashIndex()).union(
+            composite_band_keys(new_keys[:, start:stop], start).ravel())
+        name = f"bands_{start:04d}_{stop:04d}.parquet"
+        with store.table_writer(_dump_file(INDEX, dump, name)) as writer:
+            writer.write_table(index.to_arrow())
+        band_files.append({"file": name, "start": start, "stop": stop})
+        band_keys_total += len(index)
+    manifest = {
+        "dump": dump, "snapshot": digest.hexdigest()[:16], "previous_dump": earlier.dump if earlier else None,
+        "previous_snapshot": used, "dumps": (earlier.manifest["dumps"] if earlier else []) + [dump],
+        "preset": preset.name, "band_files": band_files, "urls": len(urls), "band_keys": band_keys_total,
+        "docs_added": int(new_urls.size), "seconds": round(time.perf_counter() - started, 3),
+    }
+    # The manifest is written last: a snapshot exists once its manifest does.
+    store.write_json(_dump_file(INDEX, dump, "manifest.json"), manifest)
+    return manifest
+
+
+def index_chain_status(store: CorpusStore, dump: str, known_dumps: list[str]) -> tuple[bool, dict]:
+    """Is ``dump``'s dedup still based on the current snapshot of the dump before it?"""
+    snap = load_snapshot(store, dump)
+    prev = previous_dump(dump, known_dumps)
+    current = load_snapshot(store, prev) if prev else None
+    facts = {
+        "previous_dump": prev or "",
+        "snapshot_used": (snap.manifest["previous_snapshot"] if snap else None) or "",
+        "previous_snapshot_now": current.snapshot_id if current else "",
+    }
+    if snap is None:
+        return False, {**facts, "problem": f"{dump} has no {INDEX}"}
+    passed = facts["snapshot_used"] == facts["previous_snapshot_now"]
+    if not passed:
+        facts["problem"] = (f"{prev}'s index changed after {dump} was deduplicated against it: "
+                            f"re-run {dump}'s dedup (from {BUCKETS}) to deduplicate against the new one")
+    return passed, facts

@@ -1,0 +1,38 @@
+"""Settings of the deduplication stages (the ``dedup`` section of the pipeline file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .exact_substring import DEFAULT_DROP_FRACTION, DEFAULT_MIN_TOKENS, Mode
+from .minhash import PRESETS
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    # Fuzzy dedup (MinHash LSH). refinedweb = 450 bands x 20 rows (9,000 hashes, LSH
+    # threshold ~0.74), fineweb = 14 x 8 (~0.72), gpt3 = 10 x 1 (~0.10, a baseline).
+    minhash_preset: str = "refinedweb"
+    # duplicate_clusters and the cross-dump match read this many bands at a time: memory
+    # is num_docs_of_dump * bands_per_range * 8 bytes, whatever the preset.
+    bands_per_range: int = 50
+    # Exact substring dedup (Lee et al. 2022) on the fuzzy survivors of the dump.
+    exact_substring: bool = True
+    exact_mode: str = "cut"  # cut | mask | droppartial | dropany
+    exact_min_tokens: int = DEFAULT_MIN_TOKENS
+    exact_drop_fraction: float = DEFAULT_DROP_FRACTION  # droppartial: drop above this share
+    exact_keep_first: bool = True  # False: also strike the first occurrence (Lee et al.'s tool)
+    exact_method: str = "suffix_array"  # suffix_array (reference) | hashed (in hash_parts passes)
+    exact_hash_parts: int = 1
+    # URL dedup against the URLs kept by earlier dumps (crawl order), plus repeats of a
+    # URL inside one shard.
+    url_dedup: bool = True
+
+    def __post_init__(self):
+        if self.minhash_preset not in PRESETS:
+            raise ValueError(f"dedup.minhash_preset must be one of {sorted(PRESETS)}, not {self.minhash_preset!r}")
+        Mode(self.exact_mode)  # raises on an unknown mode
+        if self.exact_method not in ("suffix_array", "hashed"):
+            raise ValueError("dedup.exact_method must be suffix_array or hashed")
+        if self.bands_per_range < 1 or self.exact_hash_parts < 1 or self.exact_min_tokens < 1:
+            raise ValueError("dedup.bands_per_range, exact_hash_parts and exact_min_tokens must be >= 1")
