@@ -56,6 +56,39 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def dedup_rows(config, texts: list[str]) -> None:
+    """The dedup stages' own work over the filtered documents (no Parquet I/O)."""
+    import numpy as np
+
+    from corpus_assets.steps.dedup import band_ranges, cluster_band_ranges, get_minhasher, get_preset
+    from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans
+
+    cfg = config.dedup
+    preset = get_preset(cfg.minhash_preset)
+    hasher = get_minhasher(preset)
+    n = len(texts)
+    t0 = time.perf_counter()
+    keys = hasher.band_keys(hasher.signatures(texts)) if texts else np.empty((0, preset.num_bands), np.uint64)
+    t1 = time.perf_counter()
+    idx = np.arange(n, dtype=np.int64)
+    stats: dict = {}
+    clusters = cluster_band_ranges(
+        n, ([(idx, keys[:, a:b])] for a, b in band_ranges(preset.num_bands, cfg.bands_per_range)), stats=stats)
+    t2 = time.perf_counter()
+    dropped = set(clusters.removed().doc_index.tolist())
+    fuzzy_survivors = [t for i, t in enumerate(texts) if i not in dropped]
+    spans, _, _ = find_duplicate_token_spans(lambda: fuzzy_survivors, min_tokens=cfg.exact_min_tokens, method=cfg.exact_method)
+    t3 = time.perf_counter()
+    survivors = n - clusters.num_removed
+    for name, out, secs in ((f"minhash_signatures ({preset.name})", n, t1 - t0),
+                            ("buckets+clusters", survivors, t2 - t1),
+                            (f"exact_substring ({cfg.exact_method})", survivors, t3 - t2)):
+        n = survivors if name.startswith("exact") else len(texts)
+        print(f"{name:<22}{n:>9}{out:>10}{secs:>10.3f}{(n / secs if secs else 0):>10.1f}")
+    print(f"  (dedup over the {len(texts)} filtered documents of this one dump: {stats.get('clusters', 0)} clusters, "
+          f"{len(spans)} documents with duplicated spans)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crawl", default=str(REPO_ROOT.parent / "shared" / "data"))
@@ -94,7 +127,8 @@ def main(argv=None) -> int:
     )]
     started = time.perf_counter()
     stream, stats = run_steps(steps, records(), lambda *a: None)
-    kept = sum(1 for _ in stream)
+    kept_docs = list(stream)
+    kept = len(kept_docs)
     wall = time.perf_counter() - started
     for step in steps:
         step.close()
@@ -108,6 +142,7 @@ def main(argv=None) -> int:
         rate = st.docs_in / step.seconds if step.seconds else float("inf")
         print(f"{step.name:<22}{st.docs_in:>9}{st.docs_out:>10}{step.seconds:>10.3f}{rate:>10.1f}")
     print(f"{'end to end':<22}{first:>9}{kept:>10}{wall:>10.3f}{first / wall:>10.1f}")
+    dedup_rows(config, [d["text"] for d in kept_docs])
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
     return 0
 
