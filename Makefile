@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test dev bench clean
+.PHONY: setup demo test dev bench bench-compare clean
 
 setup: $(VENV)/.installed
 
@@ -43,3 +43,14 @@ bench: setup
 
 clean:
 	rm -rf .corpus .corpus_fixture .dagster_home
+
+# corpus_assets vs datatrove side by side (issue: performance). datatrove lives in its
+# own virtual environment; nothing in it is downloaded at run time (see docs/performance.md).
+.venv-datatrove/.installed:
+	python3 -m venv .venv-datatrove
+	.venv-datatrove/bin/pip install -q "datatrove[io,processing]==0.10.1" spacy faust-cchardet python-magic \
+		pyahocorasick fasteners lxml_html_clean
+	touch .venv-datatrove/.installed
+
+bench-compare: setup .venv-datatrove/.installed
+	.venv/bin/python benchmarks/side_by_side.py

@@ -1,0 +1,124 @@
+"""datatrove's side of the side-by-side benchmark. Runs in its own virtual environment
+(``.venv-datatrove``, made by ``make bench-compare``), never imports corpus_assets.
+
+Pipeline, as FineWeb's example builds it: WarcReader -> URLFilter -> Trafilatura
+(favour_precision) -> LanguageFilter(en, 0.65) -> GopherRepetitionFilter ->
+GopherQualityFilter. Steps are chained in one process, one core, the way one datatrove
+task runs them; each step's own time comes from datatrove's stats.
+
+Offline patches (this machine reaches no model hub; see docs/performance.md):
+- the language model is the same local ``lid.176.ftz`` corpus_assets uses (passed in);
+- tldextract uses its bundled public suffix snapshot instead of downloading the list;
+- (other languages only) NLTK word tokenizers run with ``preserve_line=True``, since the
+  punkt sentence model would be downloaded; English, the language measured here, uses
+  datatrove's own spaCy tokenizer unchanged.
+
+Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+
+def patch_offline(model_path: str) -> None:
+    import datatrove.utils.lid as lid
+    import datatrove.utils.word_tokenizers as wt
+
+    lid.cached_asset_path_or_download = lambda *a, **k: model_path
+
+    def word_tokenize(self, text):
+        from nltk.tokenize import word_tokenize as nltk_word_tokenize
+
+        return wt.strip_strings(nltk_word_tokenize(text, language=self.language, preserve_line=True))
+
+    wt.NLTKTokenizer.word_tokenize = word_tokenize
+
+
+def build_steps(data_folder: str):
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter, LanguageFilter, URLFilter
+    from datatrove.pipeline.readers import WarcReader
+    from tldextract import TLDExtract
+
+    url_filter = URLFilter()
+    url_filter.tldextractor = TLDExtract(suffix_list_urls=())
+    return [
+        WarcReader(data_folder, glob_pattern="*.warc.gz"),
+        url_filter,
+        Trafilatura(favour_precision=True),
+        LanguageFilter(languages=["en"], language_threshold=0.65),
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+    ]
+
+
+def run_pipeline(data_folder: str) -> dict:
+    steps = build_steps(data_folder)
+    started = time.perf_counter()
+    stream = None
+    for step in steps:
+        stream = step(stream, rank=0, world_size=1)
+    kept = sum(1 for _ in stream)
+    wall = time.perf_counter() - started
+    out = {"end_to_end_seconds": wall, "kept": kept, "stages": []}
+    for step in steps:
+        stats = step.stats
+        counters = {k: v.total if hasattr(v, "total") else v for k, v in stats.stats.items()}
+        out["stages"].append({"name": type(step).__name__, "seconds": stats.time_stats.total, "counters": counters})
+    out["docs_in"] = out["stages"][0]["counters"].get("documents", 0)
+    return out
+
+
+def decisions_on(texts_file: str) -> dict:
+    """datatrove's decisions on corpus_assets' extracted texts: the same text in both."""
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter, LanguageFilter
+
+    lang, rep, qual = LanguageFilter(languages=["en"], language_threshold=0.65), GopherRepetitionFilter(), GopherQualityFilter()
+    result = {}
+    with open(texts_file) as fh:
+        for line in fh:
+            row = json.loads(line)
+            doc = Document(text=row["text"], id=row["id"], metadata={})
+            verdicts = {}
+            for name, f in (("language", lang), ("gopher_repetition", rep), ("gopher_quality", qual)):
+                v = f.filter(doc)
+                keep, reason = (v, "") if isinstance(v, bool) else (v[0], v[1])
+                verdicts[name] = "keep" if keep else (reason or "removed")
+            result[row["id"]] = verdicts
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--input", required=True, help="folder of .warc.gz files")
+    parser.add_argument("--model", required=True, help="lid.176 model file")
+    parser.add_argument("--texts", help="JSONL of corpus_assets texts: also report datatrove's decisions on them")
+    args = parser.parse_args()
+    patch_offline(args.model)
+    import logging
+
+    from loguru import logger
+
+    logger.remove()
+    logging.disable(logging.WARNING)
+    cpu0 = time.process_time()
+    out = run_pipeline(args.input)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Trafilatura runs in datatrove's sandbox subprocess: its CPU time counts too.
+    out["cpu_seconds"] = time.process_time() - cpu0 + children.ru_utime + children.ru_stime
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_children_mib"] = children.ru_maxrss / 1024
+    if args.texts:
+        out["decisions"] = decisions_on(args.texts)
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
