@@ -12,31 +12,45 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("CORPUS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"needs the shared sample data at {path} (absent on this machine)")
+# Fixtures that read ../shared/data. A test that uses any of them is marked skipped at
+# collection, with the reason, when the folder is absent; when it is present, a missing
+# part of it is an error (the fixtures assert), never a silent skip.
+SHARED_FIXTURES = {"shared_data", "sample_crawl", "edge_case_warcs", "ut1_blocklists", "sample_run"}
+SHARED_MISSING = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"needs the shared sample data at {SHARED_DATA} (absent on this machine)"
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(SHARED_MISSING)
+
+
+def _present(path: Path) -> Path:
+    assert path.exists(), f"{path} is missing from the shared data"
     return path
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    return _require(SHARED_DATA)
+    return _present(SHARED_DATA)
 
 
 @pytest.fixture(scope="session")
 def sample_crawl(shared_data) -> Path:
     """Folder holding ``crawl-data/CC-MAIN-2024-10`` and ``crawl-data/CC-MAIN-2024-18``."""
-    return _require(shared_data / "crawl-data").parent
+    return _present(shared_data / "crawl-data").parent
 
 
 @pytest.fixture(scope="session")
 def edge_case_warcs(shared_data) -> Path:
-    return _require(shared_data / "warc-edge-cases")
+    return _present(shared_data / "warc-edge-cases")
 
 
 @pytest.fixture(scope="session")
 def ut1_blocklists(shared_data) -> Path:
-    return _require(shared_data / "blocklists" / "ut1")
+    return _present(shared_data / "blocklists" / "ut1")
 
 
 @pytest.fixture(scope="session")

@@ -53,8 +53,7 @@ def dump_files(sample_crawl: Path, dump: str) -> list[Path]:
     root = sample_crawl / "crawl-data" / dump
     with gzip.open(root / "warc.paths.gz", "rt") as fh:
         rels = [line.strip() for line in fh if line.strip()]
-    if not rels:  # the manifest names files relative to the crawl root
-        pytest.skip(f"empty manifest in {root}")
+    assert rels, f"empty manifest in {root}"  # it names files relative to the crawl root
     return [sample_crawl / rel for rel in rels]
 
 
