@@ -37,7 +37,6 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from corpus_assets.config import PipelineConfig
 from corpus_assets.crawl import dump_sort_key
@@ -325,9 +324,9 @@ def build_duplicate_clusters(store: CorpusStore, dump: str) -> dict:
 
 def _clusters_of_shard(store: CorpusStore, dump: str, shard: str) -> tuple[dict, dict]:
     """(removed: doc_id -> (cluster, keeper or None), sizes: doc_id -> size of kept members)."""
-    table = store.read_table(_dump_file(CLUSTERS, dump, "clusters.parquet"))
+    table = store.read_table(_dump_file(CLUSTERS, dump, "clusters.parquet"), filters=[("shard", "=", shard)])
     removed, sizes = {}, {}
-    for row in table.filter(pc.equal(table.column("shard"), shard)).to_pylist():
+    for row in table.to_pylist():
         if row["keep"]:
             sizes[row["doc_id"]] = row["cluster_size"]
         else:
@@ -387,8 +386,7 @@ def build_exact_substring_spans(store: CorpusStore, dump: str, shards: list[str]
 
 
 def _spans_of_shard(store: CorpusStore, dump: str, shard: str) -> dict:
-    table = store.read_table(_dump_file(SPANS, dump, "spans.parquet"))
-    table = table.filter(pc.equal(table.column("shard"), shard))
+    table = store.read_table(_dump_file(SPANS, dump, "spans.parquet"), filters=[("shard", "=", shard)])
     return {r["doc_id"]: list(zip(r["span_starts"], r["span_stops"])) for r in table.to_pylist()}
 
 

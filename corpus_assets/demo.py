@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_parallel(pool, partition_keys: list[str], selection: list[str]) -> None:
         for key, ok, seconds in pool.map(_materialize, [(k, tuple(selection)) for k in partition_keys]):
-            print(f"  {key} {'+'.join(selection) if len(selection) < 3 else selection[-1]}: "
-                  f"{'ok' if ok else 'FAILED'} in {seconds:.1f}s")
+            span = selection[0] if len(selection) == 1 else f"{selection[0]} .. {selection[-1]}"
+            print(f"  {key} {span}: {'ok' if ok else 'FAILED'} in {seconds:.1f}s")
             if not ok:
                 failures.append(f"{key} {selection}")
 

@@ -271,10 +271,13 @@ class CorpusStore:
         with self._backend.local_copy(rel) as path:
             yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
 
-    def read_table(self, rel: str, columns: Optional[list[str]] = None) -> pa.Table:
-        """Read a whole (small) table: manifests, ledgers, reports."""
+    def read_table(self, rel: str, columns: Optional[list[str]] = None,
+                   filters: Optional[list[tuple]] = None) -> pa.Table:
+        """Read a whole (small) table: manifests, ledgers, reports. ``filters`` (pyarrow's
+        ``[(column, op, value)]``) keeps only matching rows, skipping row groups that
+        cannot match."""
         with self._backend.local_copy(rel) as path:
-            return pq.read_table(path, columns=columns)
+            return pq.read_table(path, columns=columns, filters=filters)
 
     def row_count(self, rel: str) -> int:
         with self._backend.local_copy(rel) as path:

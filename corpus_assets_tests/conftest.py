@@ -98,16 +98,8 @@ def sample_run(tmp_path_factory, sample_crawl):
     Read-only for the tests that use it."""
     from types import SimpleNamespace
 
-    import dagster as dg
+    from corpus_assets_tests.helpers import pipeline_run
 
-    from corpus_assets.config import load_config
-    from corpus_assets.definitions import build_definitions
-    from corpus_assets.storage import CorpusStore
-    from corpus_assets_tests.helpers import materialize_all
-
-    config = load_config(REPO_ROOT / "configs" / "sample.yaml")
-    corpus = tmp_path_factory.mktemp("sample_corpus")
-    defs = build_definitions(config=config, corpus_root=str(corpus), crawl_root=str(sample_crawl))
-    with dg.instance_for_test() as instance:
-        materialize_all(defs, instance, ["CC-MAIN-2024-10", "CC-MAIN-2024-18"], config.num_shards)
-        yield SimpleNamespace(defs=defs, instance=instance, config=config, store=CorpusStore(str(corpus)), root=corpus)
+    with pipeline_run(REPO_ROOT / "configs" / "sample.yaml", sample_crawl, tmp_path_factory.mktemp("sample_corpus"),
+                      ["CC-MAIN-2024-10", "CC-MAIN-2024-18"]) as (defs, instance, config, store):
+        yield SimpleNamespace(defs=defs, instance=instance, config=config, store=store)

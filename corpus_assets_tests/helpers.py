@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import dagster as dg
 
 from corpus_assets.crawl import dump_sort_key
@@ -60,3 +62,18 @@ def sum_reasons(instance, asset, dump, num_shards) -> dict:
         for key, n in reasons(latest(instance, asset, f"{dump}|{shard}")).items():
             total[key] = total.get(key, 0) + n
     return total
+
+
+@contextmanager
+def pipeline_run(config_file, crawl_root, corpus, dumps, dedup=True):
+    """A test instance with ``dumps`` materialized from ``crawl_root`` into ``corpus``;
+    yields ``(defs, instance, config, store)``."""
+    from corpus_assets.config import load_config
+    from corpus_assets.definitions import build_definitions
+    from corpus_assets.storage import CorpusStore
+
+    config = load_config(config_file)
+    defs = build_definitions(config=config, corpus_root=str(corpus), crawl_root=str(crawl_root))
+    with dg.instance_for_test() as instance:
+        materialize_all(defs, instance, dumps, config.num_shards, dedup=dedup)
+        yield defs, instance, config, CorpusStore(str(corpus))

@@ -12,16 +12,15 @@ import numpy as np
 import pytest
 
 from corpus_assets import dedup_stages
-from corpus_assets.config import load_config
 from corpus_assets.definitions import build_definitions
-from corpus_assets.partitions import DUMP_DIM, shard_keys
+from corpus_assets.partitions import shard_keys
 from corpus_assets.resources import CorpusStoreResource
 from corpus_assets.stages import documents_path, removed_path
 from corpus_assets.steps.dedup import normalize_url
 from corpus_assets.steps.dedup.evaluation import evaluate_presets
 from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans
 from corpus_assets.storage import CorpusStore
-from corpus_assets_tests.helpers import dedup_dump, latest, materialize, materialize_all, reasons, sum_reasons
+from corpus_assets_tests.helpers import dedup_dump, latest, materialize, pipeline_run, sum_reasons
 
 D10, D18 = "CC-MAIN-2024-10", "CC-MAIN-2024-18"
 RETENTION_KEYS = {"docs_in", "docs_out", "docs_removed", "retention", "chars_in", "chars_out",
@@ -30,12 +29,10 @@ RETENTION_KEYS = {"docs_in", "docs_out", "docs_removed", "retention", "chars_in"
 
 @pytest.fixture(scope="module")
 def fixture_dedup(tmp_path_factory, fixture_crawl):
-    config = load_config(fixture_crawl / "pipeline.yaml")
-    corpus = tmp_path_factory.mktemp("dedup_corpus")
-    defs = build_definitions(config=config, corpus_root=str(corpus), crawl_root=str(fixture_crawl))
-    with dg.instance_for_test() as instance:
-        materialize_all(defs, instance, [D18, D10], config.num_shards)  # dedup sorts them by crawl date
-        yield defs, instance, config, CorpusStore(str(corpus))
+    # Given out of order on purpose: dedup sorts dumps by crawl date.
+    with pipeline_run(fixture_crawl / "pipeline.yaml", fixture_crawl, tmp_path_factory.mktemp("dedup_corpus"),
+                      [D18, D10]) as run:
+        yield run
 
 
 def _removed_rows(store, dump, num_shards):

@@ -11,10 +11,9 @@ import pytest
 
 from corpus_assets.config import load_config
 from corpus_assets.definitions import SHARD_ASSETS, build_definitions
-from corpus_assets_tests.helpers import QUIET, SHARD_DOCUMENT_ASSETS, latest, materialize_all, reasons, sum_reasons
+from corpus_assets_tests.helpers import QUIET, SHARD_DOCUMENT_ASSETS, latest, pipeline_run, reasons, sum_reasons
 from corpus_assets.partitions import DUMP_DIM, shard_keys
 from corpus_assets.stages import documents_path, removed_path
-from corpus_assets.storage import CorpusStore
 
 RETENTION_KEYS = {"docs_in", "docs_out", "docs_removed", "retention", "chars_in", "chars_out",
                   "cumulative_retention", "removed_by_reason"}
@@ -23,12 +22,9 @@ _latest, _reasons, _sum_reasons = latest, reasons, sum_reasons
 
 @pytest.fixture(scope="module")
 def fixture_run(tmp_path_factory, fixture_crawl):
-    config = load_config(fixture_crawl / "pipeline.yaml")
-    corpus = tmp_path_factory.mktemp("corpus")
-    defs = build_definitions(config=config, corpus_root=str(corpus), crawl_root=str(fixture_crawl))
-    with dg.instance_for_test() as instance:
-        materialize_all(defs, instance, ["CC-MAIN-2024-10", "CC-MAIN-2024-18"], config.num_shards, dedup=False)
-        yield defs, instance, config, CorpusStore(str(corpus))
+    with pipeline_run(fixture_crawl / "pipeline.yaml", fixture_crawl, tmp_path_factory.mktemp("corpus"),
+                      ["CC-MAIN-2024-10", "CC-MAIN-2024-18"], dedup=False) as run:
+        yield run
 
 
 def test_fixture_crawl_every_partition_has_retention_metadata(fixture_run):

@@ -6,7 +6,6 @@ import shutil
 import uuid
 
 import dagster as dg
-import pytest
 
 from corpus_assets.definitions import build_definitions
 from corpus_assets.partitions import DUMP_DIM

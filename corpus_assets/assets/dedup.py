@@ -228,11 +228,12 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         # A check on a partitioned asset runs for the dumps the run targets; checks run
         # outside a partitioned run look at every dump.
         dumps = _known_dumps(context)
+        store = corpus_store.get_store()
         results = {}
         for dump in dumps:
-            if dedup_stages.load_snapshot(corpus_store.get_store(), dump) is None:
+            if dedup_stages.load_snapshot(store, dump) is None:
                 continue
-            passed, facts = dedup_stages.index_chain_status(corpus_store.get_store(), dump, dumps)
+            passed, facts = dedup_stages.index_chain_status(store, dump, dumps)
             results[dump] = {"passed": passed, **facts}
         return dg.AssetCheckResult(
             passed=all(r["passed"] for r in results.values()),

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from corpus_assets.steps.base import Document, Step
-from corpus_assets.steps.quality.c4 import c4_walk
 from corpus_assets.steps.quality.pii import PiiPlaceholders, redact_pii
 from corpus_assets.steps.quality.signals import (
     DUP_NGRAM_SIZES,
     TOP_NGRAM_SIZES,
     SignalConfig,
+    c4_walk_with,
 )
 
 # Bump when a code change alters a decision (part of thresholds_fingerprint).
@@ -325,14 +325,7 @@ class C4Filter(_SignalFilter):
             return "c4_too_few_sentences", f"c4_sentence_count={sentences} < {t.c4_min_sentences}"
         text = doc.get("text")
         if t.c4_remove_lines and text:
-            c = self.signal_config
-            walk = c4_walk(
-                text,
-                end_marks=c.c4_end_marks,
-                min_words_per_line=c.c4_min_words_per_line,
-                max_word_length=c.c4_max_word_length,
-                remove_citations=c.c4_remove_citations,
-            )
+            walk = c4_walk_with(text, self.signal_config)
             if not walk.kept_lines:
                 return "c4_no_lines_left", "every line failed C4's line rules"
             doc["text"] = "\n".join(walk.kept_lines)

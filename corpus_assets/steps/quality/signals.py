@@ -207,6 +207,17 @@ _EMPTY = {float: math.nan, int: 0, bool: False, str: ""}
 SIGNAL_DEFAULTS: dict[str, object] = {k: _EMPTY[t] for k, t in SIGNAL_COLUMNS.items()}
 
 
+
+def c4_walk_with(text: str, config: "SignalConfig"):
+    """C4's line rules with the settings of ``config`` (signals and decisions share it)."""
+    return c4_walk(
+        text,
+        end_marks=config.c4_end_marks,
+        min_words_per_line=config.c4_min_words_per_line,
+        max_word_length=config.c4_max_word_length,
+        remove_citations=config.c4_remove_citations,
+    )
+
 def signal_arrow_schema():
     """The signal columns as a ``pyarrow.Schema`` (float64 / int64 / bool / large_string)."""
     import pyarrow as pa
@@ -333,13 +344,7 @@ def compute_signals(
             out[f"rw_lines_removed_{rule}"] = count
 
     if "c4" in presets:
-        walk = c4_walk(
-            text,
-            end_marks=config.c4_end_marks,
-            min_words_per_line=config.c4_min_words_per_line,
-            max_word_length=config.c4_max_word_length,
-            remove_citations=config.c4_remove_citations,
-        )
+        walk = c4_walk_with(text, config)
         out["c4_lines_kept"] = len(walk.kept_lines)
         out["c4_lines_removed"] = walk.lines_removed
         for rule, count in walk.removed_by_rule.items():
