@@ -94,6 +94,38 @@ def decisions_on(texts_file: str) -> dict:
     return result
 
 
+def fuzzy_dedup(texts_file: str, workdir: str) -> dict:
+    """datatrove's MinHash stages (FineWeb's 14 x 8 on word 5-grams) over the same texts:
+    signatures -> buckets (one task per bucket) -> clusters -> filter, as its example runs
+    them, in one process, through its own files under ``workdir``."""
+    import shutil
+    from pathlib import Path
+
+    from datatrove.data import Document
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
+
+    work = Path(workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    with open(texts_file) as fh:
+        docs = [Document(text=r["text"], id=r["id"], metadata={}) for r in map(json.loads, fh)]
+    config = MinhashConfig()
+    started = time.perf_counter()
+    MinhashDedupSignature(str(work / "sigs"), config=config).run(iter(docs), 0, 1)
+    for bucket in range(config.num_buckets):
+        MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config).run(None, bucket, config.num_buckets)
+    MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config).run(None, 0, 1)
+    kept = sum(1 for _ in MinhashDedupFilter(str(work / "remove")).run(iter(docs), 0, 1))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(work, ignore_errors=True)
+    return {"docs": len(docs), "fineweb": {"seconds": seconds, "removed": len(docs) - kept}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--input", required=True, help="folder of .warc.gz files")
@@ -116,6 +148,7 @@ def main() -> int:
     out["peak_rss_children_mib"] = children.ru_maxrss / 1024
     if args.texts:
         out["decisions"] = decisions_on(args.texts)
+        out["fuzzy_dedup"] = fuzzy_dedup(args.texts, args.texts + ".minhash")
     json.dump(out, sys.stdout)
     return 0
 

@@ -75,6 +75,7 @@ def pipeline(folder: str, config, texts_path: str | None) -> dict:
         return verdict
 
     extract_step.inner.apply = apply_and_record
+    langid.model  # load the model outside the timed region, as the floor does
     started = time.perf_counter()
     cpu0 = time.process_time()
     stream, stats = run_steps(steps, read_records(folder, timer), on_removed)
@@ -91,6 +92,27 @@ def pipeline(folder: str, config, texts_path: str | None) -> dict:
                 "removed": dict(st.removed_by_reason)} for s, st in zip(steps, stats)]
     return {"records": stats[0].docs_in, "kept": kept, "end_to_end_seconds": wall, "cpu_seconds": cpu,
             "stages": stages, "decisions": decisions}
+
+
+def fuzzy_dedup(texts_path: str) -> dict:
+    """MinHash signatures + band buckets + clusters over the extracted texts, per preset
+    (the same texts the datatrove side deduplicates)."""
+    import numpy as np
+
+    from corpus_assets.steps.dedup import band_ranges, cluster_band_ranges, get_minhasher
+
+    with open(texts_path) as fh:
+        texts = [json.loads(line)["text"] for line in fh]
+    out = {"docs": len(texts)}
+    for preset in ("fineweb", "refinedweb"):
+        hasher = get_minhasher(preset)
+        started = time.perf_counter()
+        keys = hasher.band_keys_for_texts(texts)
+        idx = np.arange(len(texts), dtype=np.int64)
+        clusters = cluster_band_ranges(
+            len(texts), ([(idx, keys[:, a:b])] for a, b in band_ranges(hasher.preset.num_bands, 50)))
+        out[preset] = {"seconds": time.perf_counter() - started, "removed": clusters.num_removed}
+    return out
 
 
 def floors(folder: str, config) -> dict:
@@ -127,7 +149,12 @@ def main() -> int:
 
     logging.disable(logging.WARNING)
     config = load_config(args.config)
-    out = pipeline(args.input, config, args.texts) if args.mode == "pipeline" else floors(args.input, config)
+    if args.mode == "pipeline":
+        out = pipeline(args.input, config, args.texts)
+        if args.texts:
+            out["fuzzy_dedup"] = fuzzy_dedup(args.texts)
+    else:
+        out = floors(args.input, config)
     out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     json.dump(out, sys.stdout)
     return 0

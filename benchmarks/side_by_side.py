@@ -103,6 +103,7 @@ def main() -> int:
     parser.add_argument("--dump", default="CC-MAIN-2024-10")
     parser.add_argument("--scales", default="1,4")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--memory-scales", default="", help="also run corpus_assets alone at these scales (peak RSS)")
     args = parser.parse_args()
     crawl = Path(args.crawl)
     if not sample_warcs(crawl, args.dump):
@@ -125,10 +126,12 @@ def main() -> int:
         folder = make_input(crawl, args.dump, scale)
         ours_runs, dt_runs, floor_runs = [], [], []
         for r in range(args.rounds):
-            ours_runs.append(run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", folder,
-                                       *(["--texts", texts] if scale == 1 and r == 0 else [])]))
+            # At scale 1 each side also decides on, and fuzzy-deduplicates, the texts the
+            # corpus_assets run of the same round extracted.
+            with_texts = ["--texts", texts] if scale == 1 else []
+            ours_runs.append(run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", folder, *with_texts]))
             dt_runs.append(run_json([DT_PY, REPO / "benchmarks" / "sbs_datatrove.py", "--input", folder, "--model", model,
-                                     *(["--texts", texts] if scale == 1 and r == 0 else [])]))
+                                     *with_texts]))
             floor_runs.append(run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", folder, "--mode", "floors"]))
             if scale == 1 and r == 0:
                 decisions_ours, decisions_theirs = ours_runs[-1]["decisions"], dt_runs[-1].get("decisions")
@@ -166,6 +169,18 @@ def main() -> int:
                 stage_lines.append(f"  {name:<20} corpus_assets {median(rates):>9.1f}")
         for name, rates in dt_stage.items():
             stage_lines.append(f"  {name:<20} datatrove     {median(rates):>9.1f}")
+        if scale == 1:
+            n = ours_runs[0]["fuzzy_dedup"]["docs"]
+            stage_lines.append(f"\nscale 1: fuzzy dedup (MinHash signatures -> buckets -> clusters) over the same {n} extracted texts")
+            for who, runs, preset in (("corpus_assets", ours_runs, "fineweb"), ("datatrove", dt_runs, "fineweb"),
+                                      ("corpus_assets", ours_runs, "refinedweb")):
+                secs = median([r["fuzzy_dedup"][preset]["seconds"] for r in runs])
+                removed = runs[0]["fuzzy_dedup"][preset]["removed"]
+                stage_lines.append(f"  {who:<14} {preset:<11} {n / secs:>8.1f} docs/s  removed {removed}")
+    for scale in (int(s) for s in args.memory_scales.split(",") if s):
+        run = run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", make_input(crawl, args.dump, scale)])
+        stage_lines.append(f"\nmemory, corpus_assets alone at scale {scale}: {run['records']} records, "
+                           f"{run['records'] / run['end_to_end_seconds']:.1f} docs/s, peak RSS {run['peak_rss_mib']:.0f} MiB")
     print("\n".join(lines + stage_lines))
     if decisions_theirs:
         print("\nagreement: datatrove's filters deciding on corpus_assets' extracted texts")
