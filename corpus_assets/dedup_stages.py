@@ -483,6 +483,20 @@ def build_dedup_index(store: CorpusStore, dump: str, shards: list[str], config: 
     return manifest
 
 
+def dumps_built_on_an_older_snapshot(store: CorpusStore, dump: str, known_dumps: list[str]) -> list[str]:
+    """The dumps right after ``dump`` whose index was built on a snapshot of ``dump``
+    other than its current one (they need their dedup re-run)."""
+    current = load_snapshot(store, dump)
+    stale = []
+    for later in known_dumps:
+        if previous_dump(later, known_dumps) != dump:
+            continue
+        snap = load_snapshot(store, later)
+        if snap is not None and current is not None and snap.manifest["previous_snapshot"] != current.snapshot_id:
+            stale.append(later)
+    return stale
+
+
 def index_chain_status(store: CorpusStore, dump: str, known_dumps: list[str]) -> tuple[bool, dict]:
     """Is ``dump``'s dedup still based on the current snapshot of the dump before it?"""
     snap = load_snapshot(store, dump)

@@ -134,6 +134,7 @@ def test_rematerializing_an_older_dump_never_silently_changes_a_newer_one(fixtur
     assert {p: p.read_bytes() for p in d18_files} == d18_files
     passed, facts = dedup_stages.index_chain_status(store, D18, [D10, D18])
     assert not passed and "re-run" in facts["problem"]
+    assert dedup_stages.dumps_built_on_an_older_snapshot(store, D10, [D10, D18]) == [D18]
     (evaluation,) = index_run.get_asset_check_evaluations()
     assert evaluation.check_name == "index_chain"
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
@@ -146,6 +147,7 @@ def test_rematerializing_an_older_dump_never_silently_changes_a_newer_one(fixtur
     #    first-dump copy is gone now stays in the newer dump.
     dedup_dump(defs, instance, D18, config.num_shards)
     assert dedup_stages.index_chain_status(store, D18, [D10, D18])[0]
+    assert dedup_stages.dumps_built_on_an_older_snapshot(store, D10, [D10, D18]) == []
     kept_urls = {d["url"] for d in _kept(store, D18, config.num_shards)}
     assert "https://magazine.example.com/history/old-lighthouse" in kept_urls  # was in D10 shard 001
     assert "https://news.example.org/science/river-survey" not in kept_urls  # D10 shard 000 still has it

@@ -200,14 +200,11 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         dump = context.partition_key
         known = _known_dumps(context)
         manifest = dedup_stages.build_dedup_index(store, dump, shards, config, known)
-        later = [d for d in known if dedup_stages.previous_dump(d, known) == dump]
-        for d in later:
-            used = dedup_stages.load_snapshot(store, d)
-            if used is not None and used.manifest["previous_snapshot"] != manifest["snapshot"]:
-                context.log.warning(
-                    f"{d} was deduplicated against an earlier index of {dump}; its output is "
-                    f"unchanged and its {INDEX_CHAIN_CHECK} check now fails: re-run its dedup to use the new one"
-                )
+        for d in dedup_stages.dumps_built_on_an_older_snapshot(store, dump, known):
+            context.log.warning(
+                f"{d} was deduplicated against an earlier index of {dump}; its output is "
+                f"unchanged and its {INDEX_CHAIN_CHECK} check now fails: re-run its dedup to use the new one"
+            )
         return dg.MaterializeResult(metadata={
             "snapshot": manifest["snapshot"],
             "previous_snapshot": manifest["previous_snapshot"] or "",
