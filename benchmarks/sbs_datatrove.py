@@ -74,6 +74,19 @@ def run_pipeline(data_folder: str) -> dict:
     return out
 
 
+def use_whitespace_words() -> None:
+    """Make datatrove's Gopher filters split words on white space, as corpus_assets does
+    (datatrove 0.10 splits English with spaCy, punctuation marks becoming words), so the
+    agreement can be measured where the two definitions are the same."""
+    import datatrove.pipeline.filters.gopher_quality_filter as quality
+    import datatrove.pipeline.filters.gopher_repetition_filter as repetition
+
+    def whitespace_words(text, language=None):
+        return text.split()
+
+    quality.split_into_words = repetition.split_into_words = whitespace_words
+
+
 def decisions_on(texts_file: str) -> dict:
     """datatrove's decisions on corpus_assets' extracted texts: the same text in both."""
     from datatrove.data import Document
@@ -149,6 +162,8 @@ def main() -> int:
     if args.texts:
         out["decisions"] = decisions_on(args.texts)
         out["fuzzy_dedup"] = fuzzy_dedup(args.texts, args.texts + ".minhash")
+        use_whitespace_words()  # last: it changes datatrove's filters for the rest of the process
+        out["decisions_whitespace_words"] = decisions_on(args.texts)
     json.dump(out, sys.stdout)
     return 0
 

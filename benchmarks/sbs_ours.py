@@ -4,6 +4,7 @@
 extraction -> language ID -> quality signals -> Gopher decisions -> line-wise), one
 process; per-step seconds; the extracted texts and our decisions go to ``--texts`` so
 the datatrove side can decide on the very same texts (agreement).
+``--prescreen`` adds the optional language pre-screen before extraction.
 ``--mode floors``: WARC reading alone, bare ``trafilatura.extract`` at the pipeline's
 settings over the same HTML, bare fastText ``predict`` over the same texts.
 
@@ -13,6 +14,7 @@ Prints one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import sys
@@ -29,6 +31,7 @@ from corpus_assets.config import load_config  # noqa: E402
 from corpus_assets.steps.base import run_steps  # noqa: E402
 from corpus_assets.steps.extraction import Extract  # noqa: E402
 from corpus_assets.steps.langid import LanguageId  # noqa: E402
+from corpus_assets.steps.prescreen import LanguagePrescreen  # noqa: E402
 from corpus_assets.steps.quality.decisions import build_decision_steps  # noqa: E402
 from corpus_assets.steps.quality.signals import QualitySignals  # noqa: E402
 from corpus_assets.steps.url_filter import UrlFilter  # noqa: E402
@@ -52,10 +55,13 @@ def read_records(folder: str, timer: dict):
                 yield record
 
 
-def pipeline(folder: str, config, texts_path: str | None) -> dict:
+def pipeline(folder: str, config, texts_path: str | None, prescreen: bool = False) -> dict:
     timer = {"seconds": 0.0}
     langid = LanguageId(config.language_id)
-    steps = [Timed(s) for s in (HtmlDecode(config.html_decode), UrlFilter(config.url_filter),
+    # --prescreen: the optional language pre-screen before extraction, at its default
+    # settings (audit included: what a user who turns it on runs).
+    before_extraction = [LanguagePrescreen(config.language_prescreen, config.language_id)] if prescreen else []
+    steps = [Timed(s) for s in (HtmlDecode(config.html_decode), UrlFilter(config.url_filter), *before_extraction,
                                 Extract(config.extraction), langid, QualitySignals(config.quality_signals),
                                 *build_decision_steps(config.quality_thresholds, config.quality_signals))]
     decisions: dict[str, dict] = {}
@@ -65,7 +71,7 @@ def pipeline(folder: str, config, texts_path: str | None) -> dict:
         decisions.setdefault(doc.get("doc_id", ""), {})[step] = reason
 
     # Capture every extracted text once, as it leaves extraction (before language ID).
-    extract_step = steps[2]
+    extract_step = next(s for s in steps if s.name == Extract.name)
     inner_apply = extract_step.inner.apply
 
     def apply_and_record(doc):
@@ -79,10 +85,11 @@ def pipeline(folder: str, config, texts_path: str | None) -> dict:
     started = time.perf_counter()
     cpu0 = time.process_time()
     stream, stats = run_steps(steps, read_records(folder, timer), on_removed)
-    kept = 0
+    kept_ids = []
     for doc in stream:
-        kept += 1
+        kept_ids.append(doc["doc_id"])
         decisions.setdefault(doc["doc_id"], {})
+    kept = len(kept_ids)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu0
     if texts is not None:
@@ -91,7 +98,9 @@ def pipeline(folder: str, config, texts_path: str | None) -> dict:
     stages += [{"name": s.name, "docs_in": st.docs_in, "docs_out": st.docs_out, "seconds": s.seconds,
                 "removed": dict(st.removed_by_reason)} for s, st in zip(steps, stats)]
     return {"records": stats[0].docs_in, "kept": kept, "end_to_end_seconds": wall, "cpu_seconds": cpu,
-            "stages": stages, "decisions": decisions}
+            "stages": stages, "decisions": decisions,
+            # Which documents came out, as one hash: runs with and without the pre-screen compare by it.
+            "kept_ids_sha1": hashlib.sha1("\n".join(sorted(kept_ids)).encode()).hexdigest()}
 
 
 def fuzzy_dedup(texts_path: str) -> dict:
@@ -144,13 +153,14 @@ def main() -> int:
     parser.add_argument("--mode", choices=["pipeline", "floors"], default="pipeline")
     parser.add_argument("--config", default=str(REPO_ROOT / "configs" / "sample.yaml"))
     parser.add_argument("--texts")
+    parser.add_argument("--prescreen", action="store_true", help="run the language pre-screen before extraction")
     args = parser.parse_args()
     import logging
 
     logging.disable(logging.WARNING)
     config = load_config(args.config)
     if args.mode == "pipeline":
-        out = pipeline(args.input, config, args.texts)
+        out = pipeline(args.input, config, args.texts, prescreen=args.prescreen)
         if args.texts:
             out["fuzzy_dedup"] = fuzzy_dedup(args.texts)
     else:

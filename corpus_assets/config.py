@@ -25,6 +25,7 @@ import yaml
 from corpus_assets.steps.dedup.config import DedupConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.langid import LanguageIdConfig
+from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.url_filter import UrlFilterConfig
@@ -60,6 +61,7 @@ class PipelineConfig:
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     language_id: LanguageIdConfig = field(default_factory=LanguageIdConfig)
+    language_prescreen: LanguagePrescreenConfig = field(default_factory=LanguagePrescreenConfig)
     quality_signals: SignalConfig = field(default_factory=SignalConfig)
     quality_thresholds: FilterThresholds = field(default_factory=FilterThresholds)
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -71,6 +73,7 @@ _SECTIONS = {
     "url_filter": UrlFilterConfig,
     "extraction": ExtractionConfig,
     "language_id": LanguageIdConfig,
+    "language_prescreen": LanguagePrescreenConfig,
     "quality_signals": SignalConfig,
     "quality_thresholds": FilterThresholds,
     "dedup": DedupConfig,

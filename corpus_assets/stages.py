@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import pyarrow as pa
 
@@ -24,6 +24,7 @@ from corpus_assets.crawl import CrawlSource, CrawlSourceError, assign_shards, sh
 from corpus_assets.steps.base import Document, Step, StepStats, run_steps
 from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.langid import LanguageId
+from corpus_assets.steps.prescreen import LanguagePrescreen
 from corpus_assets.steps.quality.decisions import build_decision_steps
 from corpus_assets.steps.quality.signals import QualitySignals
 from corpus_assets.steps.url_filter import UrlFilter
@@ -144,8 +145,10 @@ def run_document_stage(
     baseline_docs: Optional[int] = None,
     schema: Optional[pa.Schema] = None,
     extra: Optional[dict] = None,
+    on_kept: Optional[Callable[[Document], None]] = None,
 ) -> StageReport:
-    """Stream ``documents`` through ``steps`` and write the partition's three files."""
+    """Stream ``documents`` through ``steps`` and write the partition's three files.
+    ``on_kept`` sees every kept document before it is written (for stage-level counts)."""
     started = time.perf_counter()
     try:
         with store.table_writer(removed_path(asset, dump, shard), REMOVED_SCHEMA) as removed, \
@@ -169,6 +172,8 @@ def run_document_stage(
 
             stream, stats = run_steps(steps, documents, on_removed)
             for doc in stream:
+                if on_kept is not None:
+                    on_kept(doc)
                 kept.write(doc)
     finally:
         for step in steps:
@@ -246,17 +251,48 @@ def ingest_raw_documents(
 
 def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
     raw = load_report(store, "raw_documents", dump, shard)
+    prescreen = None
+    if config.language_prescreen.enabled and config.language_id.languages:
+        prescreen = LanguagePrescreen(config.language_prescreen, config.language_id)
     steps = [
         UrlFilter(config.url_filter),
+        *([prescreen] if prescreen else []),
         Extract(config.extraction),
         LanguageId(config.language_id),
     ]
-    return run_document_stage(
+    audit_kept = 0
+
+    def count_audit(doc: Document) -> None:
+        nonlocal audit_kept
+        audit_kept += bool(doc.get("prescreen_audit"))
+
+    report = run_document_stage(
         store, "rw_raw", dump, shard,
         store.iter_rows(documents_path("raw_documents", dump, shard)),
         steps,
         baseline_docs=raw.docs_out,
+        on_kept=count_audit if prescreen else None,
     )
+    if prescreen is not None:
+        report.extra.update(prescreen_audit_figures(report, prescreen.audit_sampled, audit_kept))
+        store.write_json(stats_path("rw_raw", dump, shard), report.to_dict())
+    return report
+
+
+def prescreen_audit_figures(report: StageReport, sampled: int, kept: int) -> dict:
+    """The language pre-screen's measured loss on one partition.
+
+    The pre-screen passes a deterministic sample of the pages it would remove on to
+    extraction and language ID (``prescreen_audit``); the share of them that language ID
+    keeps, times the pages the pre-screen did remove, estimates how many pages in a
+    selected language the pre-screen cost this partition."""
+    removed = next((s.docs_removed for s in report.step_stats if s.step == LanguagePrescreen.name), 0)
+    return {
+        "prescreen_removed": removed,
+        "prescreen_audit_sampled": sampled,
+        "prescreen_audit_kept": kept,
+        "prescreen_estimated_lost": round(removed * kept / sampled, 2) if sampled else 0.0,
+    }
 
 
 # -- rw_quality_signals and rw_filtered ------------------------------------------------

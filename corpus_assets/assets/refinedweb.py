@@ -86,7 +86,10 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
         stage=partial(stages.build_rw_raw, config=config),
         upstream="raw_documents",
         partitions_def=shard_partitions,
-        code_version=code_version("rw_raw", config.url_filter, config.extraction, config.language_id),
+        # The pre-screen's settings count only when it runs: while it is off they
+        # change nothing in the output.
+        code_version=code_version("rw_raw", config.url_filter, config.extraction, config.language_id,
+                                  *([config.language_prescreen] if config.language_prescreen.enabled else [])),
         deps=["raw_documents"],
         group_name=INGEST_GROUP,
         description="RefinedWeb's RW-RAW: URL filter -> trafilatura extraction -> fastText "
