@@ -25,6 +25,7 @@ from corpus_assets.crawl import CrawlSource  # noqa: E402
 from corpus_assets.steps.base import Step, run_steps  # noqa: E402
 from corpus_assets.steps.extraction import Extract  # noqa: E402
 from corpus_assets.steps.langid import LanguageId  # noqa: E402
+from corpus_assets.steps.prescreen import LanguagePrescreen  # noqa: E402
 from corpus_assets.steps.quality.decisions import build_decision_steps  # noqa: E402
 from corpus_assets.steps.quality.signals import QualitySignals  # noqa: E402
 from corpus_assets.steps.url_filter import UrlFilter  # noqa: E402
@@ -94,6 +95,8 @@ def main(argv=None) -> int:
     parser.add_argument("--crawl", default=str(REPO_ROOT.parent / "shared" / "data"))
     parser.add_argument("--dump", default="CC-MAIN-2024-10")
     parser.add_argument("--config", default=str(REPO_ROOT / "configs" / "sample.yaml"))
+    parser.add_argument("--prescreen", action="store_true",
+                        help="run the language pre-screen before extraction (as language_prescreen.enabled does)")
     args = parser.parse_args(argv)
     if not (Path(args.crawl) / "crawl-data").is_dir():
         print(f"no crawl at {args.crawl}: the benchmark needs ../shared/data (or --crawl)", file=sys.stderr)
@@ -117,9 +120,11 @@ def main(argv=None) -> int:
                         break
                     yield record
 
+    prescreen = (args.prescreen or config.language_prescreen.enabled) and config.language_id.languages
     steps = [Timed(s) for s in (
         HtmlDecode(config.html_decode),
         UrlFilter(config.url_filter),
+        *([LanguagePrescreen(config.language_prescreen, config.language_id)] if prescreen else []),
         Extract(config.extraction),
         LanguageId(config.language_id),
         QualitySignals(config.quality_signals),

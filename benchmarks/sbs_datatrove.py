@@ -74,17 +74,27 @@ def run_pipeline(data_folder: str) -> dict:
     return out
 
 
-def use_whitespace_words() -> None:
-    """Make datatrove's Gopher filters split words on white space, as corpus_assets does
-    (datatrove 0.10 splits English with spaCy, punctuation marks becoming words), so the
-    agreement can be measured where the two definitions are the same."""
+def use_corpus_assets_words() -> None:
+    """Make datatrove's Gopher filters split words as corpus_assets does (its one word
+    regex, loaded from ``corpus_assets/steps/quality/_text.py`` by path, since this
+    environment does not install corpus_assets), so the agreement can be measured where
+    the definitions are the same. datatrove 0.10 splits English with spaCy, punctuation
+    marks becoming words of their own."""
+    import importlib.util
+    from pathlib import Path
+
     import datatrove.pipeline.filters.gopher_quality_filter as quality
     import datatrove.pipeline.filters.gopher_repetition_filter as repetition
 
-    def whitespace_words(text, language=None):
-        return text.split()
+    path = Path(__file__).resolve().parent.parent / "corpus_assets" / "steps" / "quality" / "_text.py"
+    spec = importlib.util.spec_from_file_location("corpus_assets_words", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
 
-    quality.split_into_words = repetition.split_into_words = whitespace_words
+    def corpus_assets_words(text, language=None):
+        return module.split_words(text)
+
+    quality.split_into_words = repetition.split_into_words = corpus_assets_words
 
 
 def decisions_on(texts_file: str) -> dict:
@@ -162,8 +172,8 @@ def main() -> int:
     if args.texts:
         out["decisions"] = decisions_on(args.texts)
         out["fuzzy_dedup"] = fuzzy_dedup(args.texts, args.texts + ".minhash")
-        use_whitespace_words()  # last: it changes datatrove's filters for the rest of the process
-        out["decisions_whitespace_words"] = decisions_on(args.texts)
+        use_corpus_assets_words()  # last: it changes datatrove's filters for the rest of the process
+        out["decisions_same_words"] = decisions_on(args.texts)
     json.dump(out, sys.stdout)
     return 0
 

@@ -101,6 +101,18 @@ def agreement(ours: dict, theirs: dict) -> list[tuple[str, int, float, dict]]:
                 key = f"ours {'keep' if ours_keep else ours[i][our_step]} / datatrove {theirs[i][name]}"
                 kinds[key] = kinds.get(key, 0) + 1
         rows.append((name, len(pool), agree / len(pool) if pool else 1.0, kinds))
+    # The document's fate after both Gopher filters: the rules may name a different reason
+    # (a sub-50-word page is "repetition" in one and "too short" in the other) and agree.
+    agree, kinds = 0, {}
+    for i in rep_ids:
+        ours_keep = "gopher_repetition" not in ours[i] and "gopher_quality" not in ours[i]
+        their_keep = theirs[i]["gopher_repetition"] == "keep" and theirs[i]["gopher_quality"] == "keep"
+        if ours_keep == their_keep:
+            agree += 1
+        else:
+            key = f"ours {'keep' if ours_keep else 'remove'} / datatrove {'keep' if their_keep else 'remove'}"
+            kinds[key] = kinds.get(key, 0) + 1
+    rows.append(("gopher, both filters", len(rep_ids), agree / len(rep_ids) if rep_ids else 1.0, kinds))
     return rows
 
 
@@ -143,7 +155,7 @@ def main() -> int:
             floor_runs.append(run_json([OURS_PY, REPO / "benchmarks" / "sbs_ours.py", "--input", folder, "--mode", "floors"]))
             if scale == 1 and r == 0:
                 decisions_ours, decisions_theirs = ours_runs[-1]["decisions"], dt_runs[-1].get("decisions")
-                decisions_theirs_ws = dt_runs[-1].get("decisions_whitespace_words")
+                decisions_theirs_ws = dt_runs[-1].get("decisions_same_words")
         records = ours_runs[0]["records"]
         ours_wall = median([o["end_to_end_seconds"] for o in ours_runs])
         dt_wall = median([d["end_to_end_seconds"] for d in dt_runs])
@@ -212,7 +224,7 @@ def main() -> int:
         for name, n, share, kinds in agreement(decisions_ours, decisions_theirs):
             print(f"  {name:<18} {n:>5} docs  {share:>7.2%} agree   {kinds}")
     if decisions_theirs_ws:
-        print("\nagreement where the definitions match: datatrove's Gopher filters with white-space words")
+        print("\nagreement with the same words: datatrove's Gopher filters splitting words with corpus_assets' word regex")
         for name, n, share, kinds in agreement(decisions_ours, decisions_theirs_ws):
             print(f"  {name:<18} {n:>5} docs  {share:>7.2%} agree   {kinds}")
     return 0
