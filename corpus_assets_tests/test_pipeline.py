@@ -44,7 +44,8 @@ def test_fixture_crawl_removals_have_the_right_reasons(fixture_run):
     assert raw == {("raw_documents", "http_status_not_200"): 1, ("raw_documents", "not_html"): 1}
     rw_raw = _sum_reasons(instance, "rw_raw", "CC-MAIN-2024-10", config.num_shards)
     assert rw_raw[("url_filter", "blocklisted_domain")] == 1
-    assert rw_raw[("language_id", "language_not_selected")] == 1  # the German article
+    # The German article: the language pre-screen removes it before extraction.
+    assert rw_raw[("language_prescreen", "few_selected_language_words")] == 1
     assert rw_raw[("extraction", "no_main_text")] == 1  # the cart page
     truncated = _sum_reasons(instance, "raw_documents", "CC-MAIN-2024-18", config.num_shards)
     assert truncated == {("raw_documents", "read_error"): 1}
