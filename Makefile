@@ -53,4 +53,4 @@ clean:
 	touch .venv-datatrove/.installed
 
 bench-compare: setup .venv-datatrove/.installed
-	.venv/bin/python benchmarks/side_by_side.py
+	.venv/bin/python benchmarks/side_by_side.py --scales 1,4 --rounds 2 --memory-scales 16
