@@ -115,6 +115,23 @@ def test_pages_without_visible_text_go_on_to_extraction_which_names_them():
     assert removed == [("extraction", "no_main_text")] * 2
 
 
+def test_unparsable_or_binary_pages_never_crash_and_fail_open(monkeypatch):
+    step = prescreen()
+    junk = {"doc_id": "j", "html": "\x00\ufffd<<<>>><p \udcff zz" * 500}
+    verdict = step.apply(junk)  # lone surrogates, NULs, broken tags: a verdict, not an exception
+    assert verdict is None or verdict[0] == "few_selected_language_words"
+    assert junk["prescreen_words"] >= 0
+    import corpus_assets.steps.prescreen as module
+
+    def broken(html):
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(module, "visible_blocks", broken)
+    doc = {"doc_id": "x", "html": page(*GERMAN_CHROME)}
+    assert step.apply(doc) is None  # passed on: extraction and language ID decide as without the step
+    assert doc["prescreen_words"] == -1
+
+
 def test_audit_passes_a_deterministic_share_of_would_be_removals_tagged():
     ids = [f"doc-{i}" for i in range(20000)]
     picked = [i for i in ids if audit_pick(i, 0.02)]

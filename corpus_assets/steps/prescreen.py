@@ -98,8 +98,9 @@ class LanguagePrescreenConfig:
     min_chunk_score: a chunk counts as a selected language when fastText gives the
         selected languages together at least this probability.
     min_selected_words: remove the page when its selected-language chunks hold fewer
-        words than this. On the sample crawl every page that language ID keeps after
-        extraction holds at least 30 such words (docs/performance.md).
+        words than this. On the sample crawl and the real WARC files of ../shared/data,
+        every page that survives rw_filtered holds at least 66 such words
+        (docs/performance.md, benchmarks/prescreen_quality.py).
     audit_fraction: share of would-be removals passed on to extraction and language ID,
         to measure the pre-screen's loss on the data itself; 0 turns the audit off.
     max_chars: only the first this many characters of visible text are scored (bounds
@@ -125,9 +126,9 @@ def audit_pick(doc_id: str, fraction: float) -> bool:
 class LanguagePrescreen(Step):
     """Remove pages whose visible text holds no chunk in a selected language, before
     extraction. Adds ``prescreen_words`` (selected-language words found; counting stops
-    once ``min_selected_words`` is reached) and
-    ``prescreen_audit`` (True for a would-be removal passed on for the audit) to the
-    documents it passes.
+    once ``min_selected_words`` is reached; -1 when the page could not be parsed, which
+    then goes on to extraction) and ``prescreen_audit`` (True for a would-be removal
+    passed on for the audit) to the documents it passes.
 
     Reason: ``few_selected_language_words`` (detail: the words found and the page's most
     frequent chunk language, e.g. "0 words; chunks mostly de"). Pages with no visible text
@@ -147,6 +148,8 @@ class LanguagePrescreen(Step):
         # The same model (and per-process cache) as the language ID step that follows.
         self._language_id = LanguageId(language_id)
         self.labels = frozenset(_LABEL_PREFIX + code for code in language_id.languages)
+        # Enough labels to sum every selected language's probability, and the top one.
+        self._top_k = max(3, len(self.labels))
         # Would-be removals passed on for the audit, in this step's lifetime.
         self.audit_sampled = 0
 
@@ -166,10 +169,10 @@ class LanguagePrescreen(Step):
             if seen_chars > c.max_chars:
                 break
             try:
-                predictions = model.f.predict(text, 3, 0.0, "strict")
+                predictions = model.f.predict(text, self._top_k, 0.0, "strict")
             except (TypeError, UnicodeEncodeError):
                 text = text.encode("utf-8", errors="replace").decode("utf-8")
-                predictions = model.f.predict(text, 3, 0.0, "strict")
+                predictions = model.f.predict(text, self._top_k, 0.0, "strict")
             if not predictions:
                 continue
             top_label = predictions[0][1]
@@ -189,7 +192,11 @@ class LanguagePrescreen(Step):
         if not html:
             doc["prescreen_words"] = 0
             return None  # extraction counts empty pages as no_main_text
-        found, top = self.selected_words(html)
+        try:
+            found, top = self.selected_words(html)
+        except Exception:  # noqa: BLE001 - fail open: the page is extracted as without the step
+            doc["prescreen_words"] = -1
+            return None
         doc["prescreen_words"] = found
         # No visible text at all: extraction will find nothing either, and its reason
         # (no_main_text) says more than "no English" would.
