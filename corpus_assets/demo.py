@@ -83,6 +83,7 @@ def retention_table(instance, dumps: list[str], shard_keys: list[str]) -> list[d
         baseline = 0
         per_step: dict[tuple[str, str], list[int]] = {}
         reasons: dict[tuple[str, str, str], int] = {}
+        audit = [0, 0]  # the language pre-screen's audit: pages sampled, kept by language ID
         for asset in DOCUMENT_ASSETS:
             for shard in shard_keys:
                 key = dg.MultiPartitionKey({DUMP_DIM: dump, SHARD_DIM: shard})
@@ -100,6 +101,9 @@ def retention_table(instance, dumps: list[str], shard_keys: list[str]) -> list[d
                     agg[1] += data["docs_out"]
                 if asset == "raw_documents":
                     baseline += _metadata_value(entry, "docs_out")
+                if asset == "rw_raw" and _metadata_value(entry, "prescreen_audit_sampled") is not None:
+                    audit[0] += _metadata_value(entry, "prescreen_audit_sampled")
+                    audit[1] += _metadata_value(entry, "prescreen_audit_kept")
                 for record in _metadata_value(entry, "removed_by_reason").records:
                     data = record.data
                     k = (asset, data["step"], data["reason"])
@@ -110,6 +114,8 @@ def retention_table(instance, dumps: list[str], shard_keys: list[str]) -> list[d
                 "retention": docs_out / docs_in if docs_in else 0.0,
                 "cumulative": docs_out / baseline if baseline else 0.0,
                 "reasons": {r: n for (a, s, r), n in reasons.items() if a == asset and s == step},
+                "note": (f"(audit: language ID kept {audit[1]} of {audit[0]} sampled)"
+                         if step == "language_prescreen" else ""),
             })
     return rows
 
@@ -123,7 +129,7 @@ def print_retention(rows: list[dict]) -> None:
             print(f"{'asset':<20}{'step':<22}{'docs in':>9}{'docs out':>10}{'kept':>8}{'cumul.':>8}  top removal reasons")
         top = ", ".join(f"{r} {n}" for r, n in sorted(row["reasons"].items(), key=lambda kv: -kv[1])[:4])
         print(f"{row['asset']:<20}{row['step']:<22}{row['docs_in']:>9}{row['docs_out']:>10}"
-              f"{row['retention']:>8.1%}{row['cumulative']:>8.1%}  {top}")
+              f"{row['retention']:>8.1%}{row['cumulative']:>8.1%}  {top} {row.get('note', '')}".rstrip())
 
 
 def main(argv: list[str] | None = None) -> int:

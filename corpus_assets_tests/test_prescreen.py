@@ -224,3 +224,11 @@ def test_sample_with_prescreen_keeps_exactly_what_full_extraction_keeps(sample_r
             total_removed += removed
         # 2 % of the would-be removals went on to extraction for the audit.
         assert 0 < sampled < 0.1 * (sampled + total_removed)
+
+    # The demo's table shows the audit beside the pre-screen's removals.
+    from corpus_assets.demo import retention_table
+
+    rows = [r for r in retention_table(sample_run.instance, dumps, shard_keys(n)) if r["step"] == "language_prescreen"]
+    assert len(rows) == 2
+    assert all(r["note"].startswith("(audit: language ID kept 0 of ") for r in rows)
+    assert sum(int(r["note"].split(" of ")[1].split()[0]) for r in rows) == sampled
