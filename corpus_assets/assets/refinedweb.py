@@ -92,8 +92,9 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
                                   *([config.language_prescreen] if config.language_prescreen.enabled else [])),
         deps=["raw_documents"],
         group_name=INGEST_GROUP,
-        description="RefinedWeb's RW-RAW: URL filter -> trafilatura extraction -> fastText "
-        "language identification.",
+        description="RefinedWeb's RW-RAW: URL filter -> language pre-screen (skips extraction "
+        "for pages with no text in a kept language; audited, see prescreen_* metadata) -> "
+        "trafilatura extraction -> fastText language identification.",
     )
     rw_quality_signals = shard_document_asset(
         name="rw_quality_signals",
