@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from corpus_assets.config import PipelineConfig
 from corpus_assets.crawl import dump_sort_key
-from corpus_assets.stages import StageReport, documents_path, load_report, run_document_stage
+from corpus_assets.stages import StageReport, documents_path, load_report, run_document_stage, stats_path
 from corpus_assets.steps.dedup import (
     ExactSubstringStep,
     MinHashDedupStep,
@@ -98,8 +98,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
     schema = pa.schema([("doc_id", pa.string())] + [(n, pa.uint64()) for n in names])
     started = time.perf_counter()
     docs = 0
-    upstream_rel = documents_path(UPSTREAM, dump, shard)
-    batches = store.iter_batches(upstream_rel, ["doc_id", "text"], SIGNATURE_BATCH) if store.row_count(upstream_rel) else []
+    batches = store.iter_batches(documents_path(UPSTREAM, dump, shard), ["doc_id", "text"], SIGNATURE_BATCH)
     with store.table_writer(signatures_path(dump, shard), schema) as writer:
         for batch in batches:
             if batch.num_rows == 0:
@@ -113,7 +112,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
     seconds = time.perf_counter() - started
     report = {"dump": dump, "shard": shard, "docs": docs, "seconds": round(seconds, 3),
               "preset": preset.describe()}
-    store.write_json(f"{SIGNATURES}/{dump}/{shard}/stats.json", report)
+    store.write_json(stats_path(SIGNATURES, dump, shard), report)
     return report
 
 
@@ -444,12 +443,13 @@ def build_dedup_index(store: CorpusStore, dump: str, shards: list[str], config: 
     digest = hashlib.sha256(f"{used}|{dump}|{preset.name}".encode())
     kept_urls, kept_keys = [], []
     for shard in shards:
-        kept = store.read_table(documents_path(DEDUPED, dump, shard), columns=["doc_id", "url"]) \
-            if store.row_count(documents_path(DEDUPED, dump, shard)) else None
-        if kept is None:
+        kept_ids, urls = set(), []
+        for batch in store.iter_batches(documents_path(DEDUPED, dump, shard), ["doc_id", "url"]):
+            kept_ids.update(batch.column("doc_id").to_pylist())
+            urls.extend(batch.column("url").to_pylist())
+        if not kept_ids:
             continue
-        kept_ids = set(kept.column("doc_id").to_pylist())
-        kept_urls.append(url_hashes(kept.column("url").to_pylist()))
+        kept_urls.append(url_hashes(urls))
         for batch in store.iter_batches(signatures_path(dump, shard), None, 8192):
             mask = np.fromiter((d in kept_ids for d in batch.column("doc_id").to_pylist()), dtype=bool, count=batch.num_rows)
             if mask.any():

@@ -76,7 +76,7 @@ def retention_table(instance, dumps: list[str], shard_keys: list[str]) -> list[d
     each partition's materialization recorded (the same numbers the UI shows)."""
     import dagster as dg
 
-    from corpus_assets.partitions import DUMP_DIM, SHARD_DIM
+    from corpus_assets.partitions import shard_partition_key
 
     rows = []
     for dump in dumps:
@@ -86,9 +86,9 @@ def retention_table(instance, dumps: list[str], shard_keys: list[str]) -> list[d
         audit = [0, 0]  # the language pre-screen's audit: pages sampled, kept by language ID
         for asset in DOCUMENT_ASSETS:
             for shard in shard_keys:
-                key = dg.MultiPartitionKey({DUMP_DIM: dump, SHARD_DIM: shard})
                 records = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[str(key)]), limit=1
+                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset),
+                                          asset_partitions=[shard_partition_key(dump, shard)]), limit=1
                 ).records
                 if not records:
                     continue
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from corpus_assets.crawl import CrawlSource, dump_sort_key
     from corpus_assets.definitions import DUMP_DEDUP_ASSETS, SHARD_ASSETS, defs
-    from corpus_assets.partitions import DUMP_DIM, shard_keys
+    from corpus_assets.partitions import DUMP_DIM, shard_keys, shard_partition_key
     from corpus_assets.config import load_config
 
     config = load_config()
@@ -171,14 +171,14 @@ def main(argv: list[str] | None = None) -> int:
             if not ok:
                 failures.append(f"{key} {selection}")
 
-    keys = [f"{dump}|{shard}" for dump in dumps for shard in shards]
+    keys = [shard_partition_key(dump, shard) for dump in dumps for shard in shards]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         # Shards of every dump are independent up to their MinHash signatures ...
         run_parallel(pool, keys, SHARD_ASSETS)
         # ... dedup goes dump by dump in crawl order, each against the earlier dumps' index.
         for dump in sorted(dumps, key=dump_sort_key):
             run_parallel(pool, [dump], DUMP_DEDUP_ASSETS)
-            run_parallel(pool, [f"{dump}|{shard}" for shard in shards], ["rw_deduped"])
+            run_parallel(pool, [shard_partition_key(dump, shard) for shard in shards], ["rw_deduped"])
             run_parallel(pool, [dump], ["dedup_index"])
     print(f"materialized {len(keys)} shard partitions and their dedup in {time.perf_counter() - started:.1f}s")
     print_retention(retention_table(instance, dumps, shards))

@@ -30,6 +30,11 @@ def shard_partitions_def(num_shards: int) -> dg.MultiPartitionsDefinition:
 shard_to_dump = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DUMP_DIM)
 
 
+def shard_partition_key(dump: str, shard: str) -> str:
+    """The key of one (dump, shard) partition, e.g. ``CC-MAIN-2024-10|000``."""
+    return str(dg.MultiPartitionKey({DUMP_DIM: dump, SHARD_DIM: shard}))
+
+
 def split_shard_key(context: dg.AssetExecutionContext) -> tuple[str, str]:
     keys = context.partition_key.keys_by_dimension
     return keys[DUMP_DIM], keys[SHARD_DIM]

@@ -15,9 +15,10 @@ import json
 
 import dagster as dg
 
-from corpus_assets.crawl import CrawlSourceError
-from corpus_assets.partitions import DUMP_DIM, dump_partitions
-from corpus_assets.resources import CrawlSourceResource
+from corpus_assets import dedup_stages
+from corpus_assets.crawl import CrawlSourceError, dump_sort_key
+from corpus_assets.partitions import DUMP_DIM, dump_partitions, shard_keys, shard_partition_key
+from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
 
 
 def build_crawl_sensor(manifest_job) -> dg.SensorDefinition:
@@ -55,10 +56,6 @@ def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
     its ``minhash_signatures`` partitions exist and the dump before it in crawl order is
     indexed. Dagster's automation cannot express "after the previous dynamic partition",
     so this sensor holds the crawl order; everything after it is eager automation."""
-    from corpus_assets import dedup_stages
-    from corpus_assets.crawl import dump_sort_key
-    from corpus_assets.partitions import shard_keys
-    from corpus_assets.resources import CorpusStoreResource
 
     @dg.sensor(
         name="dedup_order_sensor",
@@ -78,7 +75,7 @@ def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
             if snapshot is not None:
                 previous_snapshot = snapshot.snapshot_id
                 continue
-            missing = [s for s in shard_keys(num_shards) if f"{dump}|{s}" not in done]
+            missing = [s for s in shard_keys(num_shards) if shard_partition_key(dump, s) not in done]
             if missing:
                 return dg.SkipReason(f"{dump} is next in crawl order; waiting for minhash_signatures of shards {missing}")
             return dg.RunRequest(partition_key=dump, run_key=f"dedup:{dump}:{previous_snapshot}")

@@ -146,9 +146,12 @@ def run_document_stage(
     schema: Optional[pa.Schema] = None,
     extra: Optional[dict] = None,
     on_kept: Optional[Callable[[Document], None]] = None,
+    extra_after_run: Optional[Callable[[list[StepStats]], dict]] = None,
 ) -> StageReport:
     """Stream ``documents`` through ``steps`` and write the partition's three files.
-    ``on_kept`` sees every kept document before it is written (for stage-level counts)."""
+    ``on_kept`` sees every kept document before it is written, and ``extra_after_run``
+    turns the finished step counts into more report entries (stage-level figures that
+    are only known once the stream has ended)."""
     started = time.perf_counter()
     try:
         with store.table_writer(removed_path(asset, dump, shard), REMOVED_SCHEMA) as removed, \
@@ -189,7 +192,7 @@ def run_document_stage(
         steps=[s.to_dict() for s in stats],
         baseline_docs=stats[-1].docs_out if baseline_docs is None else baseline_docs,
         seconds=round(time.perf_counter() - started, 3),
-        extra=extra or {},
+        extra={**(extra or {}), **(extra_after_run(stats) if extra_after_run else {})},
     )
     store.write_json(stats_path(asset, dump, shard), report.to_dict())
     return report
@@ -266,27 +269,25 @@ def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConf
         nonlocal audit_kept
         audit_kept += bool(doc.get("prescreen_audit"))
 
-    report = run_document_stage(
+    return run_document_stage(
         store, "rw_raw", dump, shard,
         store.iter_rows(documents_path("raw_documents", dump, shard)),
         steps,
         baseline_docs=raw.docs_out,
         on_kept=count_audit if prescreen else None,
+        extra_after_run=(lambda stats: prescreen_audit_figures(stats, prescreen.audit_sampled, audit_kept))
+        if prescreen else None,
     )
-    if prescreen is not None:
-        report.extra.update(prescreen_audit_figures(report, prescreen.audit_sampled, audit_kept))
-        store.write_json(stats_path("rw_raw", dump, shard), report.to_dict())
-    return report
 
 
-def prescreen_audit_figures(report: StageReport, sampled: int, kept: int) -> dict:
+def prescreen_audit_figures(stats: list[StepStats], sampled: int, kept: int) -> dict:
     """The language pre-screen's measured loss on one partition.
 
     The pre-screen passes a deterministic sample of the pages it would remove on to
     extraction and language ID (``prescreen_audit``); the share of them that language ID
     keeps, times the pages the pre-screen did remove, estimates how many pages in a
     selected language the pre-screen cost this partition."""
-    removed = next((s.docs_removed for s in report.step_stats if s.step == LanguagePrescreen.name), 0)
+    removed = next((s.docs_removed for s in stats if s.step == LanguagePrescreen.name), 0)
     return {
         "prescreen_removed": removed,
         "prescreen_audit_sampled": sampled,

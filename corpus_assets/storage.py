@@ -267,9 +267,13 @@ class CorpusStore:
     def iter_batches(
         self, rel: str, columns: Optional[list[str]] = None, batch_size: int = ROW_GROUP_ROWS
     ) -> Iterator[pa.RecordBatch]:
-        """Stream record batches of the named columns (columnar readers: band keys)."""
+        """Stream record batches of the named columns (columnar readers: band keys). A
+        table without rows yields nothing: an empty partition's file may have no columns."""
         with self._backend.local_copy(rel) as path:
-            yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
+            parquet = pq.ParquetFile(path)
+            if parquet.metadata.num_rows == 0:
+                return
+            yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
 
     def read_table(self, rel: str, columns: Optional[list[str]] = None,
                    filters: Optional[list[tuple]] = None) -> pa.Table:

@@ -222,8 +222,8 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         "this dump's output is unchanged until its dedup is re-run.",
     )
     def index_chain(context: dg.AssetCheckExecutionContext, corpus_store: CorpusStoreResource) -> dg.AssetCheckResult:
-        # A check on a partitioned asset runs for the dumps the run targets; checks run
-        # outside a partitioned run look at every dump.
+        # Asset checks are not partitioned: every indexed dump is looked at, each against
+        # the current snapshot of the dump before it.
         dumps = _known_dumps(context)
         store = corpus_store.get_store()
         results = {}

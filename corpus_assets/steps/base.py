@@ -77,6 +77,15 @@ class StepStats:
         )
 
 
+def html_of(doc: Document) -> str:
+    """The document's ``html`` as text ("" when absent). HtmlDecode stores text; raw
+    bytes (a table written by another tool) are read as UTF-8 with replacement."""
+    html = doc.get("html")
+    if isinstance(html, (bytes, bytearray)):
+        html = bytes(html).decode("utf-8", errors="replace")
+    return html or ""
+
+
 class Step:
     """One processing step: subclasses set ``name`` and implement ``apply``.
 

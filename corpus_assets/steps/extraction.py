@@ -25,7 +25,7 @@ from typing import Optional
 
 import trafilatura
 
-from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.base import Document, Step, html_of
 
 
 @dataclass(frozen=True)
@@ -139,10 +139,8 @@ class Extract(Step):
         return text or None
 
     def apply(self, doc: Document):
-        html = doc.get("html")
-        if isinstance(html, (bytes, bytearray)):
-            html = bytes(html).decode("utf-8", errors="replace")
-        if not html or not html.strip():
+        html = html_of(doc)
+        if not html.strip():
             return "no_main_text", "empty html"
         try:
             text = self.extract_text(html)

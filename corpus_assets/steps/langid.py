@@ -118,16 +118,19 @@ class LanguageId(Step):
     def model(self):
         return _load_model(self.model_path)
 
-    def predict(self, text: str) -> tuple[str, float]:
-        """Top (language, score) for ``text``; newlines become spaces first."""
-        line = text.replace("\r", " ").replace("\n", " ")
+    def predict_labels(self, line: str, k: int) -> list[tuple[float, str]]:
+        """fastText's top ``k`` (probability, "__label__xx") for one line of text."""
         try:
-            result = self.model.f.predict(line, 1, 0.0, "strict")
+            return self.model.f.predict(line, k, 0.0, "strict")
         except (TypeError, UnicodeEncodeError):
             # Lone surrogates (e.g. from surrogateescape decoding) cannot be encoded to
             # UTF-8 for the C++ side; pybind11 reports that as a TypeError.
             line = line.encode("utf-8", errors="replace").decode("utf-8")
-            result = self.model.f.predict(line, 1, 0.0, "strict")
+            return self.model.f.predict(line, k, 0.0, "strict")
+
+    def predict(self, text: str) -> tuple[str, float]:
+        """Top (language, score) for ``text``; newlines become spaces first."""
+        result = self.predict_labels(text.replace("\r", " ").replace("\n", " "), 1)
         if not result:
             return "", 0.0
         prob, label = result[0]

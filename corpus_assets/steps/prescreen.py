@@ -42,10 +42,8 @@ from typing import Iterator
 
 from selectolax.lexbor import LexborHTMLParser
 
-from corpus_assets.steps.base import Document, Step
-from corpus_assets.steps.langid import LanguageId, LanguageIdConfig
-
-_LABEL_PREFIX = "__label__"
+from corpus_assets.steps.base import Document, Step, html_of
+from corpus_assets.steps.langid import _LABEL_PREFIX, LanguageId, LanguageIdConfig
 
 # Elements whose content is never visible text. <head> goes too: its <title> is the one
 # visible part, and one line of title changes nothing about a page's language.
@@ -160,7 +158,6 @@ class LanguagePrescreen(Step):
         # The whole page is cut into blocks (cutting the HTML short could leave a script
         # open and its code would read as text); only the scoring is bounded.
         blocks = visible_blocks(html)
-        model = self._language_id.model
         found = 0
         seen_chars = 0
         label_words: dict[str, int] = {}
@@ -168,11 +165,7 @@ class LanguagePrescreen(Step):
             seen_chars += len(text)
             if seen_chars > c.max_chars:
                 break
-            try:
-                predictions = model.f.predict(text, self._top_k, 0.0, "strict")
-            except (TypeError, UnicodeEncodeError):
-                text = text.encode("utf-8", errors="replace").decode("utf-8")
-                predictions = model.f.predict(text, self._top_k, 0.0, "strict")
+            predictions = self._language_id.predict_labels(text, self._top_k)
             if not predictions:
                 continue
             top_label = predictions[0][1]
@@ -185,9 +178,7 @@ class LanguagePrescreen(Step):
         return found, top[len(_LABEL_PREFIX):] if top.startswith(_LABEL_PREFIX) else top
 
     def apply(self, doc: Document):
-        html = doc.get("html")
-        if isinstance(html, (bytes, bytearray)):
-            html = bytes(html).decode("utf-8", errors="replace")
+        html = html_of(doc)
         doc["prescreen_audit"] = False
         if not html:
             doc["prescreen_words"] = 0

@@ -207,7 +207,6 @@ _EMPTY = {float: math.nan, int: 0, bool: False, str: ""}
 SIGNAL_DEFAULTS: dict[str, object] = {k: _EMPTY[t] for k, t in SIGNAL_COLUMNS.items()}
 
 
-
 def c4_walk_with(text: str, config: "SignalConfig"):
     """C4's line rules with the settings of ``config`` (signals and decisions share it)."""
     return c4_walk(
@@ -217,6 +216,7 @@ def c4_walk_with(text: str, config: "SignalConfig"):
         max_word_length=config.c4_max_word_length,
         remove_citations=config.c4_remove_citations,
     )
+
 
 def signal_arrow_schema():
     """The signal columns as a ``pyarrow.Schema`` (float64 / int64 / bool / large_string)."""
