@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from corpus_assets.config import PipelineConfig
 from corpus_assets.crawl import CrawlSource, CrawlSourceError, assign_shards, shard_key
-from corpus_assets.steps.base import Document, Step, StepStats, run_steps
+from corpus_assets.steps.base import Document, Step, StepErrorPolicy, StepStats, check_step_errors, run_steps
 from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
@@ -147,11 +147,14 @@ def run_document_stage(
     extra: Optional[dict] = None,
     on_kept: Optional[Callable[[Document], None]] = None,
     extra_after_run: Optional[Callable[[list[StepStats]], dict]] = None,
+    step_errors: Optional[StepErrorPolicy] = None,
 ) -> StageReport:
     """Stream ``documents`` through ``steps`` and write the partition's three files.
     ``on_kept`` sees every kept document before it is written, and ``extra_after_run``
     turns the finished step counts into more report entries (stage-level figures that
-    are only known once the stream has ended)."""
+    are only known once the stream has ended). A document a step raises on is removed as
+    ``step_error``; past ``step_errors`` (default ``StepErrorPolicy()``) the stage raises
+    before any file is published."""
     started = time.perf_counter()
     try:
         with store.table_writer(removed_path(asset, dump, shard), REMOVED_SCHEMA) as removed, \
@@ -178,6 +181,7 @@ def run_document_stage(
                 if on_kept is not None:
                     on_kept(doc)
                 kept.write(doc)
+            check_step_errors(stats, step_errors or StepErrorPolicy(), f"{asset} {dump}|{shard}")
     finally:
         for step in steps:
             step.close()
@@ -247,6 +251,7 @@ def ingest_raw_documents(
         _records_of_shard(source, warc_paths, dump, shard),
         [HtmlDecode(config.html_decode)],
         extra={"warc_files": len(warc_paths)},
+        step_errors=config.step_errors,
     )
 
 

@@ -47,7 +47,7 @@ from typing import BinaryIO, Iterator, Optional
 
 from warcio.archiveiterator import ArchiveIterator
 
-from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.base import Document, Step, describe_exception
 
 try:  # brotli and zstandard are optional: without them such payloads stay encoded.
     import brotli  # type: ignore
@@ -89,9 +89,7 @@ def make_doc_id(key: str) -> str:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:limit]
+_short = describe_exception
 
 
 # -- the input stream ---------------------------------------------------------------------
