@@ -349,6 +349,8 @@ def test_path_containment_per_kind(tmp_path):
 # -- 16. the demo against an S3 crawl source --------------------------------------------------
 
 def test_demo_reads_an_s3_crawl_source(s3_client, s3_endpoint, tmp_path):
+    # The demo as a user runs it (a subprocess, ~40 s: every asset of one tiny dump), since
+    # the crash was in how its main() built the crawl source.
     bucket = f"crawl-{uuid.uuid4().hex[:8]}"
     s3_client.create_bucket(Bucket=bucket)
     crawl = write_crawl(tmp_path / "crawl", {"a.warc.gz": page("http://a.example/", b"<html>a</html>")})
@@ -357,8 +359,11 @@ def test_demo_reads_an_s3_crawl_source(s3_client, s3_endpoint, tmp_path):
             s3_client.upload_file(str(path), bucket, f"cc/{path.relative_to(crawl)}")
     env = {**os.environ, "CORPUS_CRAWL_ROOT": f"s3://{bucket}/cc", "CORPUS_S3_ENDPOINT_URL": s3_endpoint,
            "DAGSTER_HOME": str(tmp_path / "home"), "CORPUS_ROOT": str(tmp_path / "corpus"),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, "-m", "corpus_assets.demo", "--list-only"], env=env,
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "CORPUS_NUM_SHARDS": "1"}
+    done = subprocess.run([sys.executable, "-m", "corpus_assets.demo", "--workers", "1"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"dumps=['{DUMP}']" in done.stdout
+    assert f"dumps=['{DUMP}']" in done.stdout and f"crawl source=s3://{bucket}/cc" in done.stdout
+    # The page was read from the bucket: raw_documents' row of the retention table has it.
+    raw_row = next(line for line in done.stdout.splitlines() if line.startswith("raw_documents"))
+    assert raw_row.split()[2:4] == ["1", "1"], raw_row
