@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -267,6 +268,31 @@ def test_records_that_are_not_responses_are_counted_by_type(tmp_path, edge_case_
     assert report.extra["warc_files_without_responses"] == 2
     assert sorted(report.extra["warc_files_without_responses_sample"]) == [
         f"crawl-data/{DUMP}/segments/1/warc/resource.warc.gz", f"crawl-data/{DUMP}/segments/1/warc/text.warc.wet.gz"]
+
+
+def test_files_without_responses_show_in_the_materialization(tmp_path, shared_data):
+    import dagster as dg
+
+    from corpus_assets.definitions import build_definitions
+    from corpus_assets.partitions import DUMP_DIM
+    from corpus_assets_tests.helpers import QUIET, latest
+
+    crawl = write_crawl(tmp_path / "crawl", {
+        "text.warc.wet.gz": (shared_data / "real-warc" / "whirlwind.warc.wet.gz").read_bytes()})
+    defs = build_definitions(config=PipelineConfig(num_shards=1), corpus_root=str(tmp_path / "corpus"),
+                             crawl_root=str(crawl))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(DUMP_DIM, [DUMP])
+        for selection, key in ((["crawl_manifest"], DUMP), (["raw_documents"], f"{DUMP}|{SHARD}")):
+            result = dg.materialize(defs.assets, selection=selection, partition_key=key, instance=instance,
+                                    resources=defs.resources, run_config=QUIET)
+            assert result.success
+        meta = latest(instance, "raw_documents", f"{DUMP}|{SHARD}")
+        assert meta["docs_in"] == 0 and meta["warc_files_without_responses"] == 1
+        assert meta["records_by_type"]["conversion"] >= 1
+        warnings = [e for e in instance.all_logs(result.run_id)
+                    if e.level == logging.WARNING and "no response record" in (e.user_message or "")]
+        assert warnings, "a warning names the file that gave nothing"
 
 
 def test_reader_counts_record_types(edge_case_warcs):
