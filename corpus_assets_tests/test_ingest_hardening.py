@@ -226,6 +226,20 @@ def test_a_text_file_named_warc_gz_is_one_not_warc_loss(data, tmp_path):
     assert [(r["reason"], r["detail"][:9]) for r in removed] == [("read_error", "not_warc:")]
 
 
+@pytest.mark.parametrize("data", [b"\n", b" ", b"x", b"\r\n\r\n", gzip.compress(b""), gzip.compress(b"\n\n")],
+                         ids=["newline", "space", "one-byte", "blank-lines", "empty-gzip", "gzipped-blank-lines"])
+def test_a_file_without_any_record_is_one_not_warc_loss(data):
+    # Found by the malformed-input suite: these gave no document at all (a silent loss) or
+    # a "truncated gzip member" in a file that is not gzip.
+    (doc,) = iter_warc_responses(io.BytesIO(data), "blank.warc.gz")
+    assert doc["read_error"].startswith("not_warc: "), doc["read_error"]
+
+
+def test_an_empty_gzip_member_after_the_last_record_is_not_a_loss():
+    data = page("http://a/", b"<html>a</html>") + gzip.compress(b"")
+    assert [d["read_error"] for d in iter_warc_responses(io.BytesIO(data), "a.warc.gz")] == [""]
+
+
 def test_arc_files_still_read(edge_case_warcs):
     data = (edge_case_warcs / "example.arc.gz").read_bytes()
     (doc,) = iter_warc_responses(io.BytesIO(data), "example.arc.gz")

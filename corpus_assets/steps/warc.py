@@ -368,6 +368,19 @@ def _watch_gzip(reader, seen: dict) -> None:
     reader._decompress = _decompress
 
 
+def _blank_gzip(data: bytes) -> bool:
+    """True when ``data`` is whole gzip members that inflate to whitespace only."""
+    try:
+        while data:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if d.decompress(data, 4096).strip(b"\r\n\t \x00") or not d.eof:
+                return False
+            data = d.unused_data
+        return True
+    except zlib.error:
+        return False
+
+
 class _Framing(Exception):
     """gzip members do not line up with records: re-read from ``offset`` as one stream."""
 
@@ -429,6 +442,10 @@ class _Reader:
         fmt = record.format
         rec_type = record.rec_type
         headers = record.rec_headers
+        if fmt != "arc" and not headers.headers and not (headers.protocol or "").strip():
+            # warcio's "record" of blank lines before the end of the data: no record at all.
+            code = "not_warc" if offset == self.src.start and not self.records_read else "corrupt_record"
+            raise _Failure(code, "blank lines where a record should start", offset)
         if fmt == "arc":
             self._check_arc_header(headers, offset)
             url = _clean_url(headers.get_header("uri") or "")
@@ -598,15 +615,20 @@ class _Reader:
         left after the last record are trailing garbage."""
         if not self.src.at_eof():
             return
-        if last_decomp is not None and not last_decomp.eof:
+        # warcio sets up a gzip decompressor before it knows the data is not gzip (one
+        # byte is not enough to tell): only a gzip file has a gzip member to cut.
+        if self._gzip_file and last_decomp is not None and not last_decomp.eof:
             raise _Failure("truncated_file", "the last gzip member is cut off", end)
         self.src.seek(end)
         tail = self.src.read()
         if not tail.strip(b"\r\n\t \x00"):
             return
+        if tail.startswith(b"\x1f\x8b") and _blank_gzip(tail):
+            return  # empty gzip members after the last record (valid gzip, no record)
         if tail.startswith(b"\x1f\x8b") or tail.lstrip().startswith((b"WARC/", b"http")):
             raise _Failure("truncated_file", f"{len(tail)} bytes of a record cut off", end)
-        raise _Failure("corrupt_record", f"{len(tail)} unreadable bytes at the end", end)
+        code = "not_warc" if end == self.src.start and not self.records_read else "corrupt_record"
+        raise _Failure(code, f"{len(tail)} unreadable bytes at the end", end)
 
     def _peek(self, offset: int, n: int) -> bytes:
         """Bytes at ``offset`` if the replay window still holds them (moves the stream)."""
@@ -684,7 +706,15 @@ class _Reader:
 
     def __iter__(self) -> Iterator[Document]:
         try:
-            yield from self._read_file()
+            yielded = 0
+            for doc in self._read_file():
+                yielded += 1
+                yield doc
+            if not yielded and not self.records_read:
+                # Blank lines, or an empty gzip member: nothing failed, but nothing was a
+                # record either. A file that gives nothing must say why.
+                yield self._error_doc(_Failure("not_warc", "no record in the file", self.src.start),
+                                      f"{self.path}@{self.src.start}")
         except _StreamError as exc:
             raise exc.original from None
         except Exception as exc:  # a bug here must not lose the partition either
