@@ -183,9 +183,12 @@ class CrawlSource:
         self._inside(rel)
         if self.kind == "local":
             path = Path(self.root).expanduser() / rel
-            if not path.is_file():
-                raise CrawlSourceError(f"no such file in the crawl source: {path}")
-            return open(path, "rb")
+            try:
+                if not path.is_file():
+                    raise CrawlSourceError(f"no such file in the crawl source: {path}")
+                return open(path, "rb")
+            except OSError as exc:  # a name too long, a permission: this file, not the run
+                raise CrawlSourceError(f"cannot open {str(path)[:300]}: {type(exc).__name__}: {exc.strerror}") from exc
         if self.kind == "s3":
             from botocore.exceptions import ClientError
 
@@ -207,7 +210,10 @@ class CrawlSource:
             return None
         if self.kind == "local":
             path = Path(self.root).expanduser() / rel
-            return path.stat().st_size if path.is_file() else None
+            try:
+                return path.stat().st_size if path.is_file() else None
+            except OSError:
+                return None
         if self.kind == "s3":
             bucket, prefix = split_s3_uri(self.root)
             key = f"{prefix}/{rel}" if prefix else rel

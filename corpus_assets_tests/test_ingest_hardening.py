@@ -369,6 +369,15 @@ def test_manifest_paths_outside_the_root_are_removed_unread(tmp_path, monkeypatc
     assert all(row["bytes"] == -1 for row in manifest if row["warc_path"] in hostile), "not even stat'ed"
 
 
+def test_a_path_the_filesystem_refuses_is_one_missing_file(tmp_path):
+    long_name = "crawl-data/" + "a" * 5000 + ".warc.gz"
+    crawl = write_crawl(tmp_path / "crawl", {"good.warc.gz": page("http://good/", b"<html>g</html>")})
+    (crawl / "crawl-data" / DUMP / "warc.paths.gz").write_bytes(
+        gzip.compress(f"crawl-data/{DUMP}/segments/1/warc/good.warc.gz\n{long_name}\n".encode()))
+    report, kept, removed = ingest(crawl, tmp_path / "corpus")
+    assert len(kept) == 1 and [r["detail"][:13] for r in removed] == ["missing_file:"]
+
+
 def test_path_containment_per_kind(tmp_path):
     local = CrawlSource(str(tmp_path))
     assert local.outside_root("crawl-data/x/a.warc.gz") is None

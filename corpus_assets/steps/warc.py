@@ -422,17 +422,19 @@ class _Reader:
         HTML at all) rather than counted as a response without a status."""
         stream = record.raw_stream
         limit = self.cap + _MAX_HTTP_HEADER
-        parts, total = [], 0
+        parts, total, over = [], 0, False
         while True:
             chunk = stream.read(_READ_CHUNK)
             if not chunk:
                 break
             total += len(chunk)
+            if over:
+                continue
             if total <= limit:
                 parts.append(chunk)
-            elif parts:  # just went over the cap: keep the head only
+            else:  # just went over the cap: keep the head only
                 parts = [b"".join(parts + [chunk])[:_MAX_HTTP_HEADER]]
-                limit = -1
+                over = True
         block = b"".join(parts)
         return block, max(total, len(block))
 
