@@ -22,9 +22,12 @@ not http(s) (one real page of the sample has ``xhttps://``).
 document with ``read_error`` = ``"<code>: <detail>"``. Codes: ``truncated_file`` (a
 record or gzip member cut off by the end of the file; reading stops), ``corrupt_gzip``
 (compressed bytes that do not inflate), ``corrupt_record`` (bytes that are not a record
-where one should start), ``not_warc`` (nothing readable at the start of the file, or an
-empty file), ``unexpected_error`` (a bug in this module). After a corrupt member or
-record, reading resumes at the next gzip member (or ``WARC/`` line) that parses.
+where one should start), ``not_warc`` (nothing readable at the start of the file, an
+empty file, a file of blank lines, or text whose first line only looks like an ARC
+header: warcio takes any line for one), ``unexpected_error`` (a bug in this module).
+After a corrupt member or record, reading resumes at the next gzip member (or ``WARC/``
+line) that parses. A payload above the memory cap keeps its HTTP status and type
+(``body`` empty, ``body_length`` its size), so it is judged as oversized or not HTML.
 Exceptions raised by the stream itself (disk, network) are not bad data and propagate,
 so the orchestrator retries the partition rather than recording a healthy file as lost.
 The stream is never seeked: a replay window of recent bytes gives the same behaviour on
@@ -48,7 +51,8 @@ from typing import BinaryIO, Iterator, Optional
 
 from warcio.archiveiterator import ArchiveIterator
 
-from corpus_assets.steps.base import Document, Step, describe_exception
+from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.base import describe_exception as _short
 
 try:  # brotli and zstandard are optional: without them such payloads stay encoded.
     import brotli  # type: ignore
@@ -89,8 +93,6 @@ _GZIP_MAGIC = b"\x1f\x8b\x08"
 def make_doc_id(key: str) -> str:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
-
-_short = describe_exception
 
 
 # -- the input stream ---------------------------------------------------------------------
