@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import yaml
 
+from corpus_assets.steps.base import StepErrorPolicy
 from corpus_assets.steps.dedup.config import DedupConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.langid import LanguageIdConfig
@@ -65,6 +66,7 @@ class PipelineConfig:
     quality_signals: SignalConfig = field(default_factory=SignalConfig)
     quality_thresholds: FilterThresholds = field(default_factory=FilterThresholds)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    step_errors: StepErrorPolicy = field(default_factory=StepErrorPolicy)
     source_file: str = ""
 
 
@@ -77,6 +79,7 @@ _SECTIONS = {
     "quality_signals": SignalConfig,
     "quality_thresholds": FilterThresholds,
     "dedup": DedupConfig,
+    "step_errors": StepErrorPolicy,
 }
 
 

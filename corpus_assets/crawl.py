@@ -9,6 +9,10 @@ kinds of root are understood:
 - an HTTPS base (``https://data.commoncrawl.org``); HTTPS cannot list folders, so the dumps
   to watch are named in configuration.
 
+A manifest is input, not trusted: a path in it must name a file inside the root
+(``outside_root``); ``../../x`` or ``/etc/passwd`` is never opened, and the stage counts it
+as a ``path_outside_root`` removal. An empty manifest is an error, not a dump of no files.
+
 Shard assignment is a pure function of the manifest, so every process that reads the same
 ``warc.paths.gz`` agrees on which WARC files belong to which shard. Nothing here imports
 Dagster.
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,14 +135,60 @@ class CrawlSource:
         except (urllib.error.URLError, OSError):
             return False
 
+    # -- containment ----------------------------------------------------------------
+    def outside_root(self, rel: str) -> Optional[str]:
+        """Why ``rel`` (a path from a manifest) does not name a file inside the root, or
+        None when it does. Local: the path, symlinks followed, resolves inside the
+        resolved root. S3 and HTTPS: a plain relative path with no ``.`` or ``..``
+        segment (percent-encoded ones included for HTTPS, whose servers decode them), no
+        backslash, and for HTTPS no query or fragment, so the key or URL stays under the
+        prefix or base."""
+        if not rel:
+            return "empty path"
+        if any(ord(c) < 32 or ord(c) == 127 for c in rel):
+            return "control character in the path"
+        if rel.startswith("/") or (self.kind == "local" and os.path.isabs(rel)):
+            return "absolute path"
+        if self.kind == "local":
+            root = Path(self.root).expanduser()
+            try:
+                resolved_root = root.resolve()
+                target = (root / rel).resolve()
+            except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, say
+                return f"cannot be resolved: {type(exc).__name__}"
+            if target != resolved_root and resolved_root not in target.parents:
+                return "resolves outside the crawl root"
+            return None
+        if "\\" in rel:
+            return "backslash in the path"
+        if self.kind == "http":
+            if "?" in rel or "#" in rel:
+                return "query or fragment in the path"
+            segments = urllib.parse.unquote(rel).split("/")
+        else:
+            segments = rel.split("/")
+        if any(seg in (".", "..") for seg in segments):
+            return "'.' or '..' segment in the path"
+        return None
+
+    def _inside(self, rel: str) -> None:
+        problem = self.outside_root(rel)
+        if problem:
+            raise CrawlSourceError(f"refusing to read {rel!r}: {problem} ({self.root})")
+
     # -- reading --------------------------------------------------------------------
     def open(self, rel: str) -> BinaryIO:
-        """A binary stream of a file under the root. Missing files raise CrawlSourceError."""
+        """A binary stream of a file under the root. Missing files, and paths that are not
+        inside the root (never opened), raise CrawlSourceError."""
+        self._inside(rel)
         if self.kind == "local":
             path = Path(self.root).expanduser() / rel
-            if not path.is_file():
-                raise CrawlSourceError(f"no such file in the crawl source: {path}")
-            return open(path, "rb")
+            try:
+                if not path.is_file():
+                    raise CrawlSourceError(f"no such file in the crawl source: {path}")
+                return open(path, "rb")
+            except OSError as exc:  # a name too long, a permission: this file, not the run
+                raise CrawlSourceError(f"cannot open {str(path)[:300]}: {type(exc).__name__}: {exc.strerror}") from exc
         if self.kind == "s3":
             from botocore.exceptions import ClientError
 
@@ -152,10 +204,16 @@ class CrawlSource:
             raise CrawlSourceError(f"cannot read {self.describe(rel)}: {exc}") from exc
 
     def size(self, rel: str) -> Optional[int]:
-        """Bytes of a file, where that is cheap to know (local and S3); None otherwise."""
+        """Bytes of a file, where that is cheap to know (local and S3); None otherwise
+        (and for a path outside the root, which is not even looked at)."""
+        if self.outside_root(rel):
+            return None
         if self.kind == "local":
             path = Path(self.root).expanduser() / rel
-            return path.stat().st_size if path.is_file() else None
+            try:
+                return path.stat().st_size if path.is_file() else None
+            except OSError:
+                return None
         if self.kind == "s3":
             bucket, prefix = split_s3_uri(self.root)
             key = f"{prefix}/{rel}" if prefix else rel
@@ -166,7 +224,9 @@ class CrawlSource:
         return None
 
     def read_manifest(self, dump: str) -> list[str]:
-        """The WARC paths listed in ``crawl-data/<dump>/warc.paths.gz``, in order."""
+        """The WARC paths listed in ``crawl-data/<dump>/warc.paths.gz``, in order. A
+        manifest that lists no file (zero bytes, or empty once decompressed) raises: a dump
+        of zero files would look like a finished, empty dump."""
         rel = manifest_path(dump)
         try:
             stream = self.open(rel)
@@ -178,4 +238,9 @@ class CrawlSource:
             text = gzip.decompress(raw).decode("utf-8")
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise CrawlSourceError(f"unreadable manifest {self.describe(rel)}: {exc}") from exc
-        return [line.strip() for line in io.StringIO(text) if line.strip()]
+        paths = [line.strip() for line in io.StringIO(text) if line.strip()]
+        if not paths:
+            raise CrawlSourceError(
+                f"manifest {self.describe(rel)} lists no WARC file ({len(raw)} bytes): an empty "
+                f"dump is refused; fix or remove the file")
+        return paths

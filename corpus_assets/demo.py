@@ -140,14 +140,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from corpus_assets.crawl import CrawlSource, dump_sort_key
+    from corpus_assets.crawl import dump_sort_key
     from corpus_assets.definitions import DUMP_DEDUP_ASSETS, SHARD_ASSETS, defs
     from corpus_assets.partitions import DUMP_DIM, shard_keys, shard_partition_key
     from corpus_assets.config import load_config
 
     config = load_config()
     instance = dg.DagsterInstance.get()
-    source = CrawlSource(os.environ["CORPUS_CRAWL_ROOT"])
+    # The crawl source as the assets get it: the resource builds the S3 client (honouring
+    # CORPUS_S3_ENDPOINT_URL) that an s3:// root needs.
+    source = defs.resources["crawl_source"].get_source()
     dumps = source.list_dumps()
     print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}\ncrawl source={source.root}\n"
           f"corpus root={os.environ['CORPUS_ROOT']}\nsettings={config.source_file}\ndumps={dumps}")

@@ -14,6 +14,7 @@ Documents stream through in batches; no stage holds a whole shard in memory.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 from corpus_assets.config import PipelineConfig
 from corpus_assets.crawl import CrawlSource, CrawlSourceError, assign_shards, shard_key
-from corpus_assets.steps.base import Document, Step, StepStats, run_steps
+from corpus_assets.steps.base import Document, Step, StepErrorPolicy, StepStats, check_step_errors, run_steps
 from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
@@ -147,11 +148,14 @@ def run_document_stage(
     extra: Optional[dict] = None,
     on_kept: Optional[Callable[[Document], None]] = None,
     extra_after_run: Optional[Callable[[list[StepStats]], dict]] = None,
+    step_errors: Optional[StepErrorPolicy] = None,
 ) -> StageReport:
     """Stream ``documents`` through ``steps`` and write the partition's three files.
     ``on_kept`` sees every kept document before it is written, and ``extra_after_run``
     turns the finished step counts into more report entries (stage-level figures that
-    are only known once the stream has ended)."""
+    are only known once the stream has ended). A document a step raises on is removed as
+    ``step_error``; past ``step_errors`` (default ``StepErrorPolicy()``) the stage raises
+    before any file is published."""
     started = time.perf_counter()
     try:
         with store.table_writer(removed_path(asset, dump, shard), REMOVED_SCHEMA) as removed, \
@@ -178,6 +182,7 @@ def run_document_stage(
                 if on_kept is not None:
                     on_kept(doc)
                 kept.write(doc)
+            check_step_errors(stats, step_errors or StepErrorPolicy(), f"{asset} {dump}|{shard}")
     finally:
         for step in steps:
             step.close()
@@ -201,6 +206,9 @@ def run_document_stage(
 # -- crawl_manifest -------------------------------------------------------------------
 
 def build_crawl_manifest(source: CrawlSource, store: CorpusStore, dump: str, num_shards: int) -> pa.Table:
+    """The dump's files with their shards. An empty manifest raises (CrawlSourceError);
+    a path outside the crawl root is kept (raw_documents counts it as a removal) but
+    not even looked at here (bytes -1)."""
     paths = source.read_manifest(dump)
     shards = assign_shards(paths, num_shards)
     rows = []
@@ -215,8 +223,25 @@ def build_crawl_manifest(source: CrawlSource, store: CorpusStore, dump: str, num
 
 # -- raw_documents --------------------------------------------------------------------
 
-def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, shard: str) -> Iterator[Document]:
+# How many of the files that yielded no document at all the stats name.
+_FILES_WITHOUT_RESPONSES_SAMPLE = 20
+
+
+def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, shard: str,
+                      record_counts: Optional[Counter] = None,
+                      files_without_responses: Optional[list] = None) -> Iterator[Document]:
+    """Every response of the shard's files, plus one error document per file that could
+    not be read at all. ``record_counts`` collects records by WARC type and
+    ``files_without_responses`` the files that gave no document (a WET file, a
+    resource-only WARC): their loss is otherwise invisible, as nothing is removed."""
     for warc_path in warc_paths:
+        problem = source.outside_root(warc_path)
+        if problem:
+            # A manifest path escaping the root (../../x, /etc/passwd): never opened.
+            yield {"doc_id": f"outside:{warc_path}", "url": "", "warc_path": warc_path,
+                   "warc_offset": -1, "warc_record_id": "", "read_error": f"path_outside_root: {problem}",
+                   "dump": dump, "shard": shard}
+            continue
         try:
             stream = source.open(warc_path)
         except CrawlSourceError as exc:
@@ -225,11 +250,15 @@ def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, sha
                    "warc_offset": -1, "warc_record_id": "", "read_error": f"missing_file: {exc}",
                    "dump": dump, "shard": shard}
             continue
+        yielded = 0
         with stream:
-            for record in iter_warc_responses(stream, warc_path):
+            for record in iter_warc_responses(stream, warc_path, record_counts=record_counts):
                 record["dump"] = dump
                 record["shard"] = shard
+                yielded += 1
                 yield record
+        if not yielded and files_without_responses is not None:
+            files_without_responses.append(warc_path)
 
 
 def ingest_raw_documents(
@@ -242,11 +271,19 @@ def ingest_raw_documents(
         )
     manifest = store.read_table(manifest_rel).to_pylist()
     warc_paths = [row["warc_path"] for row in manifest if row["shard"] == shard]
+    record_counts: Counter = Counter()
+    files_without_responses: list[str] = []
     return run_document_stage(
         store, "raw_documents", dump, shard,
-        _records_of_shard(source, warc_paths, dump, shard),
+        _records_of_shard(source, warc_paths, dump, shard, record_counts, files_without_responses),
         [HtmlDecode(config.html_decode)],
         extra={"warc_files": len(warc_paths)},
+        extra_after_run=lambda stats: {
+            "records_by_type": dict(sorted(record_counts.items())),
+            "warc_files_without_responses": len(files_without_responses),
+            "warc_files_without_responses_sample": files_without_responses[:_FILES_WITHOUT_RESPONSES_SAMPLE],
+        },
+        step_errors=config.step_errors,
     )
 
 

@@ -86,6 +86,13 @@ def shard_document_asset(
             f"{name} {dump}|{shard}: {report.docs_in} in, {report.docs_out} out, "
             f"{report.docs_removed} removed in {report.seconds:.1f}s"
         )
+        if report.extra.get("warc_files_without_responses"):
+            # Nothing was removed, so nothing else would show that these files gave nothing.
+            context.log.warning(
+                f"{name} {dump}|{shard}: {report.extra['warc_files_without_responses']} WARC file(s) hold "
+                f"no response record (WET? resource-only?): records_by_type={report.extra.get('records_by_type')}, "
+                f"files {report.extra.get('warc_files_without_responses_sample')}"
+            )
         metadata = retention_metadata(report, store.uri(documents_path(name, dump, shard)))
         for key, value in report.extra.items():
             metadata[key] = value

@@ -22,9 +22,12 @@ not http(s) (one real page of the sample has ``xhttps://``).
 document with ``read_error`` = ``"<code>: <detail>"``. Codes: ``truncated_file`` (a
 record or gzip member cut off by the end of the file; reading stops), ``corrupt_gzip``
 (compressed bytes that do not inflate), ``corrupt_record`` (bytes that are not a record
-where one should start), ``not_warc`` (nothing readable at the start of the file, or an
-empty file), ``unexpected_error`` (a bug in this module). After a corrupt member or
-record, reading resumes at the next gzip member (or ``WARC/`` line) that parses.
+where one should start), ``not_warc`` (nothing readable at the start of the file, an
+empty file, a file of blank lines, or text whose first line only looks like an ARC
+header: warcio takes any line for one), ``unexpected_error`` (a bug in this module).
+After a corrupt member or record, reading resumes at the next gzip member (or ``WARC/``
+line) that parses. A payload above the memory cap keeps its HTTP status and type
+(``body`` empty, ``body_length`` its size), so it is judged as oversized or not HTML.
 Exceptions raised by the stream itself (disk, network) are not bad data and propagate,
 so the orchestrator retries the partition rather than recording a healthy file as lost.
 The stream is never seeked: a replay window of recent bytes gives the same behaviour on
@@ -42,12 +45,14 @@ import gzip
 import hashlib
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Optional
 
 from warcio.archiveiterator import ArchiveIterator
 
 from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.base import describe_exception as _short
 
 try:  # brotli and zstandard are optional: without them such payloads stay encoded.
     import brotli  # type: ignore
@@ -88,10 +93,6 @@ _GZIP_MAGIC = b"\x1f\x8b\x08"
 def make_doc_id(key: str) -> str:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:limit]
 
 
 # -- the input stream ---------------------------------------------------------------------
@@ -369,6 +370,19 @@ def _watch_gzip(reader, seen: dict) -> None:
     reader._decompress = _decompress
 
 
+def _blank_gzip(data: bytes) -> bool:
+    """True when ``data`` is whole gzip members that inflate to whitespace only."""
+    try:
+        while data:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if d.decompress(data, 4096).strip(b"\r\n\t \x00") or not d.eof:
+                return False
+            data = d.unused_data
+        return True
+    except zlib.error:
+        return False
+
+
 class _Framing(Exception):
     """gzip members do not line up with records: re-read from ``offset`` as one stream."""
 
@@ -378,11 +392,14 @@ class _Framing(Exception):
 
 
 class _Reader:
-    def __init__(self, stream: BinaryIO, warc_path: str, max_payload_bytes: int):
+    def __init__(self, stream: BinaryIO, warc_path: str, max_payload_bytes: int,
+                 record_counts: Optional[Counter] = None):
         self.src = _Replayable(stream)
         self.path = warc_path
         self.cap = max_payload_bytes
         self.records_read = 0  # records of any type read whole, this file
+        # Records read whole, by WARC-Type (ARC: "response", "arc_header"), for the caller.
+        self.record_counts = record_counts if record_counts is not None else Counter()
         self._gzip_file = False
 
     # -- one document ---------------------------------------------------------------
@@ -401,18 +418,27 @@ class _Reader:
         return doc
 
     def _read_block(self, record) -> tuple[bytes, int]:
-        """The record's block, capped: (bytes kept, total bytes). Reads to its end."""
+        """The record's block, capped: (bytes kept, total bytes). Reads to its end. Of a
+        block above the cap only the first ``_MAX_HTTP_HEADER`` bytes are kept: enough
+        for its HTTP status and Content-Type, so it is judged (oversized HTML, or not
+        HTML at all) rather than counted as a response without a status."""
         stream = record.raw_stream
         limit = self.cap + _MAX_HTTP_HEADER
-        parts, total = [], 0
+        parts, total, over = [], 0, False
         while True:
             chunk = stream.read(_READ_CHUNK)
             if not chunk:
                 break
             total += len(chunk)
+            if over:
+                continue
             if total <= limit:
                 parts.append(chunk)
-        return (b"".join(parts) if total <= limit else b""), total
+            else:  # just went over the cap: keep the head only
+                parts = [b"".join(parts + [chunk])[:_MAX_HTTP_HEADER]]
+                over = True
+        block = b"".join(parts)
+        return block, max(total, len(block))
 
     def _record(self, it, record, offset: int, continuous: bool, base: int):
         """Turn one parsed record into a document (or None when it is not a response).
@@ -420,7 +446,12 @@ class _Reader:
         fmt = record.format
         rec_type = record.rec_type
         headers = record.rec_headers
+        if fmt != "arc" and not headers.headers and not (headers.protocol or "").strip():
+            # warcio's "record" of blank lines before the end of the data: no record at all.
+            code = "not_warc" if offset == self.src.start and not self.records_read else "corrupt_record"
+            raise _Failure(code, "blank lines where a record should start", offset)
         if fmt == "arc":
+            self._check_arc_header(headers, offset)
             url = _clean_url(headers.get_header("uri") or "")
             if rec_type != "response" or url.startswith("filedesc:"):
                 self._read_block(record)
@@ -441,8 +472,17 @@ class _Reader:
         self._check_complete(it, record, offset, continuous, url, record_id, date)
 
         status, content_type, charset, body, body_length = -1, "", "", b"", 0
-        if block_len and not block:
-            body_length = block_len  # too large to hold: HtmlDecode removes it as oversized
+        if block_len > len(block):
+            # Too large to hold: only the head was kept. body stays b"" with the real
+            # length, and HtmlDecode removes it as oversized (or not_html).
+            http = _parse_http(block)
+            if http is None:
+                content_type, charset = _split_content_type(headers.get_header("Content-Type") or "")
+                body_length = block_len
+            else:
+                status, http_headers, payload = http
+                content_type, charset = _split_content_type(http_headers.get("content-type", ""))
+                body_length = block_len - (len(block) - len(payload))
         else:
             http = _parse_http(block)
             if http is None:
@@ -477,6 +517,18 @@ class _Reader:
             "warc_truncated": truncated,
             "read_error": "",
         }
+
+    def _check_arc_header(self, headers, offset: int) -> None:
+        """warcio takes any line that does not start with ``WARC/`` for an ARC header
+        (``URL IP date content-type length``): twenty lines of prose become ten records.
+        A real ARC header has a numeric archive date and length."""
+        date = (headers.get_header("archive-date") or "").strip()
+        length = (headers.get_header("length") or "").strip()
+        if length.isdigit() and len(date) >= 8 and date.isdigit():
+            return
+        line = " ".join(value for _, value in headers.headers)
+        code = "not_warc" if offset == self.src.start and not self.records_read else "corrupt_record"
+        raise _Failure(code, f"not a WARC or ARC record header: {line[:80]!r}", offset)
 
     def _check_complete(self, it, record, offset, continuous, url, record_id, date):
         """A block shorter than its Content-Length: cut file, corrupt gzip, or gzip
@@ -555,6 +607,7 @@ class _Reader:
             except Exception as exc:
                 raise _Failure("corrupt_record", _short(exc), offset, *self._known(record)) from None
             self.records_read += 1
+            self.record_counts[record.rec_type or "unknown"] += 1
             first = False
             prev_offset = offset
             if doc is not None:
@@ -566,15 +619,20 @@ class _Reader:
         left after the last record are trailing garbage."""
         if not self.src.at_eof():
             return
-        if last_decomp is not None and not last_decomp.eof:
+        # warcio sets up a gzip decompressor before it knows the data is not gzip (one
+        # byte is not enough to tell): only a gzip file has a gzip member to cut.
+        if self._gzip_file and last_decomp is not None and not last_decomp.eof:
             raise _Failure("truncated_file", "the last gzip member is cut off", end)
         self.src.seek(end)
         tail = self.src.read()
         if not tail.strip(b"\r\n\t \x00"):
             return
+        if tail.startswith(b"\x1f\x8b") and _blank_gzip(tail):
+            return  # empty gzip members after the last record (valid gzip, no record)
         if tail.startswith(b"\x1f\x8b") or tail.lstrip().startswith((b"WARC/", b"http")):
             raise _Failure("truncated_file", f"{len(tail)} bytes of a record cut off", end)
-        raise _Failure("corrupt_record", f"{len(tail)} unreadable bytes at the end", end)
+        code = "not_warc" if end == self.src.start and not self.records_read else "corrupt_record"
+        raise _Failure(code, f"{len(tail)} unreadable bytes at the end", end)
 
     def _peek(self, offset: int, n: int) -> bytes:
         """Bytes at ``offset`` if the replay window still holds them (moves the stream)."""
@@ -613,6 +671,7 @@ class _Reader:
                     doc = None
                 else:
                     doc = self._record(it, record, offset, True, start)
+                    self.record_counts[record.rec_type or "unknown"] += 1
             except StopIteration:
                 return
             except (_StreamError, _Failure):
@@ -651,7 +710,15 @@ class _Reader:
 
     def __iter__(self) -> Iterator[Document]:
         try:
-            yield from self._read_file()
+            yielded = 0
+            for doc in self._read_file():
+                yielded += 1
+                yield doc
+            if not yielded and not self.records_read:
+                # Blank lines, or an empty gzip member: nothing failed, but nothing was a
+                # record either. A file that gives nothing must say why.
+                yield self._error_doc(_Failure("not_warc", "no record in the file", self.src.start),
+                                      f"{self.path}@{self.src.start}")
         except _StreamError as exc:
             raise exc.original from None
         except Exception as exc:  # a bug here must not lose the partition either
@@ -691,16 +758,19 @@ class _Reader:
 
 
 def iter_warc_responses(
-    stream: BinaryIO, warc_path: str, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    stream: BinaryIO, warc_path: str, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    record_counts: Optional[Counter] = None,
 ) -> Iterator[Document]:
     """One document per HTTP response record of a WARC or ARC file (gzip or not).
 
-    Request, metadata, warcinfo, resource, revisit and conversion records are skipped.
+    Request, metadata, warcinfo, resource, revisit and conversion records are skipped;
+    ``record_counts``, when given, counts every record read whole by its type, so a WET
+    file or a ``resource``-only WARC (no document at all) is visible to the caller.
     Every document has all of ``RESPONSE_FIELDS`` (no None). A failure to read is one
     extra document with ``read_error`` set (see the module docstring); it never raises
     for bad data. Exceptions from ``stream.read`` itself (I/O) propagate.
     """
-    return iter(_Reader(stream, warc_path, max_payload_bytes))
+    return iter(_Reader(stream, warc_path, max_payload_bytes, record_counts))
 
 
 # -- HTML decoding ----------------------------------------------------------------------
@@ -726,9 +796,17 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
 _codec_cache: dict[str, Optional[str]] = {}
 
 
+# Python codecs that claim to be text encodings but are not charsets a page can be written
+# in: they transform text (IDNA host labels, Python escapes) or always raise (``undefined``),
+# and decoding a page with them raises UnicodeError rather than UnicodeDecodeError.
+# UTF-7 is a charset but one WHATWG forbids (it hides markup from filters).
+_NOT_CHARSETS = frozenset({"punycode", "idna", "undefined", "unicode-escape", "raw-unicode-escape",
+                           "utf-7", "mbcs", "oem"})
+
+
 def normalize_charset(label: str) -> Optional[str]:
-    """A Python text codec name for a charset label, or None for unknown labels and
-    non-text codecs (``base64``, ``rot13``) or ``utf-7``."""
+    """A Python text codec name for a charset label, or None for unknown labels,
+    non-text codecs (``base64``, ``rot13``) and the codecs of ``_NOT_CHARSETS``."""
     key = (label or "").strip().strip("\"'").lower()
     if key in _codec_cache:
         return _codec_cache[key]
@@ -736,9 +814,10 @@ def normalize_charset(label: str) -> Optional[str]:
     if key:
         try:
             info = codecs.lookup(_CHARSET_ALIASES.get(key, key))
-            if getattr(info, "_is_text_encoding", True) and info.name != "utf-7":
+            # codecs.lookup normalizes "raw_unicode_escape" and "RAW-Unicode-Escape" alike.
+            if getattr(info, "_is_text_encoding", True) and info.name.replace("_", "-") not in _NOT_CHARSETS:
                 name = info.name
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a label holding a NUL
             pass
     if len(_codec_cache) < 4096:
         _codec_cache[key] = name
@@ -758,11 +837,14 @@ def _try(body: bytes, codec: Optional[str], max_bad: float) -> Optional[str]:
         return None
     try:
         return body.decode(codec)
-    except UnicodeDecodeError:
+    except UnicodeError:  # UnicodeDecodeError, or a codec's own complaint
         pass
     except LookupError:
         return None
-    text = body.decode(codec, errors="replace")
+    try:
+        text = body.decode(codec, errors="replace")
+    except (UnicodeError, LookupError):
+        return None
     bad = text.count("\ufffd")
     return text if bad <= max_bad * max(len(text), 1) else None
 
@@ -828,11 +910,18 @@ class HtmlDecodeConfig:
     meta_scan_bytes: int = 4096
 
 
+# Read errors that are not about the file's bytes get their own removal reason rather
+# than ``read_error``: a manifest path outside the crawl root (never opened) is a
+# configuration or security problem a dashboard should show apart.
+READ_ERRORS_WITH_OWN_REASON = frozenset({"path_outside_root"})
+
+
 class HtmlDecode(Step):
     """Keep HTTP 200 HTML responses and decode their bytes into ``html``.
 
-    Removes, in this order: ``read_error``, ``http_status_not_200``, ``not_html``,
-    ``empty_body``, ``oversized``, ``undecodable``. Decoding tries a byte-order mark,
+    Removes, in this order: ``read_error`` (or ``path_outside_root``),
+    ``http_status_not_200``, ``not_html``, ``empty_body``, ``oversized``,
+    ``undecodable``. Decoding tries a byte-order mark,
     the HTTP charset, the page's own declaration in its first KB, strict UTF-8,
     charset-normalizer's guess, then UTF-8 with replacement characters if they are at
     most ``max_replacement_share`` of the text. Unknown charset labels fall through.
@@ -855,18 +944,22 @@ class HtmlDecode(Step):
     def apply(self, doc: Document):
         error = doc.get("read_error")
         if error:
+            code, _, detail = str(error).partition(": ")
+            if code in READ_ERRORS_WITH_OWN_REASON:
+                return code, detail
             return "read_error", str(error)
         status = doc.get("http_status", -1)
         if status != 200:
             return "http_status_not_200", str(status)
         body = doc.get("body") or b""
+        length = int(doc.get("body_length") or len(body))
+        held = bool(body) or length <= 0  # False: the reader kept a large body out of memory
         content_type = (doc.get("content_type") or "").lower()
         if content_type:
             if content_type not in self._types:
                 return "not_html", content_type
-        elif not self.looks_like_html(body):
+        elif held and not self.looks_like_html(body):
             return "not_html", "(no content type, no <html>)"
-        length = int(doc.get("body_length") or len(body))
         if not body and length <= 0:
             return "empty_body"
         if length > self.config.max_body_bytes or not body:
