@@ -118,7 +118,7 @@ def test_email_local_parts_starting_with_symbols_are_redacted(text, expected):
 def test_email_at_an_ip_address_is_one_email():
     # "user@123.123.123.123" names a mailbox: the whole address is redacted as an e-mail,
     # not its IP as an IPv4 address with the user name left in the text.
-    for text in ("user@123.123.123.123", "user@[123.123.123.123]"):
+    for text in ("user@123.123.123.123", "user@[123.123.123.123]", "user@[IPv6:2001:db8::5]"):
         out, emails, v4, v6 = redact_pii(f"mail {text} today")
         assert out == "mail email@example.com today", text
         assert (emails, v4, v6) == (1, 0, 0)

@@ -20,8 +20,8 @@ front of it stay in the text: ``Contact ...john@example.com`` becomes ``Contact
 ...email@example.com``. A mailbox at an IP address (``user@203.0.113.5`` or the RFC 5321
 literal ``user@[203.0.113.5]``) is one e-mail address: it is replaced whole by the e-mail
 placeholder and counted as an e-mail, not as an IPv4 address with the user name left
-behind. IPv6 address literals (``user@[IPv6:...]``) are not matched as e-mails; their
-IPv6 part is redacted as an IPv6 address.
+behind; so is an RFC 5321 IPv6 literal (``user@[IPv6:2001:db8::7]``). A bare IPv6 address
+after an ``@`` is not an e-mail form: its address is redacted as IPv6.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ _IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 # they are captured apart and put back. Dots inside or at the end ("first..last@",
 # "john.@") are malformed but still name someone: redacted with the rest.
 # Domain: a host name with an alphabetic TLD, or an IPv4 address, bare or as an RFC 5321
-# address literal ("user@[192.0.2.7]"): a mailbox at an IP is one e-mail address. An
+# address literal ("user@[192.0.2.7]", "user@[IPv6:2001:db8::7]"): a mailbox at an IP is
+# one e-mail address. An
 # underscore may follow the TLD (Markdown's "_john@example.com_").
 EMAIL_RE = re.compile(
     r"(?<![\w.%+-])(?P<dots>\.*)(?P<address>[\w%+-][\w.%+-]*@"
     r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![^\W_]|-)"
-    rf"|\[{_IPV4}\]|{_IPV4}(?!\.?\d)(?![\w-])))"
+    rf"|\[{_IPV4}\]|\[IPv6:[0-9A-Fa-f:.]+\]|{_IPV4}(?!\.?\d)(?![\w-])))"
 )
 IPV4_RE = re.compile(rf"(?<![\w.]){_IPV4}(?!\.?\d)(?!\w)")
 IPV6_CANDIDATE_RE = re.compile(

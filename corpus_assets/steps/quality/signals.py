@@ -17,7 +17,8 @@ datatrove, the most widely used open implementation, and say so):
 gopher_repetition -- Gopher, Rae et al. 2021, Appendix A and Table A1
     duplicate-line / duplicate-paragraph fraction (repeats / items), characters in
     duplicate lines / paragraphs over the text's length, top 2/3/4-gram character
-    fraction, duplicated 5..10-gram character fraction. Counting conventions are
+    fraction, duplicated 5..10-gram character fraction. The n-grams are of letter/digit
+    words (``_text``): "apple." and "apple" are one word. Counting conventions are
     datatrove's (``_text``): repeats exclude the first occurrence; top n-gram characters
     = ``len(" ".join(ngram)) * count``; duplicated n-gram characters = the words' own
     characters, overlaps not double-counted; every fraction over ``len(text)``.
@@ -47,8 +48,8 @@ gopher_quality -- Gopher, same appendix
     datatrove checks "•" and "-"; we also take "*", "●", "▪", "◦", "‣" (configurable).
     Stop words: the rule keeps a document that contains "at least two of the following
     English words" (the paper), i.e. two distinct ones of Gopher's eight
-    (``gopher_stop_word_distinct``; datatrove 0.10 counts distinct words too, its older
-    releases and DCLM count occurrences, stored as ``gopher_stop_word_count``); we
+    (``gopher_stop_word_distinct``; datatrove 0.10 counts distinct words too, earlier
+    datatrove releases counted occurrences, kept as ``gopher_stop_word_count``); we
     lower-case first (datatrove compares case-sensitively, so a sentence-initial "The"
     does not count there). Languages without a list get
     ``gopher_stop_words_applicable = False`` and the rule is skipped.
