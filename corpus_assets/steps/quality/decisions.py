@@ -45,7 +45,7 @@ from corpus_assets.steps.quality.signals import (
 )
 
 # Bump when a code change alters a decision (part of thresholds_fingerprint).
-DECISIONS_VERSION = 1
+DECISIONS_VERSION = 2  # 2: two distinct stop words; fineweb_no_lines
 
 LINE_CORRECTIONS_REASON = "line_corrections_words_removed"
 
