@@ -74,27 +74,27 @@ def run_pipeline(data_folder: str) -> dict:
     return out
 
 
-def use_corpus_assets_words() -> None:
-    """Make datatrove's Gopher filters split words as corpus_assets does (its one word
-    regex, loaded from ``corpus_assets/steps/quality/_text.py`` by path, since this
-    environment does not install corpus_assets), so the agreement can be measured where
-    the definitions are the same. datatrove 0.10 splits English with spaCy, punctuation
-    marks becoming words of their own."""
+def corpus_assets_words():
+    """corpus_assets' letter/digit word splitter, loaded from
+    ``corpus_assets/steps/quality/_text.py`` by path (this environment does not install
+    corpus_assets)."""
     import importlib.util
     from pathlib import Path
-
-    import datatrove.pipeline.filters.gopher_quality_filter as quality
-    import datatrove.pipeline.filters.gopher_repetition_filter as repetition
 
     path = Path(__file__).resolve().parent.parent / "corpus_assets" / "steps" / "quality" / "_text.py"
     spec = importlib.util.spec_from_file_location("corpus_assets_words", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return lambda text, language=None: module.split_words(text)
 
-    def corpus_assets_words(text, language=None):
-        return module.split_words(text)
 
-    quality.split_into_words = repetition.split_into_words = corpus_assets_words
+def decide(doc, filters) -> dict:
+    verdicts = {}
+    for name, f in filters:
+        v = f.filter(doc) if hasattr(f, "filter") else f(doc)
+        keep, reason = (v, "") if isinstance(v, bool) else (v[0], v[1])
+        verdicts[name] = "keep" if keep else (reason or "removed")
+    return verdicts
 
 
 def decisions_on(texts_file: str) -> dict:
@@ -102,18 +102,58 @@ def decisions_on(texts_file: str) -> dict:
     from datatrove.data import Document
     from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter, LanguageFilter
 
-    lang, rep, qual = LanguageFilter(languages=["en"], language_threshold=0.65), GopherRepetitionFilter(), GopherQualityFilter()
+    filters = [("language", LanguageFilter(languages=["en"], language_threshold=0.65)),
+               ("gopher_repetition", GopherRepetitionFilter()), ("gopher_quality", GopherQualityFilter())]
     result = {}
     with open(texts_file) as fh:
         for line in fh:
             row = json.loads(line)
-            doc = Document(text=row["text"], id=row["id"], metadata={})
-            verdicts = {}
-            for name, f in (("language", lang), ("gopher_repetition", rep), ("gopher_quality", qual)):
-                v = f.filter(doc)
-                keep, reason = (v, "") if isinstance(v, bool) else (v[0], v[1])
-                verdicts[name] = "keep" if keep else (reason or "removed")
-            result[row["id"]] = verdicts
+            result[row["id"]] = decide(Document(text=row["text"], id=row["id"], metadata={}), filters)
+    return result
+
+
+def decisions_with_the_same_words(texts_file: str) -> dict:
+    """datatrove's Gopher filters with corpus_assets' word definitions, statistic by
+    statistic (see ``corpus_assets/steps/quality/signals.py``), so the agreement can be
+    measured where the definitions are the same: repetition n-grams, word count, mean
+    word length, the ``#``/ellipsis ratios and the stop words on letter/digit words; the
+    alphabetic-word fraction on whitespace-separated words. datatrove 0.10 splits English
+    with spaCy (every punctuation mark a word) and takes every statistic from that one
+    list, so its quality filter runs twice: once on letter/digit words with the alphabetic
+    rule off, once on whitespace words with only the alphabetic rule on; the verdicts are
+    combined in datatrove's rule order (the alphabetic rule comes just before the
+    stop words)."""
+    import datatrove.pipeline.filters.gopher_quality_filter as quality
+    import datatrove.pipeline.filters.gopher_repetition_filter as repetition
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter, LanguageFilter
+
+    letter_digit_words = corpus_assets_words()
+    repetition.split_into_words = letter_digit_words
+    without_alpha = GopherQualityFilter(max_non_alpha_words_ratio=None)
+    only_alpha = GopherQualityFilter(min_doc_words=None, max_doc_words=None, min_avg_word_length=None,
+                                     max_avg_word_length=None, max_symbol_word_ratio=None, max_bullet_lines_ratio=None,
+                                     max_ellipsis_lines_ratio=None, min_stop_words=None)
+
+    def quality_filter(doc):
+        quality.split_into_words = letter_digit_words
+        first = without_alpha.filter(doc)
+        if first is not True and first[1] != "gopher_enough_stop_words":
+            return first
+        if doc.text.split():  # datatrove divides by the word count
+            quality.split_into_words = lambda text, language=None: text.split()
+            alpha = only_alpha.filter(doc)
+            if alpha is not True:
+                return alpha
+        return first
+
+    filters = [("language", LanguageFilter(languages=["en"], language_threshold=0.65)),
+               ("gopher_repetition", GopherRepetitionFilter()), ("gopher_quality", quality_filter)]
+    result = {}
+    with open(texts_file) as fh:
+        for line in fh:
+            row = json.loads(line)
+            result[row["id"]] = decide(Document(text=row["text"], id=row["id"], metadata={}), filters)
     return result
 
 
@@ -172,8 +212,8 @@ def main() -> int:
     if args.texts:
         out["decisions"] = decisions_on(args.texts)
         out["fuzzy_dedup"] = fuzzy_dedup(args.texts, args.texts + ".minhash")
-        use_corpus_assets_words()  # last: it changes datatrove's filters for the rest of the process
-        out["decisions_same_words"] = decisions_on(args.texts)
+        # last: it changes datatrove's word splitters for the rest of the process
+        out["decisions_same_words"] = decisions_with_the_same_words(args.texts)
     json.dump(out, sys.stdout)
     return 0
 

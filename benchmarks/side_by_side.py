@@ -224,7 +224,8 @@ def main() -> int:
         for name, n, share, kinds in agreement(decisions_ours, decisions_theirs):
             print(f"  {name:<18} {n:>5} docs  {share:>7.2%} agree   {kinds}")
     if decisions_theirs_ws:
-        print("\nagreement with the same words: datatrove's Gopher filters splitting words with corpus_assets' word regex")
+        print("\nagreement with the same words: datatrove's Gopher filters with corpus_assets' word definitions, "
+              "statistic by statistic (letter/digit words; whitespace words for the alphabetic fraction)")
         for name, n, share, kinds in agreement(decisions_ours, decisions_theirs_ws):
             print(f"  {name:<18} {n:>5} docs  {share:>7.2%} agree   {kinds}")
     return 0

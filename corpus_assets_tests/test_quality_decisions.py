@@ -137,7 +137,7 @@ QUALITY = [
     ("gopher_bullet_lines_frac", 0.9, 0.9 + EPS, "bullet_lines"),
     ("gopher_ellipsis_lines_frac", 0.3, 0.3 + EPS, "ellipsis_lines"),
     ("gopher_alpha_words_frac", 0.8, 0.8 - EPS, "alpha_words"),
-    ("gopher_stop_word_count", 2, 1, "stop_words"),
+    ("gopher_stop_word_distinct", 2, 1, "stop_words"),  # two different stop words
 ]
 
 
@@ -165,11 +165,11 @@ def test_quality_boundaries_from_real_text():
 
 def test_stop_word_rule_skipped_without_a_list():
     german = signals(language="de")
-    german["gopher_stop_word_count"] = 0
+    german["gopher_stop_word_distinct"] = 0
     assert german["gopher_stop_words_applicable"] is False
     assert GopherQualityFilter().apply(german) is None
     english = signals()
-    english["gopher_stop_word_count"] = 0
+    english["gopher_stop_word_distinct"] = 0
     assert GopherQualityFilter().apply(english)[0] == "stop_words"
 
 

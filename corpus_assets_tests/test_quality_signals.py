@@ -190,7 +190,9 @@ def test_quality_signals_hand_worked():
     assert s["gopher_mean_word_length"] == pytest.approx(5.0)
     assert s["gopher_hash_to_word_ratio"] == pytest.approx(1 / 5)  # one "#"
     assert s["gopher_ellipsis_to_word_ratio"] == pytest.approx(1 / 5)  # one "..."
-    assert s["gopher_alpha_words_frac"] == pytest.approx(4 / 5)  # "3.5" has no letter
+    # the alphabetic fraction counts whitespace words: 9 tokens, 4 with a letter
+    # ("," "..." "#" "3.5" "!" have none)
+    assert s["gopher_alpha_words_frac"] == pytest.approx(4 / 9)
 
 
 def test_bullet_and_ellipsis_lines():

@@ -32,7 +32,7 @@ from corpus_assets.steps.dedup import get_preset
 DEDUP_GROUP = "dedup"
 # Bump when a stage's code changes what it writes; settings changes are fingerprinted.
 CODE_REVISION = {
-    "minhash_signatures": "1",
+    "minhash_signatures": "2",  # 2: control characters removed; fineweb: each number -> one 0
     "minhash_buckets": "1",
     "duplicate_clusters": "1",
     "exact_substring_spans": "1",

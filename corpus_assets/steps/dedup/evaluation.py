@@ -98,7 +98,7 @@ def evaluate_presets(texts: Sequence[str], presets: Sequence[str], thresholds: S
     for name in presets:
         preset = get_preset(name)
         hasher = get_minhasher(preset)
-        key = (preset.ngram, preset.normalize_digits)
+        key = (preset.ngram, preset.numbers)
         if key not in truth_cache:
             truth_cache[key] = exact_jaccard_matrix([hasher.shingles32(t) for t in texts])
         sims = truth_cache[key]

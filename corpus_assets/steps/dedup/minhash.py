@@ -17,9 +17,14 @@ Pipeline of one document (all deterministic given the preset's seed):
 1. ``normalize_text``: lower case; NFD, combining marks dropped (accents stripped);
    punctuation and symbols (Unicode categories P* and S*, a superset of ASCII
    ``string.punctuation``) replaced by a space, so "end.Start" stays two words;
-   whitespace collapsed to single spaces. Digits are kept unless the preset says
-   ``normalize_digits`` (FineWeb's datatrove maps every decimal digit to "0"; the
-   RefinedWeb paper does not mention digits, so its preset keeps them).
+   control characters (category Cc) deleted, except those that are whitespace (tab,
+   newline, U+001C..U+001F, U+0085), which separate words; whitespace collapsed to
+   single spaces. Numbers follow the preset's ``numbers`` rule: ``"keep"`` (RefinedWeb:
+   its paper does not mention digits), ``"digits"`` (every decimal digit -> "0") or
+   ``"whole"`` (FineWeb: each number, a maximal run of decimal digits, -> one "0", as
+   datatrove's normalization that FineWeb ran, ``\d+`` -> "0"). Punctuation inside a
+   number separates it as it separates words everywhere here, so "$17.56" -> "0 0"
+   ("1,000" -> "0 0"); datatrove deletes punctuation first and gets one "0" for both.
 2. Words are the whitespace-separated tokens of the normalized text. Each distinct
    word is hashed once to 64 bits (BLAKE2b, stable across runs and machines).
 3. Shingles are word n-grams (n = 5). A shingle's 64-bit hash folds its n word
@@ -63,6 +68,8 @@ import numpy as np
 from .hashing import fmix64, splitmix64_sequence, stable_hash64
 
 U64 = np.uint64
+# How numbers are normalized before shingling (see normalize_text).
+NUMBER_RULES = ("keep", "digits", "whole")
 
 # --------------------------------------------------------------------------- LSH math
 
@@ -92,11 +99,13 @@ class MinHashPreset:
     rows_per_band: int
     ngram: int = 5
     seed: int = 1
-    normalize_digits: bool = False
+    numbers: str = "keep"  # "keep" | "digits" | "whole" (see normalize_text)
 
     def __post_init__(self):
         if self.num_bands < 1 or self.rows_per_band < 1 or self.ngram < 1:
             raise ValueError(f"invalid MinHash preset {self}")
+        if self.numbers not in NUMBER_RULES:
+            raise ValueError(f"MinHash preset {self.name}: numbers must be one of {NUMBER_RULES}")
 
     @property
     def num_perm(self) -> int:
@@ -129,8 +138,9 @@ class MinHashPreset:
 REFINEDWEB = MinHashPreset("refinedweb", num_bands=450, rows_per_band=20, ngram=5, seed=1)
 
 # FineWeb (Penedo et al. 2024, datatrove): 112 hashes as 14 bands of 8 rows, word 5-grams,
-# digits normalized to 0. Threshold (1/14)**(1/8) ~ 0.719; s = 0.8 caught with p ~ 0.92.
-FINEWEB = MinHashPreset("fineweb", num_bands=14, rows_per_band=8, ngram=5, seed=1, normalize_digits=True)
+# each number normalized to one 0. Threshold (1/14)**(1/8) ~ 0.719; s = 0.8 caught with
+# p ~ 0.92.
+FINEWEB = MinHashPreset("fineweb", num_bands=14, rows_per_band=8, ngram=5, seed=1, numbers="whole")
 
 # GPT-3 (Brown et al. 2020, App. A): "Spark's MinHashLSH implementation with 10 hashes".
 # Spark's MinHashLSH has one min-hash per hash table and ORs the tables, i.e. 10 bands of
@@ -156,24 +166,26 @@ def get_preset(preset: Union[str, MinHashPreset]) -> MinHashPreset:
 
 
 @functools.lru_cache(maxsize=None)
-def _translate_tables() -> tuple[dict, dict, bytes, bytes]:
+def _translate_tables() -> tuple[dict, dict, bytes, bytes, bytes]:
     """Tables for ``translate``, built once per process by scanning the code space
     (~0.3 s):
 
     - non-ASCII ``str`` tables (without / with digit folding): every combining mark
-      (``unicodedata.combining(c) != 0``) -> deleted; every punctuation or symbol
-      (general category P* or S*) -> " "; with digit folding every decimal digit
-      (category Nd) -> "0";
-    - ASCII ``bytes`` tables (256 entries) doing the same for ASCII characters. They
-      are applied to the UTF-8 encoding, which is safe because bytes of multi-byte
-      UTF-8 sequences are all >= 0x80 and map to themselves.
+      (``unicodedata.combining(c) != 0``) and every control character that is not
+      whitespace (category Cc) -> deleted; every punctuation or symbol (general
+      category P* or S*) -> " "; with digit folding every decimal digit (category Nd)
+      -> "0";
+    - ASCII ``bytes`` tables (256 entries) doing the same for ASCII characters, and the
+      ASCII control characters to delete. They are applied to the UTF-8 encoding, which
+      is safe because bytes of multi-byte UTF-8 sequences are all >= 0x80 and map to
+      themselves.
     """
     full: dict[int, Optional[str]] = {}
     digits: dict[int, str] = {}
     for cp in range(128, sys.maxunicode + 1):
         ch = chr(cp)
         cat = unicodedata.category(ch)
-        if unicodedata.combining(ch):
+        if unicodedata.combining(ch) or (cat == "Cc" and not ch.isspace()):
             full[cp] = None
         elif cat[0] in "PS":
             full[cp] = " "
@@ -188,23 +200,34 @@ def _translate_tables() -> tuple[dict, dict, bytes, bytes]:
     with_digits = bytearray(plain)
     for cp in range(ord("0"), ord("9") + 1):
         with_digits[cp] = ord("0")
-    return full, full_digits, bytes(plain), bytes(with_digits)
+    controls = bytes(cp for cp in range(128) if unicodedata.category(chr(cp)) == "Cc" and not chr(cp).isspace())
+    return full, full_digits, bytes(plain), bytes(with_digits), controls
 
 
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+# With every digit already "0", a run of zeros is exactly a run of digits: one number.
+_ZERO_RUN = re.compile(r"00+")
 
 
-def normalize_text(text: str, normalize_digits: bool = False) -> str:
-    """RefinedWeb-style normalization before shingling (see the module docstring)."""
-    full, full_digits, ascii_plain, ascii_digits = _translate_tables()
+def normalize_text(text: str, numbers: str = "keep") -> str:
+    """Normalization before shingling (see the module docstring); ``numbers`` is the
+    preset's number rule: "keep", "digits" (each digit -> 0) or "whole" (each number
+    -> 0)."""
+    if numbers not in NUMBER_RULES:
+        raise ValueError(f"numbers must be one of {NUMBER_RULES}, not {numbers!r}")
+    full, full_digits, ascii_plain, ascii_digits, controls = _translate_tables()
+    fold_digits = numbers != "keep"
     text = text.lower()
     if not text.isascii():
         text = unicodedata.normalize("NFD", text)
-        table = full_digits if normalize_digits else full
+        table = full_digits if fold_digits else full
         # Only the (usually short) runs of non-ASCII characters go through the dict.
         text = _NON_ASCII_RUN.sub(lambda m: m.group().translate(table), text)
-    data = text.encode("utf-8", "surrogatepass").translate(ascii_digits if normalize_digits else ascii_plain)
-    return " ".join(data.decode("utf-8", "surrogatepass").split())
+    data = text.encode("utf-8", "surrogatepass").translate(ascii_digits if fold_digits else ascii_plain, controls)
+    out = " ".join(data.decode("utf-8", "surrogatepass").split())
+    if numbers == "whole" and "00" in out:
+        out = _ZERO_RUN.sub("0", out)
+    return out
 
 
 # --------------------------------------------------------------------------- shingling
@@ -240,7 +263,7 @@ def shingle_hashes64(text: str, preset: Union[str, MinHashPreset] = REFINEDWEB, 
     sets (up to 64-bit collisions): the ground truth against which MinHash is measured.
     """
     preset = get_preset(preset)
-    norm = text if normalized else normalize_text(text, preset.normalize_digits)
+    norm = text if normalized else normalize_text(text, preset.numbers)
     return np.unique(_shingle_hashes64_raw(norm, preset.ngram))
 
 
@@ -290,7 +313,7 @@ class MinHasher:
     # -- shingles
     def shingles32(self, text: str) -> np.ndarray:
         """The 32-bit shingle values MinHash runs over (sorted, unique)."""
-        norm = normalize_text(text, self.preset.normalize_digits)
+        norm = normalize_text(text, self.preset.numbers)
         h64 = _shingle_hashes64_raw(norm, self.preset.ngram)
         return np.unique((h64 >> U64(32)).astype(np.uint32))
 
@@ -308,8 +331,8 @@ class MinHasher:
         duplicate shingles are not removed first (they cannot change a minimum).
         """
         n = self.preset.ngram
-        nd = self.preset.normalize_digits
-        words_per_doc = [normalize_text(t, nd).split() for t in texts]
+        numbers = self.preset.numbers
+        words_per_doc = [normalize_text(t, numbers).split() for t in texts]
         long_words: list[str] = []
         starts: list[int] = []
         for words in words_per_doc:

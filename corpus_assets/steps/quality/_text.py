@@ -1,26 +1,35 @@
 """How this package counts words, lines and paragraphs, and the duplicate/n-gram counters.
 
-One definition of each unit is used by every signal, so that a "word" in the word-count
-rule is the same thing as a "word" in the n-gram rules and in the 5% line-correction rule.
+One definition of each unit is shared by the signals that use it, so that a "word" in the
+word-count rule is the same thing as a "word" in the n-gram rules and in the 5%
+line-correction rule; only Gopher's alphabetic-word rule counts whitespace words.
 
 Words
-    Gopher (Rae et al. 2021, Appendix A) counts "words" without saying how text is split.
-    datatrove, the most widely used open implementation, runs a language-aware word
-    tokenizer (NLTK / spaCy) that splits punctuation off into tokens of its own, and for the
-    word-count rule keeps only tokens that are not pure punctuation. We approximate that
-    with one regular expression, language-independent and ~50x faster:
+    Gopher (Rae et al. 2021, Appendix A) states its quality rules on "words" without
+    naming a tokenizer. Two units are used, each where the rule needs it (the table of
+    which statistic uses which is in ``signals``' module docstring):
 
-    * a word is a run of word characters (Unicode letters, digits, ``_``, plus combining
-      marks) that may be joined by one inner apostrophe, hyphen, dot, comma or colon
-      ("don't", "state-of-the-art", "3.5", "1,000", "z.B", "12:30");
-    * everything else (punctuation, symbols, emoji) separates words and is never a word,
-      so "words that are not pure punctuation" is simply "the words".
+    Letter/digit words (``split_words``): a run of word characters (Unicode letters,
+    digits, ``_``, plus combining marks) that may be joined by one inner apostrophe,
+    hyphen, dot, comma or colon ("don't", "state-of-the-art", "3.5", "1,000", "z.B",
+    "12:30"). Punctuation, symbols and emoji separate words and are never words. These
+    are the words that are counted (50..100,000), measured (mean length), divided by
+    (``#`` and ellipses per word), matched against the stop words and cut into n-grams:
+    a comma standing alone is no word, and "the," is the stop word "the". datatrove's
+    spaCy/NLTK tokens minus pure-punctuation tokens are the same idea; the differences:
+    "don't" stays one word (NLTK: "do", "n't"), and a symbol such as "€" is not a word
+    (datatrove counts it when its punctuation table lacks it).
 
-    Differences from NLTK's Treebank tokenizer: "don't" stays one word (NLTK: "do",
-    "n't"); symbols such as "€" or "©" are not words (datatrove counts a symbol token as a
-    word when it is missing from its punctuation table). Scripts written without spaces
-    (Chinese, Japanese, Thai) come out as one "word" per run of characters: these signals
-    are meant for space-delimited languages (this project's sample is English and German).
+    Whitespace words (``split_whitespace_words``): the whitespace-separated tokens of the
+    text, punctuation attached. Gopher's "80% of words contain at least one alphabetic
+    character" needs words that may hold no letter: symbol runs such as ``./!*?<><>`` or
+    ``++`` are what the rule is there to catch, and letter/digit words can never be
+    such a run (with them a page of half symbol runs would read as 100% alphabetic).
+    "Hello," is one word with a letter; "--" is one word without.
+
+    Scripts written without spaces (Chinese, Japanese, Thai) come out as one "word" per
+    run of characters in both units: these signals are meant for space-delimited
+    languages (this project's sample is English and German).
 
 Lines
     ``text.split("\\n")``, each stripped, blank lines dropped. datatrove splits on ``\\n+``
@@ -48,8 +57,13 @@ _PARAGRAPH_SPLIT_RE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 
 
 def split_words(text: str) -> list[str]:
-    """The words of ``text`` (see the module docstring)."""
+    """The letter/digit words of ``text`` (see the module docstring)."""
     return WORD_RE.findall(text)
+
+
+def split_whitespace_words(text: str) -> list[str]:
+    """The whitespace-separated tokens of ``text`` (Gopher's alphabetic-word rule)."""
+    return text.split()
 
 
 def count_words(text: str) -> int:

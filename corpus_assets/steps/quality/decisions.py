@@ -45,7 +45,7 @@ from corpus_assets.steps.quality.signals import (
 )
 
 # Bump when a code change alters a decision (part of thresholds_fingerprint).
-DECISIONS_VERSION = 1
+DECISIONS_VERSION = 2  # 2: two distinct stop words; fineweb_no_lines
 
 LINE_CORRECTIONS_REASON = "line_corrections_words_removed"
 
@@ -73,6 +73,7 @@ REMOVAL_REASONS: dict[str, tuple[str, ...]] = {
     "line_corrections": (LINE_CORRECTIONS_REASON,),
     "c4": ("c4_lorem_ipsum", "c4_curly_bracket", "c4_too_few_sentences", "c4_no_lines_left"),
     "fineweb": (
+        "fineweb_no_lines",
         "fineweb_line_punct_ratio",
         "fineweb_short_line_ratio",
         "fineweb_dup_line_char_ratio",
@@ -266,9 +267,10 @@ class GopherQualityFilter(_SignalFilter):
             if fails(value, threshold):
                 return reason, f"{column}={_fmt(value)} {op} {threshold}"
         if doc["gopher_stop_words_applicable"]:
-            count = doc["gopher_stop_word_count"]
+            # "at least two of the following English words" (Gopher): distinct ones
+            count = doc["gopher_stop_word_distinct"]
             if _below(count, t.min_stop_words):
-                return "stop_words", f"gopher_stop_word_count={count} < {t.min_stop_words}"
+                return "stop_words", f"gopher_stop_word_distinct={count} < {t.min_stop_words}"
         return None
 
 
@@ -333,7 +335,9 @@ class C4Filter(_SignalFilter):
 
 
 class FineWebFilter(_SignalFilter):
-    """FineWeb's own heuristic filters (Penedo et al. 2024)."""
+    """FineWeb's own heuristic filters (Penedo et al. 2024). A document without a
+    non-blank line has no line to measure (its ratios are 0/0): it is removed as
+    ``fineweb_no_lines``, not as a punctuation failure."""
 
     name = "fineweb"
     preset = "fineweb"
@@ -341,6 +345,8 @@ class FineWebFilter(_SignalFilter):
     def apply(self, doc: Document):
         self._require(doc)
         t = self.thresholds
+        if doc["qs_lines"] == 0:
+            return "fineweb_no_lines", "qs_lines=0: no non-blank line"
         v = doc["fineweb_line_punct_ratio"]
         if t.fineweb_min_line_punct_ratio is not None and not _isnan(v) and v <= t.fineweb_min_line_punct_ratio:
             return "fineweb_line_punct_ratio", f"fineweb_line_punct_ratio={_fmt(v)} <= {t.fineweb_min_line_punct_ratio}"

@@ -17,22 +17,41 @@ datatrove, the most widely used open implementation, and say so):
 gopher_repetition -- Gopher, Rae et al. 2021, Appendix A and Table A1
     duplicate-line / duplicate-paragraph fraction (repeats / items), characters in
     duplicate lines / paragraphs over the text's length, top 2/3/4-gram character
-    fraction, duplicated 5..10-gram character fraction. Counting conventions are
+    fraction, duplicated 5..10-gram character fraction. The n-grams are of letter/digit
+    words (``_text``): "apple." and "apple" are one word. Counting conventions are
     datatrove's (``_text``): repeats exclude the first occurrence; top n-gram characters
     = ``len(" ".join(ngram)) * count``; duplicated n-gram characters = the words' own
     characters, overlaps not double-counted; every fraction over ``len(text)``.
 gopher_quality -- Gopher, same appendix
     word count, mean word length, ``#`` per word, ellipses (``...`` and ``…``) per word,
     fraction of lines starting with a bullet, fraction of lines ending with an ellipsis,
-    fraction of words with an alphabetic character, stop-word count.
-    Words are never pure punctuation (``_text``), so "per word" and "of words" divide by
-    real words. datatrove divides the ``#``/ellipsis ratios and the alphabetic fraction
-    by all tokens, punctuation tokens included, while it uses the punctuation-free count
-    for the word-count rule; we use the one word count throughout, as the paper speaks of
-    words. Bullets: datatrove checks "•" and "-"; we also take "*", "●", "▪", "◦", "‣"
-    (configurable). Stop words: occurrences (not distinct words) of Gopher's eight, as
-    datatrove and DCLM count; we lower-case first (datatrove compares case-sensitively,
-    so a sentence-initial "The" does not count there). Languages without a list get
+    fraction of words with an alphabetic character, stop-word count. The paper names no
+    tokenizer; each statistic uses the unit its wording needs (``_text``):
+
+    ==============================  ==========================================================
+    statistic                       words it counts
+    ==============================  ==========================================================
+    word count (50..100,000)        letter/digit words: a punctuation mark is no word
+    mean word length (3..10)        letter/digit words: a word's length is its own letters
+                                    and digits, not the comma after it
+    ``#`` / ellipses per word       the symbols counted in the whole text, over the
+                                    letter/digit word count (the word-count rule's words)
+    words with a letter (>= 80%)    whitespace-separated words: symbol runs ("++",
+                                    ``./!*?<><>``) are words without a letter, which is
+                                    what the rule removes; "Hello," holds a letter
+    stop words (>= 2 distinct)      letter/digit words, lower-cased: "The" and "the," count
+    ==============================  ==========================================================
+
+    datatrove divides the ``#``/ellipsis ratios and the alphabetic fraction by all of its
+    spaCy tokens, every punctuation mark a token of its own, so "Hello, world." is 50%
+    alphabetic there and 100% here and in the paper's whitespace reading. Bullets:
+    datatrove checks "•" and "-"; we also take "*", "●", "▪", "◦", "‣" (configurable).
+    Stop words: the rule keeps a document that contains "at least two of the following
+    English words" (the paper), i.e. two distinct ones of Gopher's eight
+    (``gopher_stop_word_distinct``; datatrove 0.10 counts distinct words too, earlier
+    datatrove releases counted occurrences, kept as ``gopher_stop_word_count``); we
+    lower-case first (datatrove compares case-sensitively, so a sentence-initial "The"
+    does not count there). Languages without a list get
     ``gopher_stop_words_applicable = False`` and the rule is skipped.
 line_corrections -- RefinedWeb, Penedo et al. 2023, section 3.2 and App. G.2
     the corrected text and what was cut (see ``line_corrections``), computed on the
@@ -64,6 +83,7 @@ from corpus_assets.steps.quality._text import (
     find_duplicates,
     split_lines,
     split_paragraphs,
+    split_whitespace_words,
     split_words,
 )
 from corpus_assets.steps.quality.c4 import C4_LINE_RULES, c4_walk
@@ -78,7 +98,7 @@ from corpus_assets.steps.quality.line_corrections import (
 
 # Bump when a code change alters what a signal means or how it is counted: it is part of
 # signals_fingerprint, the Dagster code version of the signals asset.
-SIGNALS_VERSION = 1
+SIGNALS_VERSION = 2  # 2: Gopher's alphabetic-word fraction over whitespace words
 
 PRESETS = ("gopher_repetition", "gopher_quality", "line_corrections", "c4", "fineweb")
 
@@ -307,12 +327,13 @@ def compute_signals(
         out["gopher_ellipsis_lines_frac"] = _ratio(
             sum(1 for line in lines if line.endswith(ellipses)), len(lines)
         )
-        # w.isalpha() settles almost every word at C speed; the rest ("3.5", "abc123",
-        # "2024") are checked character by character.
-        alpha = sum(map(str.isalpha, words)) + sum(
-            1 for w in words if not w.isalpha() and any(map(str.isalpha, w))
+        # Whitespace words (see the table above). w.isalpha() settles most of them at C
+        # speed; the rest ("Hello,", "3.5", "++") are checked character by character.
+        tokens = split_whitespace_words(text)
+        alpha = sum(map(str.isalpha, tokens)) + sum(
+            1 for w in tokens if not w.isalpha() and any(map(str.isalpha, w))
         )
-        out["gopher_alpha_words_frac"] = _ratio(alpha, n_words)
+        out["gopher_alpha_words_frac"] = _ratio(alpha, len(tokens))
         stop_words = config.stop_words_for(lang)
         if stop_words:
             stop = frozenset(stop_words)
