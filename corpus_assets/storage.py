@@ -43,6 +43,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import urllib.parse
@@ -67,6 +68,12 @@ POINTER_FORMAT = 1
 TMP_PREFIX = ".tmp-"
 # Hex digits of the SHA-256 in an object's name: 64 bits, plenty within one folder.
 OBJECT_HASH_CHARS = 16
+# A local staging file names its host and process (``.tmp-<host>-<pid>-<uuid>``), so a
+# publication deletes those of dead processes of this host at once and leaves a live
+# writer's alone (two runs of one partition at the same time); one it cannot judge (from
+# another host sharing the folder) is deleted once it is this old.
+STALE_TMP_SECONDS = 3600
+_TMP_OWNER = re.compile(r"^\.tmp-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{32}")
 
 
 class PartitionIntegrityError(RuntimeError):
@@ -169,6 +176,16 @@ def _unlink_quiet(path: str) -> None:
         pass
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _new_file(path: str) -> None:
     """Create an empty file the way ``open(path, "w")`` would: mode 0666 less the umask
     (``mkstemp``'s 0600 would hide the corpus from everyone but its writer)."""
@@ -203,9 +220,19 @@ class _LocalBackend:
         # In the target's folder, so publishing is a rename on one filesystem.
         target = self.root / folder
         target.mkdir(parents=True, exist_ok=True)
-        path = str(target / f"{TMP_PREFIX}{uuid.uuid4().hex}{suffix}")
+        path = str(target / f"{TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}{suffix}")
         _new_file(path)
         return path
+
+    def is_stale_tmp(self, rel: str) -> bool:
+        """Is this staging file a leftover (its writer dead), not a live writer's?"""
+        owner = _TMP_OWNER.match(_split(rel)[1])
+        if owner and owner.group("host") == socket.gethostname():
+            return not _process_alive(int(owner.group("pid")))
+        try:
+            return time.time() - (self.root / rel).stat().st_mtime > STALE_TMP_SECONDS
+        except FileNotFoundError:
+            return False
 
     def put(self, local_tmp: str, rel: str) -> None:
         try:
@@ -277,9 +304,13 @@ class _S3Backend:
             raise
 
     def new_tmp(self, folder: str, suffix: str) -> str:
+        # Staged on this machine; nothing in the bucket until the single upload.
         fd, path = tempfile.mkstemp(prefix="corpus-staging-", suffix=suffix)
         os.close(fd)
         return path
+
+    def is_stale_tmp(self, rel: str) -> bool:
+        return True  # never written by this store: any such object is someone's leftover
 
     def put(self, local_tmp: str, rel: str) -> None:
         # One upload: an S3 object becomes visible whole or not at all.
@@ -469,8 +500,10 @@ class _Publication:
 
     def _clean(self, keep: set[str]) -> None:
         """Delete every object of the folder the pointer does not name: older versions,
-        legacy unversioned files, a killed run's objects and ``.tmp-*`` staging files.
-        Best effort: whatever fails to go now goes with the next publication."""
+        legacy unversioned files, a killed run's objects and staging files (``.tmp-*``)
+        whose writer is gone. Best effort: whatever fails to go now goes with the next
+        publication. A run of the same partition at the same time that wrote other
+        content finds its objects gone and fails at its commit, saying so."""
         backend = self.store._backend
         try:
             names = backend.list_dir(self.folder)
@@ -478,6 +511,8 @@ class _Publication:
             return
         for name in names:
             if name == POINTER_NAME or name in keep:
+                continue
+            if name.startswith(TMP_PREFIX) and not backend.is_stale_tmp(_join(self.folder, name)):
                 continue
             try:
                 backend.delete(_join(self.folder, name))
@@ -833,7 +868,11 @@ def _pointer_problem(pointer: Any) -> Optional[str]:
         if not isinstance(entry, dict):
             return f"entry {name!r} is not an object"
         obj = entry.get("object")
-        if not isinstance(obj, str) or "/" in obj or obj in ("", ".", "..") or obj == POINTER_NAME:
+        try:
+            if not isinstance(obj, str) or "/" in obj or obj == POINTER_NAME:
+                raise ValueError(obj)
+            check_rel_path(obj)
+        except ValueError:
             return f"entry {name!r} names no object in the partition's folder ({obj!r})"
         if not isinstance(entry.get("bytes"), int) or not isinstance(entry.get("sha256"), str):
             return f"entry {name!r} has no byte size or SHA-256"

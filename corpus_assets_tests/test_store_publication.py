@@ -177,6 +177,22 @@ def test_killed_writer_leftovers_are_cleaned_by_the_next_run(tmp_path):
     assert _state(store)[:2] == (12, 6)
 
 
+def test_two_runs_of_one_partition_at_once_both_finish_and_the_last_commit_wins(tmp_path):
+    """The second run's cleanup must not delete the first run's staging file while that
+    run is still writing it (its process is alive)."""
+    first, second = CorpusStore(str(tmp_path)), CorpusStore(str(tmp_path))
+    with first.publish_partition(PARTITION):
+        with first.table_writer(documents_path("rw_raw", DUMP, SHARD)) as w:
+            w.write_many(_docs(3000))
+            _run(second, 10)
+            assert _state(second)[:2] == (10, 5)
+        first.write_json(stats_path("rw_raw", DUMP, SHARD), {"by": "first"})
+    assert first.row_count(documents_path("rw_raw", DUMP, SHARD)) == 3000
+    assert first.read_json(stats_path("rw_raw", DUMP, SHARD)) == {"by": "first"}
+    assert not first.exists(removed_path("rw_raw", DUMP, SHARD)), "nothing of the other version is mixed in"
+    assert _only_published_objects(first)
+
+
 def test_identical_reruns_keep_the_same_table_objects(tmp_path):
     store = CorpusStore(str(tmp_path))
     _run(store, 10)
