@@ -458,7 +458,12 @@ class _Publication:
             raise
         obj = _object_name(name, sha)
         rel = _join(self.folder, obj)
-        if backend.size(rel) == size:
+        try:
+            present = backend.size(rel) == size
+        except BaseException:
+            _unlink_quiet(local_tmp)
+            raise
+        if present:
             # Same content as an object already there (an identical re-run): keep it.
             _unlink_quiet(local_tmp)
         else:

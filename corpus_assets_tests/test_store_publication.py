@@ -338,3 +338,34 @@ def test_an_empty_table_without_any_known_schema_has_the_lineage_columns(tmp_pat
     run_document_stage(store, "raw_documents", DUMP, SHARD, iter([]), [DropOdd()])
     table = store.read_table(documents_path("raw_documents", DUMP, SHARD))
     assert table.num_rows == 0 and set(LINEAGE_COLUMNS) <= set(table.schema.names)
+
+
+# -- the pipeline on S3 ----------------------------------------------------------------------
+
+def test_shard_assets_publish_whole_partitions_on_s3(s3_endpoint, s3_client, fixture_crawl, monkeypatch):
+    import dagster as dg
+
+    from corpus_assets.config import load_config
+    from corpus_assets.definitions import SHARD_ASSETS, build_definitions
+    from corpus_assets.partitions import DUMP_DIM
+    from corpus_assets_tests.helpers import SHARD_DOCUMENT_ASSETS, materialize
+
+    monkeypatch.setenv("CORPUS_S3_ENDPOINT_URL", s3_endpoint)
+    bucket = f"corpus-{uuid.uuid4().hex[:8]}"
+    s3_client.create_bucket(Bucket=bucket)
+    root = f"S3://{bucket}/corpus"  # the scheme in capitals is still S3 (item 10)
+    config = load_config(fixture_crawl / "pipeline.yaml")
+    defs = build_definitions(config=config, corpus_root=root, crawl_root=str(fixture_crawl))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(DUMP_DIM, [DUMP])
+        materialize(defs, instance, ["crawl_manifest"], DUMP)
+        materialize(defs, instance, SHARD_ASSETS, f"{DUMP}|{SHARD}", check_count=len(SHARD_DOCUMENT_ASSETS))
+    store = CorpusStore(root, s3_client=s3_client)
+    for asset in SHARD_DOCUMENT_ASSETS:
+        assert store.read_pointer(f"{asset}/{DUMP}/{SHARD}")["files"].keys() == {
+            "documents.parquet", "removed.parquet", "stats.json"}
+        assert verify_conservation(store, asset, DUMP, SHARD, None if asset == "raw_documents" else
+                                   SHARD_DOCUMENT_ASSETS[SHARD_DOCUMENT_ASSETS.index(asset) - 1])[0]
+    assert store.read_pointer(f"crawl_manifest/{DUMP}")["files"].keys() == {"manifest.parquet"}
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert all(k.startswith("corpus/") for k in keys) and not any("/.tmp-" in k for k in keys)
