@@ -72,10 +72,6 @@ def empty_documents_schema(documents: Iterable[Document]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def partition_folder(asset: str, dump: str, shard: str) -> str:
-    return f"{asset}/{dump}/{shard}"
-
-
 def documents_path(asset: str, dump: str, shard: str) -> str:
     return f"{asset}/{dump}/{shard}/documents.parquet"
 
@@ -172,6 +168,8 @@ def load_report(store: CorpusStore, asset: str, dump: str, shard: str) -> StageR
     return report
 
 
+# The three files are published as one version: an exception anywhere leaves the old partition.
+@publishes("{asset}/{dump}/{shard}")
 def run_document_stage(
     store: CorpusStore,
     asset: str,
@@ -190,14 +188,6 @@ def run_document_stage(
     turns the finished step counts into more report entries (stage-level figures that
     are only known once the stream has ended)."""
     started = time.perf_counter()
-    with store.publish_partition(partition_folder(asset, dump, shard)):
-        report = _write_document_partition(store, asset, dump, shard, documents, steps, baseline_docs,
-                                           schema, extra, on_kept, extra_after_run, started)
-    return report
-
-
-def _write_document_partition(store, asset, dump, shard, documents, steps, baseline_docs, schema, extra,
-                              on_kept, extra_after_run, started) -> StageReport:
     try:
         with store.table_writer(removed_path(asset, dump, shard), REMOVED_SCHEMA) as removed, \
                 store.table_writer(documents_path(asset, dump, shard), schema) as kept:

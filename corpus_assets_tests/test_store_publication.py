@@ -113,6 +113,28 @@ def test_a_rerun_that_fails_after_its_first_table_leaves_the_old_partition(store
     assert _state(store) == before
 
 
+def test_a_rerun_killed_after_its_first_file_leaves_the_old_partition(store, monkeypatch):
+    _run(store, 10)
+    before = _state(store)
+    objects_before = store.list(PARTITION, physical=True)
+    put, calls = store._backend.put, []
+
+    def put_then_die(local_tmp, rel):
+        calls.append(rel)
+        if len(calls) == 2:
+            os.unlink(local_tmp)
+            raise KeyboardInterrupt("killed after the first file was stored")
+        return put(local_tmp, rel)
+
+    monkeypatch.setattr(store._backend, "put", put_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _run(store, 30)
+    monkeypatch.undo()
+    assert calls[0].startswith(f"{PARTITION}/documents."), "the new documents table was stored"
+    assert _state(store) == before
+    assert store.list(PARTITION, physical=True) == objects_before
+
+
 def test_an_s3_upload_that_fails_mid_partition_leaves_the_old_partition(s3_client):
     bucket = f"corpus-{uuid.uuid4().hex[:8]}"
     s3_client.create_bucket(Bucket=bucket)
