@@ -20,11 +20,12 @@ sys.path.insert(0, str(REPO))
 from corpus_assets.crawl import dump_sort_key  # noqa: E402
 from corpus_assets.steps.dedup.evaluation import evaluate_presets  # noqa: E402
 from corpus_assets.steps.dedup.urls import normalize_url  # noqa: E402
+from corpus_assets.storage import CorpusStore  # noqa: E402
 
 
 def _read(corpus: Path, asset: str, dump: str, columns=None) -> list[dict]:
     rows = []
-    for path in sorted((corpus / asset / dump).glob("*/documents.parquet")):
+    for path in CorpusStore(str(corpus)).published_paths(f"{asset}/{dump}", "documents.parquet"):
         if pq.ParquetFile(path).metadata.num_rows:
             rows.extend(pq.read_table(path, columns=columns).to_pylist())
     return rows
@@ -32,7 +33,7 @@ def _read(corpus: Path, asset: str, dump: str, columns=None) -> list[dict]:
 
 def _removed(corpus: Path, asset: str, dump: str) -> dict:
     out = {}
-    for path in sorted((corpus / asset / dump).glob("*/removed.parquet")):
+    for path in CorpusStore(str(corpus)).published_paths(f"{asset}/{dump}", "removed.parquet"):
         for r in pq.read_table(path).to_pylist():
             out[r["doc_id"]] = (r["step"], r["reason"])
     return out

@@ -57,7 +57,7 @@ from corpus_assets.steps.dedup import (
     url_hashes,
 )
 from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans
-from corpus_assets.storage import CorpusStore
+from corpus_assets.storage import CorpusStore, publishes
 
 UPSTREAM = "rw_filtered"
 SIGNATURES = "minhash_signatures"
@@ -89,6 +89,7 @@ def _dump_file(asset: str, dump: str, name: str) -> str:
 
 # -- 1. signatures ---------------------------------------------------------------------
 
+@publishes(SIGNATURES + "/{dump}/{shard}")
 def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> dict:
     """Band keys of every rw_filtered document of the shard, in row order."""
     load_report(store, UPSTREAM, dump, shard)  # fails clearly when upstream is missing
@@ -207,6 +208,7 @@ def _layout(store: CorpusStore, dump: str, shards: list[str]) -> list[dict]:
 PAIRS_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 
 
+@publishes(BUCKETS + "/{dump}")
 def build_minhash_buckets(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig,
                           earlier: Optional[IndexSnapshot]) -> dict:
     """Candidate pairs, one band range at a time, and the match against earlier dumps.
@@ -260,6 +262,7 @@ CLUSTERS_SCHEMA = pa.schema([
 ])
 
 
+@publishes(CLUSTERS + "/{dump}")
 def build_duplicate_clusters(store: CorpusStore, dump: str) -> dict:
     """Connected components over the bucket pairs and one survivor per cluster."""
     started = time.perf_counter()
@@ -350,6 +353,7 @@ def _iter_fuzzy_survivors(store: CorpusStore, dump: str, shards: list[str], colu
                 yield row
 
 
+@publishes(SPANS + "/{dump}")
 def build_exact_substring_spans(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig) -> dict:
     """Duplicated spans (>= exact_min_tokens tokens) across the fuzzy survivors of the dump."""
     started = time.perf_counter()
@@ -424,6 +428,7 @@ def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: Pipeline
 
 # -- 6. the index for the next dump ----------------------------------------------------------
 
+@publishes(INDEX + "/{dump}")
 def build_dedup_index(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig,
                       known_dumps: list[str]) -> dict:
     """Snapshot = the previous dump's snapshot + the band keys and URLs this dump kept."""

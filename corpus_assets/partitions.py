@@ -2,18 +2,54 @@
 
 Multi-partition keys order dimensions by name, so a shard partition's key reads
 ``CC-MAIN-2024-10|000`` (dump, then shard).
+
+A dump name becomes a folder of every asset, so it is validated wherever one enters: the
+crawl sensor never adds a bad one, and an asset refuses a bad partition key before it
+writes anything. Common Crawl's names (``CC-MAIN-2024-10``) and a lab's own dumps are
+allowed; see ``dump_name_problem``.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Optional
+
 import dagster as dg
 
-from corpus_assets.crawl import shard_key
+from corpus_assets.crawl import DUMP_NAME, shard_key
 
 DUMP_DIM = "dump"
 SHARD_DIM = "shard"
 
 dump_partitions = dg.DynamicPartitionsDefinition(name=DUMP_DIM)
+
+# A lab's own dump: letters, digits, '.', '_' and '-', starting with a letter or digit (so
+# never '.', '..' or a hidden name), at most 100 characters. No '|' (the multi-partition
+# key separator), no '/', no blank, nothing a shell or a URL would need to escape.
+OWN_DUMP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class InvalidDumpName(ValueError):
+    """A dump name that cannot be a partition: it would escape or alias the corpus's folders."""
+
+
+def dump_name_problem(name: object) -> Optional[str]:
+    """Why ``name`` cannot be a dump, or None. A name that starts like Common Crawl's
+    (``CC-MAIN-``) must be one exactly, ``CC-MAIN-YYYY-WW``: crawl order (``dump_sort_key``)
+    would put a misspelt one after every real dump."""
+    if not isinstance(name, str) or not OWN_DUMP_NAME.match(name):
+        return (f"invalid dump name {name!r}: expected Common Crawl's CC-MAIN-YYYY-WW or a name of letters, "
+                "digits, '.', '_' and '-' that starts with a letter or digit (at most 100 characters)")
+    if name.upper().startswith("CC-MAIN") and not DUMP_NAME.match(name):
+        return f"invalid dump name {name!r}: a Common Crawl dump name reads CC-MAIN-YYYY-WW (e.g. CC-MAIN-2024-10)"
+    return None
+
+
+def validate_dump_name(name: str) -> str:
+    problem = dump_name_problem(name)
+    if problem:
+        raise InvalidDumpName(problem)
+    return name
 
 
 def shard_keys(num_shards: int) -> list[str]:
@@ -36,5 +72,6 @@ def shard_partition_key(dump: str, shard: str) -> str:
 
 
 def split_shard_key(context: dg.AssetExecutionContext) -> tuple[str, str]:
+    """(dump, shard) of the run's partition; a bad dump name fails here, before any write."""
     keys = context.partition_key.keys_by_dimension
-    return keys[DUMP_DIM], keys[SHARD_DIM]
+    return validate_dump_name(keys[DUMP_DIM]), keys[SHARD_DIM]

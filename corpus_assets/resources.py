@@ -13,7 +13,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from corpus_assets.crawl import CrawlSource
-from corpus_assets.storage import CorpusStore
+from corpus_assets.storage import CorpusStore, is_s3_uri
 
 
 def _s3_client(endpoint_url: Optional[str], region_name: Optional[str]):
@@ -21,14 +21,16 @@ def _s3_client(endpoint_url: Optional[str], region_name: Optional[str]):
 
 
 class CorpusStoreResource(dg.ConfigurableResource):
-    """The corpus root: every asset's Parquet partitions live under it."""
+    """The corpus root: every asset's Parquet partitions live under it. A folder,
+    ``file:///path`` or ``s3://bucket/prefix`` (scheme in any case); any other URL scheme
+    is refused when the store is built."""
 
     root: str = ".corpus"
     s3_endpoint_url: Optional[str] = None
     s3_region_name: Optional[str] = None
 
     def get_store(self) -> CorpusStore:
-        client = _s3_client(self.s3_endpoint_url, self.s3_region_name) if self.root.startswith("s3://") else None
+        client = _s3_client(self.s3_endpoint_url, self.s3_region_name) if is_s3_uri(self.root) else None
         return CorpusStore(self.root, s3_client=client)
 
 

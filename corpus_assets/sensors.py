@@ -8,6 +8,9 @@ partition once its manifest exists: nobody clicks.
 
 The cursor holds every dump already handled, so a dump is requested once even if its
 partition is later deleted by hand; run keys make a repeated request harmless anyway.
+
+A listed name that is not a valid dump name (``..``, ``a|b``, `` CC-MAIN-2024-10``; see
+``partitions.dump_name_problem``) is logged and skipped at every tick, never added.
 """
 
 
@@ -17,7 +20,7 @@ import dagster as dg
 
 from corpus_assets import dedup_stages
 from corpus_assets.crawl import CrawlSourceError, dump_sort_key
-from corpus_assets.partitions import DUMP_DIM, dump_partitions, shard_keys, shard_partition_key
+from corpus_assets.partitions import DUMP_DIM, dump_name_problem, dump_partitions, shard_keys, shard_partition_key
 from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
 
 
@@ -36,11 +39,16 @@ def build_crawl_sensor(manifest_job) -> dg.SensorDefinition:
             dumps = source.list_dumps()
         except CrawlSourceError as exc:
             return dg.SkipReason(str(exc))
+        rejected = [d for d in dumps if dump_name_problem(d)]
+        for name in rejected:
+            context.log.warning(f"{source.describe('crawl-data')}: skipped, {dump_name_problem(name)}")
+        dumps = [d for d in dumps if d not in rejected]
         handled = set(json.loads(context.cursor)) if context.cursor else set()
         existing = set(context.instance.get_dynamic_partitions(DUMP_DIM))
         new = [d for d in dumps if d not in handled and d not in existing]
         if not new:
-            return dg.SkipReason(f"no new dump in {source.describe()} ({len(dumps)} known)")
+            ignored = f"; ignored names that are not dump names: {rejected}" if rejected else ""
+            return dg.SkipReason(f"no new dump in {source.describe()} ({len(dumps)} known){ignored}")
         context.log.info(f"new dumps: {new}")
         return dg.SensorResult(
             dynamic_partitions_requests=[dump_partitions.build_add_request(new)],
@@ -67,7 +75,13 @@ def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
     )
     def dedup_order_sensor(context: dg.SensorEvaluationContext, corpus_store: CorpusStoreResource):
         store = corpus_store.get_store()
-        dumps = sorted(context.instance.get_dynamic_partitions(DUMP_DIM), key=dump_sort_key)
+        dumps = []
+        for dump in context.instance.get_dynamic_partitions(DUMP_DIM):
+            if dump_name_problem(dump):  # added by hand: never a path in the store
+                context.log.warning(f"dump partition skipped: {dump_name_problem(dump)}")
+            else:
+                dumps.append(dump)
+        dumps.sort(key=dump_sort_key)
         done = set(context.instance.get_materialized_partitions(dg.AssetKey("minhash_signatures")))
         previous_snapshot = "first"
         for dump in dumps:

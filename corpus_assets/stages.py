@@ -6,7 +6,11 @@ Dagster. Each document stage writes, under ``<asset>/<dump>/<shard>/``:
 - ``documents.parquet``: the documents kept, with every column the steps added;
 - ``removed.parquet``: one row per removed document (doc_id, url, step, reason, detail,
   and the WARC coordinates that lead back to the raw record);
-- ``stats.json``: per-step counts, written last so it marks a complete partition.
+- ``stats.json``: per-step counts.
+
+The three are published as one version of the partition (``CorpusStore.publish_partition``):
+a reader sees all three of the old run or all three of the new one, and ``load_report``
+refuses stats that disagree with the tables' row counts.
 
 Documents stream through in batches; no stage holds a whole shard in memory.
 """
@@ -30,7 +34,7 @@ from corpus_assets.steps.quality.decisions import build_decision_steps
 from corpus_assets.steps.quality.signals import QualitySignals
 from corpus_assets.steps.url_filter import UrlFilter
 from corpus_assets.steps.warc import HtmlDecode, iter_warc_responses
-from corpus_assets.storage import CorpusStore
+from corpus_assets.storage import CorpusStore, PartitionIntegrityError, publishes
 
 REMOVED_SCHEMA = pa.schema(
     [
@@ -54,6 +58,19 @@ MANIFEST_SCHEMA = pa.schema(
 # Columns that follow a document from the raw record to the training shard, so any
 # document can be traced back to its WARC record.
 LINEAGE_COLUMNS = ["doc_id", "url", "dump", "shard", "warc_path", "warc_offset", "warc_record_id", "warc_date"]
+
+
+def empty_documents_schema(documents: Iterable[Document]) -> pa.Schema:
+    """The schema of a documents table that kept no row and has no declared schema: the
+    upstream table's columns (known once ``documents``, a ``RowStream``, was read) plus
+    any lineage column missing from them. A table without columns would break every
+    dataset scan that meets it first; this one reads like its non-empty neighbours."""
+    upstream = getattr(documents, "schema", None)
+    fields = list(upstream) if upstream is not None else []
+    present = {f.name for f in fields}
+    fields += [pa.field(c, REMOVED_SCHEMA.field(c).type if c in REMOVED_SCHEMA.names else pa.string())
+               for c in LINEAGE_COLUMNS if c not in present]
+    return pa.schema(fields)
 
 
 def documents_path(asset: str, dump: str, shard: str) -> str:
@@ -128,14 +145,32 @@ class StageReport:
 
 
 def load_report(store: CorpusStore, asset: str, dump: str, shard: str) -> StageReport:
+    """The partition's ``stats.json``, refused when its figures contradict the row counts
+    its partition's pointer records for the two tables (the check costs no table read)."""
     rel = stats_path(asset, dump, shard)
     if not store.exists(rel):
         raise FileNotFoundError(
             f"{asset} has not been materialized for {dump}|{shard} ({store.uri(rel)} is missing)"
         )
-    return StageReport.from_dict(store.read_json(rel))
+    report = StageReport.from_dict(store.read_json(rel))
+    kept = store.published_rows(documents_path(asset, dump, shard))
+    removed = store.published_rows(removed_path(asset, dump, shard))
+    problems = []
+    # A report without steps says docs_out=0 whatever it kept: no figure to compare.
+    if kept is not None and report.steps and report.docs_out != kept:
+        problems.append(f"docs_out={report.docs_out} but documents.parquet holds {kept} rows")
+    if removed is not None and report.docs_removed != removed:
+        problems.append(f"docs_removed={report.docs_removed} but removed.parquet holds {removed} rows")
+    if problems:
+        raise PartitionIntegrityError(
+            f"{asset} {dump}|{shard} contradicts itself: stats.json says {'; '.join(problems)}; "
+            "re-materialize the partition"
+        )
+    return report
 
 
+# The three files are published as one version: an exception anywhere leaves the old partition.
+@publishes("{asset}/{dump}/{shard}")
 def run_document_stage(
     store: CorpusStore,
     asset: str,
@@ -183,6 +218,7 @@ def run_document_stage(
                     on_kept(doc)
                 kept.write(doc)
             check_step_errors(stats, step_errors or StepErrorPolicy(), f"{asset} {dump}|{shard}")
+            kept.empty_schema = empty_documents_schema(documents)
     finally:
         for step in steps:
             step.close()
@@ -205,6 +241,7 @@ def run_document_stage(
 
 # -- crawl_manifest -------------------------------------------------------------------
 
+@publishes("crawl_manifest/{dump}")
 def build_crawl_manifest(source: CrawlSource, store: CorpusStore, dump: str, num_shards: int) -> pa.Table:
     """The dump's files with their shards. An empty manifest raises (CrawlSourceError);
     a path outside the crawl root is kept (raw_documents counts it as a removal) but

@@ -80,7 +80,7 @@ def test_threshold_change_marks_only_decisions_stale_and_reuses_signals(fixture_
             stale.add(asset)
     assert stale == {"rw_filtered"}
 
-    signals_file = Path(store.root) / documents_path("rw_quality_signals", "CC-MAIN-2024-10", "000")
+    signals_file = Path(store.uri(documents_path("rw_quality_signals", "CC-MAIN-2024-10", "000")))
     before = signals_file.stat().st_mtime_ns
     signal_runs = len(instance.fetch_materializations(dg.AssetKey("rw_quality_signals"), limit=1000).records)
     result = dg.materialize(changed.assets, selection=["rw_filtered"], partition_key=partition,
@@ -94,7 +94,7 @@ def test_threshold_change_marks_only_decisions_stale_and_reuses_signals(fixture_
 
 def test_rerun_is_deterministic(fixture_run):
     defs, instance, config, store = fixture_run
-    path = Path(store.root) / documents_path("rw_raw", "CC-MAIN-2024-10", "000")
+    path = Path(store.uri(documents_path("rw_raw", "CC-MAIN-2024-10", "000")))
     before = path.read_bytes()
     assert dg.materialize(defs.assets, selection=["rw_raw"], partition_key="CC-MAIN-2024-10|000",
                           instance=instance, resources=defs.resources, run_config=QUIET).success

@@ -86,3 +86,40 @@ def test_sensor_skips_with_the_path_when_the_source_is_missing(tmp_path):
         result, _ = _tick(defs, instance, {"crawl_source": CrawlSourceResource(root=str(tmp_path / "absent"))})
     assert isinstance(result, dg.SkipReason)
     assert str(tmp_path / "absent") in result.skip_message
+
+
+def test_sensor_skips_and_logs_dump_names_that_are_not_safe(tmp_path, fixture_crawl, capfd):
+    """Issue 10 item 9: a listing may name `..`, `a|b` or ` CC-MAIN-2024-10`; none of them
+    may become a partition (its folders would escape or alias the corpus root)."""
+    root = tmp_path / "crawl"
+    shutil.copytree(fixture_crawl, root)
+    manifest = root / "crawl-data/CC-MAIN-2024-10/warc.paths.gz"
+    for bad in ("a|b", " CC-MAIN-2024-10", "CC-MAIN-2024-1", "-x"):
+        (root / "crawl-data" / bad).mkdir()
+        shutil.copy(manifest, root / "crawl-data" / bad / "warc.paths.gz")
+    defs = build_definitions(crawl_root=str(root), corpus_root=str(tmp_path / "corpus"))
+    resources = {"crawl_source": CrawlSourceResource(root=str(root))}
+    with dg.instance_for_test() as instance:
+        result, ctx = _tick(defs, instance, resources)
+        [request] = result.dynamic_partitions_requests
+        assert list(request.partition_keys) == ["CC-MAIN-2024-10", "CC-MAIN-2024-18"]
+        assert [r.partition_key for r in result.run_requests] == ["CC-MAIN-2024-10", "CC-MAIN-2024-18"]
+        _apply(instance, result)
+        again, _ = _tick(defs, instance, resources, cursor=result.cursor)
+        assert isinstance(again, dg.SkipReason)
+        assert "a|b" in again.skip_message, "the skip says which names were ignored"
+    logged = capfd.readouterr().err
+    assert "a|b" in logged and "dump name" in logged
+
+
+def test_dedup_order_sensor_ignores_a_bad_dump_added_by_hand(tmp_path):
+    defs = build_definitions(crawl_root=str(tmp_path / "crawl"), corpus_root=str(tmp_path / "corpus"))
+    from corpus_assets.resources import CorpusStoreResource
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(DUMP_DIM, ["..", "CC-MAIN-2024-10"])
+        sensor = defs.get_sensor_def("dedup_order_sensor")
+        ctx = dg.build_sensor_context(instance=instance, resources={"corpus_store": CorpusStoreResource(root=str(tmp_path / "corpus"))})
+        result = sensor(ctx)
+        assert isinstance(result, dg.SkipReason)
+        assert "CC-MAIN-2024-10" in result.skip_message

@@ -2,7 +2,8 @@
 
 An asset reads its (dump, shard) partition of the upstream table, calls one function of
 ``corpus_assets.stages``, and returns the retention metadata plus the result of the
-conservation check, recounted from the files it just wrote. ``code_version`` carries a
+conservation check, recounted from the files it just wrote. The partition key's dump name
+is validated (``split_shard_key``) before the stage runs, so a bad one writes nothing. ``code_version`` carries a
 fingerprint of the settings the stage uses, so a changed setting marks this asset and
 everything downstream stale.
 """
@@ -16,6 +17,7 @@ from corpus_assets.metadata import retention_metadata
 from corpus_assets.partitions import DUMP_DIM, split_shard_key
 from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
 from corpus_assets.stages import StageReport, documents_path, verify_conservation
+from corpus_assets.storage import PartitionIntegrityError
 
 CONSERVATION_CHECK = "conservation"
 
@@ -31,7 +33,12 @@ def conservation_spec(asset_name: str) -> dg.AssetCheckSpec:
 
 
 def conservation_result(store, asset_name: str, dump: str, shard: str, upstream: Optional[str]) -> dg.AssetCheckResult:
-    passed, facts = verify_conservation(store, asset_name, dump, shard, upstream)
+    try:
+        passed, facts = verify_conservation(store, asset_name, dump, shard, upstream)
+    except PartitionIntegrityError as exc:
+        # A partition (this one or its upstream) whose parts disagree fails the check, saying why.
+        return dg.AssetCheckResult(check_name=CONSERVATION_CHECK, passed=False,
+                                   metadata={"problem": dg.MetadataValue.text(str(exc))})
     return dg.AssetCheckResult(
         check_name=CONSERVATION_CHECK,
         passed=passed,

@@ -11,7 +11,7 @@ from corpus_assets.assets.documents import shard_document_asset
 from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.steps.quality.decisions import thresholds_fingerprint
 from corpus_assets.steps.quality.signals import signals_fingerprint
-from corpus_assets.partitions import dump_partitions, shard_partitions_def, shard_to_dump
+from corpus_assets.partitions import dump_partitions, shard_partitions_def, shard_to_dump, validate_dump_name
 from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
 
 # Bump when a stage's code changes what it writes; settings changes are fingerprinted.
@@ -46,7 +46,7 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
     def crawl_manifest(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource,
                        crawl_source: CrawlSourceResource) -> dg.MaterializeResult:
         store = corpus_store.get_store()
-        table = stages.build_crawl_manifest(crawl_source.get_source(), store, context.partition_key, config.num_shards)
+        table = stages.build_crawl_manifest(crawl_source.get_source(), store, validate_dump_name(context.partition_key), config.num_shards)
         rows = table.to_pylist()
         per_shard: dict[str, list[int]] = {}
         for row in rows:
