@@ -54,7 +54,8 @@ def build_crawl_sensor(manifest_job) -> dg.SensorDefinition:
 def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
     """Launches a dump's dump-level dedup (buckets -> clusters -> exact spans) once all of
     its ``minhash_signatures`` partitions exist and the dump before it in crawl order is
-    indexed. Dagster's automation cannot express "after the previous dynamic partition",
+    indexed, and again when its signatures changed (a threshold change re-ran
+    rw_filtered) or the dump before it was re-indexed (``dedup_stages.dedup_state``). Dagster's automation cannot express "after the previous dynamic partition",
     so this sensor holds the crawl order; everything after it is eager automation."""
 
     @dg.sensor(
@@ -69,16 +70,20 @@ def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
         store = corpus_store.get_store()
         dumps = sorted(context.instance.get_dynamic_partitions(DUMP_DIM), key=dump_sort_key)
         done = set(context.instance.get_materialized_partitions(dg.AssetKey("minhash_signatures")))
-        previous_snapshot = "first"
+        previous_snapshot = None
         for dump in dumps:
-            snapshot = dedup_stages.load_snapshot(store, dump)
-            if snapshot is not None:
-                previous_snapshot = snapshot.snapshot_id
+            # A dump is redone when its signatures changed (a threshold change) or the
+            # dump before it was re-indexed, not only when it was never indexed.
+            state, detail = dedup_stages.dedup_state(store, dump, shard_keys(num_shards), previous_snapshot)
+            if state == "indexed":
+                previous_snapshot = detail
                 continue
             missing = [s for s in shard_keys(num_shards) if shard_partition_key(dump, s) not in done]
             if missing:
                 return dg.SkipReason(f"{dump} is next in crawl order; waiting for minhash_signatures of shards {missing}")
-            return dg.RunRequest(partition_key=dump, run_key=f"dedup:{dump}:{previous_snapshot}")
+            if state == "wait":
+                return dg.SkipReason(detail)
+            return dg.RunRequest(partition_key=dump, run_key=f"dedup:{dump}:{previous_snapshot or 'first'}:{detail}")
         return dg.SkipReason(f"every dump is indexed ({len(dumps)})")
 
     return dedup_order_sensor

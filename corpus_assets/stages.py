@@ -26,7 +26,7 @@ from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
 from corpus_assets.steps.quality.decisions import build_decision_steps
-from corpus_assets.steps.quality.signals import QualitySignals
+from corpus_assets.steps.quality.signals import SIGNAL_COLUMNS, QualitySignals
 from corpus_assets.steps.url_filter import UrlFilter
 from corpus_assets.steps.warc import HtmlDecode, iter_warc_responses
 from corpus_assets.storage import CorpusStore
@@ -309,6 +309,14 @@ def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: Pip
     )
 
 
+def drop_signal_columns(doc: Document) -> None:
+    """After the decisions, a document has one text (``text``, line-corrected) and no
+    signal columns: they served the decisions and stay in rw_quality_signals, which
+    ``doc_id`` joins. (``rw_corrected_text`` was a second copy of the text.)"""
+    for column in SIGNAL_COLUMNS:
+        doc.pop(column, None)
+
+
 def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
     """Decide keep/drop from the stored signals; no signal is recomputed here."""
     upstream = load_report(store, "rw_quality_signals", dump, shard)
@@ -317,6 +325,7 @@ def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: Pipelin
         store.iter_rows(documents_path("rw_quality_signals", dump, shard)),
         build_decision_steps(config.quality_thresholds, config.quality_signals),
         baseline_docs=upstream.baseline_docs,
+        on_kept=drop_signal_columns,
     )
 
 
