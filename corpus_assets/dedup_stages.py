@@ -726,7 +726,7 @@ def build_dedup_index(store: CorpusStore, dump: str, shards: list[str], config: 
         "previous_snapshot": used, "dumps": (earlier.manifest["dumps"] if earlier else []) + [dump],
         "preset": preset.name, "band_files": band_files, "urls": len(urls), "band_keys": band_keys_total,
         "docs_added": int(new_urls.size), "documents": base + len(kept_docs),
-        "signatures": clusters_stats.get("signatures") or {},
+        "signatures": clusters_stats.get("signatures") or {}, "clusters_report": clusters_report,
         "seconds": round(time.perf_counter() - started, 3),
     }
     # The manifest is written last: a snapshot exists once its manifest does.
@@ -767,37 +767,62 @@ def index_chain_status(store: CorpusStore, dump: str, known_dumps: list[str]) ->
     return passed, facts
 
 
-def dedup_state(store: CorpusStore, dump: str, shards: list[str], previous_snapshot: Optional[str]) -> tuple[str, str]:
-    """Where ``dump``'s dedup stands, for the crawl-order sensor, given the current
-    snapshot id of the dump before it (None for the first dump):
+@dataclass
+class DedupState:
+    """Where a dump's dedup stands, for the crawl-order sensor (``dedup_state``).
 
-    - ``("indexed", snapshot_id)``: its index is built on ``previous_snapshot`` and on
-      the current signatures of every shard; the next dump may go;
-    - ``("wait", why)``: nothing to launch now (signatures missing or behind rw_filtered,
-      or the dump-level dedup is current and eager automation is finishing rw_deduped
-      and dedup_index); later dumps wait too;
-    - ``("run", versions)``: buckets -> clusters -> spans must (re-)run: never run, or
-      built on other signatures (a threshold or MinHash change) or on an older snapshot
-      of the previous dump. ``versions`` (a digest of the signatures' versions) makes the
-      run key of the request.
+    ``step``: ``indexed`` (done: ``snapshot`` is its current index snapshot, the next
+    dump may go), ``wait`` (nothing to launch; ``reason`` says why; later dumps wait
+    too), ``dedup`` (run buckets -> clusters -> spans), ``deduped`` (run rw_deduped for
+    ``shards``), ``index`` (run dedup_index). ``key`` identifies the state the request
+    is for (its run key): a request is made once per state, and again after a change.
     """
+
+    step: str
+    reason: str = ""
+    snapshot: str = ""
+    shards: tuple = ()
+    key: str = ""
+
+
+def dedup_state(store: CorpusStore, dump: str, shards: list[str], previous_snapshot: Optional[str]) -> DedupState:
+    """Where ``dump``'s dedup stands, given the current snapshot id of the dump before it
+    in crawl order (None for the first dump). Each stage is redone when what it was built
+    from changed: buckets when the signatures changed (a threshold change re-ran
+    rw_filtered, hence the signatures) or the previous dump was re-indexed; rw_deduped
+    when the clusters changed; the index when rw_deduped did. Nothing here trusts Dagster's
+    materialization history: it compares the versions the stages recorded."""
     versions = signature_versions(store, dump, shards)
     missing = [s for s, v in versions.items() if v is None]
     if missing:
-        return "wait", f"{dump} is next in crawl order; waiting for current {SIGNATURES} of shards {missing}"
+        return DedupState("wait", f"{dump} is next in crawl order; waiting for current {SIGNATURES} of shards {missing}")
     behind = [s for s in shards
               if store.read_json(stats_path(SIGNATURES, dump, s)).get("rw_filtered_report") != _report_digest(store, UPSTREAM, dump, s)]
     if behind:
-        return "wait", f"{dump} is next in crawl order; waiting for {SIGNATURES} of shards {behind} to catch up with {UPSTREAM}"
-    snapshot = load_snapshot(store, dump)
-    if (snapshot is not None and snapshot.manifest.get("previous_snapshot") == previous_snapshot
-            and snapshot.manifest.get("signatures") == versions):
-        return "indexed", snapshot.snapshot_id
+        return DedupState("wait", f"{dump} is next in crawl order; waiting for {SIGNATURES} of shards {behind} "
+                                  f"to catch up with {UPSTREAM}")
     rel = _dump_file(CLUSTERS, dump, "stats.json")
     clusters = store.read_json(rel) if store.exists(rel) else None
-    if clusters is not None and clusters.get("signatures") == versions and clusters.get("earlier_snapshot") == previous_snapshot:
-        return "wait", f"{dump}'s clusters are current; waiting for its {DEDUPED} and {INDEX} (eager automation)"
-    # The clusters' own identity is in the key too: settings changed and changed back give
-    # the same versions as an earlier request, which Dagster would skip as a repeated key.
-    key = json.dumps([versions, _json_digest(store, rel)], sort_keys=True)
-    return "run", hashlib.sha256(key.encode()).hexdigest()[:12]
+    clusters_report = _json_digest(store, rel)
+    if clusters is None or clusters.get("signatures") != versions or clusters.get("earlier_snapshot") != previous_snapshot:
+        key = json.dumps([versions, clusters_report, previous_snapshot], sort_keys=True)
+        return DedupState("dedup", f"{dump}'s clusters are missing or built on other signatures or another index",
+                          key=hashlib.sha256(key.encode()).hexdigest()[:12])
+    spans_rel = _dump_file(SPANS, dump, "stats.json")
+    if not store.exists(spans_rel) or store.read_json(spans_rel).get("clusters_report") != clusters_report:
+        # The dedup run that wrote these clusters did not finish its spans: a failed run,
+        # which a re-request would repeat. Shown, not retried.
+        return DedupState("wait", f"{SPANS} of {dump} is behind its {CLUSTERS} (did the dedup run fail?); "
+                                  f"re-run {dump}'s dedup from {BUCKETS}")
+    pending = tuple(s for s in shards if not store.exists(stats_path(DEDUPED, dump, s))
+                    or load_report(store, DEDUPED, dump, s).extra.get("clusters_report") != clusters_report)
+    if pending:
+        return DedupState("deduped", f"{DEDUPED} of shards {list(pending)} is behind {dump}'s clusters",
+                          shards=pending, key=clusters_report)
+    snapshot = load_snapshot(store, dump)
+    if (snapshot is not None and snapshot.manifest.get("previous_snapshot") == previous_snapshot
+            and snapshot.manifest.get("clusters_report") == clusters_report):
+        return DedupState("indexed", snapshot=snapshot.snapshot_id)
+    deduped = json.dumps([_report_digest(store, DEDUPED, dump, s) for s in shards])
+    return DedupState("index", f"{dump}'s {INDEX} is missing or older than its {DEDUPED}",
+                      key=hashlib.sha256(deduped.encode()).hexdigest()[:12])

@@ -12,9 +12,13 @@ these definitions only wire partitions, dependencies and metadata.
 
 The dashed edge (a dump reads the index of the dump before it in crawl order) is not a
 Dagster dependency: Dagster cannot map a dynamic partition to "the previous one" and
-the graph would be a cycle. ``dedup_order_sensor`` launches a dump's dedup once the dump
-before it is indexed, and the ``index_chain`` check shows when an earlier dump's index
-changed after a later dump used it.
+the graph would be a cycle. So everything after the signatures is driven by
+``dedup_order_sensor``, not by eager conditions: it runs a dump's dedup once the dump
+before it is indexed, and redoes a stage when what it was built from changed (a
+threshold change re-ran rw_filtered and the signatures; an earlier dump was re-indexed).
+Each stage also refuses inputs built from other signatures (``StaleDedupError``), and
+the ``index_chain`` check shows when an earlier dump's index changed after a later dump
+used it.
 """
 
 
@@ -126,8 +130,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("duplicate_clusters", *bucket_version),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-        automation_condition=eager,
-        description="Connected components of the candidate pairs (union-find); in each "
+                description="Connected components of the candidate pairs (union-find); in each "
         "cluster the first document in dump order (shard, then row) is kept, and none when "
         "the cluster matches a document an earlier dump kept"
         + (f". Candidate pairs are verified: exact shingle Jaccard >= {cfg.candidate_min_jaccard}."
@@ -163,8 +166,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("exact_substring_spans", *bucket_version, *exact_version),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-        automation_condition=eager,
-        description=f"Spans of >= {cfg.exact_min_tokens} consecutive tokens that occur more "
+                description=f"Spans of >= {cfg.exact_min_tokens} consecutive tokens that occur more "
         f"than once across the dump's fuzzy survivors (Lee et al. 2022; {cfg.exact_method}).",
     )
     def exact_substring_spans(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
@@ -186,6 +188,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
               dg.AssetDep("exact_substring_spans", partition_mapping=shard_to_dump)],
         group_name=DEDUP_GROUP,
         needs_known_dumps=True,
+        automation_condition=None,  # dedup_order_sensor runs it, in crawl order
         description="RefinedWeb's RW (deduplicated): fuzzy duplicates removed (within the "
         "dump and against earlier dumps), exact duplicated spans treated "
         f"({cfg.exact_mode}), URLs an earlier dump kept dropped.",
@@ -199,8 +202,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("dedup_index", *bucket_version, *exact_version, cfg.url_dedup),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-        automation_condition=eager,
-        description="The cross-dump index after this dump: band keys and normalized-URL "
+                description="The cross-dump index after this dump: band keys and normalized-URL "
         "hashes of every document kept by this dump and all earlier ones. The next dump in "
         "crawl order is deduplicated against it.",
     )
