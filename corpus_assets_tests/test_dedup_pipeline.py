@@ -193,6 +193,23 @@ def test_sample_dedup_materializes_with_retention_per_stage(sample_run):
     assert across[("minhash_dedup", "minhash_duplicate_of_earlier_dump")] > 0
 
 
+def test_sample_every_fuzzy_removal_names_the_kept_copy_and_its_dump(sample_run):
+    """Lineage answers "duplicate of what?": a kept document of the same or an earlier dump."""
+    store, n = sample_run.store, sample_run.config.num_shards
+    kept = {dump: {d["doc_id"] for d in _kept(store, dump, n)} for dump in (D10, D18)}
+    fuzzy = 0
+    for dump in (D10, D18):
+        for row in _removed_rows(store, dump, n):
+            if row["step"] != "minhash_dedup":
+                continue
+            fuzzy += 1
+            fields = dict(part.split("=", 1) for part in row["detail"].split())
+            keeper_dump = D10 if row["reason"] == "minhash_duplicate_of_earlier_dump" else dump
+            assert fields["kept_dump"] == keeper_dump, row
+            assert fields["kept"] in kept[keeper_dump], row
+    assert fuzzy >= 30
+
+
 def test_sample_planted_duplicates_are_caught_by_the_right_stage(sample_run):
     """Every planted copy (tracking URL, /amp/ near-duplicate, re-crawl) that survived
     filtering is removed by fuzzy dedup, unless it is the one copy kept of its group."""
