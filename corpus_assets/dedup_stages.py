@@ -9,15 +9,23 @@ signatures -> buckets -> clusters -> filter, so no step holds a dump's signature
 2. ``build_minhash_buckets`` (dump): for one band range at a time, the keys of that range
    for every document of the dump (shard by shard) -> candidate pairs, written per range;
    and which documents share a band with a document an earlier dump kept.
-3. ``build_duplicate_clusters`` (dump): union-find over the pairs (A~B and B~C put A, B, C
-   in one cluster), then one survivor per cluster: the first document in dump order
-   (shards in order, rows in order). A cluster touching an earlier dump's kept document
-   keeps none of this dump's members: the earlier copy is the survivor.
+3. ``build_duplicate_clusters`` (dump): optionally verifies each candidate pair (exact
+   Jaccard of the shingles >= ``dedup.verify_min_jaccard``), then union-find over the
+   pairs (A~B and B~C put A, B, C in one cluster), then one survivor per cluster: the
+   first document in dump order (shards in order, rows in order). A cluster touching an
+   earlier dump's kept document keeps none of this dump's members: the earlier copy is
+   the survivor, and the removals name it (doc_id and dump).
 4. ``build_exact_substring_spans`` (dump): Lee et al.'s exact substring search over the
    fuzzy survivors of the dump, in dump order; per document, token spans to treat.
 5. ``build_rw_deduped`` (dump x shard): applies 3 and 4 and drops URLs an earlier dump kept.
 6. ``build_dedup_index`` (dump): the earlier dumps' index plus this dump's kept documents
    (band keys and URL hashes): what the next dump is deduplicated against.
+
+Versions: the signatures' report carries a version (a digest of the documents read and
+the band keys written); buckets, clusters and spans record the versions they were built
+from, and each later stage records the report of the one before it. Every stage refuses
+inputs built from other signatures (``StaleDedupError``), and ``dedup_state`` tells the
+crawl-order sensor which stage of which dump to redo (after a threshold change, say).
 
 Crawl order: dumps are deduplicated in ``dump_sort_key`` order (crawl date). Dump D uses
 the index snapshot of the dump just before it, which must exist (``DedupOrderError``
@@ -101,22 +109,12 @@ def _dump_file(asset: str, dump: str, name: str) -> str:
 # -- 1. signatures ---------------------------------------------------------------------
 
 def _digest_docs(digest, ids, texts) -> None:
+    # Length-prefixed, so that no two different (id, text) sequences feed the same bytes.
     for doc_id, text in zip(ids, texts):
-        digest.update(b"%d:" % len(doc_id or ""))
-        digest.update((doc_id or "").encode("utf-8", "surrogatepass"))
-        data = (text or "").encode("utf-8", "surrogatepass")
-        digest.update(b"%d:" % len(data))
-        digest.update(data)
-
-
-def filtered_digest(store: CorpusStore, dump: str, shard: str) -> str:
-    """Content digest of a shard's rw_filtered documents (ids and texts, in row order):
-    what its signatures, clusters and exact spans were computed from. Recomputed by the
-    stages that apply dedup decisions, to refuse decisions made on other documents."""
-    digest = hashlib.sha256()
-    for batch in store.iter_batches(documents_path(UPSTREAM, dump, shard), ["doc_id", "text"], SIGNATURE_BATCH):
-        _digest_docs(digest, batch.column("doc_id").to_pylist(), batch.column("text").to_pylist())
-    return digest.hexdigest()[:16]
+        for value in (doc_id, text):
+            data = (value or "").encode("utf-8", "surrogatepass")
+            digest.update(b"%d:" % len(data))
+            digest.update(data)
 
 
 def _json_digest(store: CorpusStore, rel: str) -> Optional[str]:

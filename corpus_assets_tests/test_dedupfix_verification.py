@@ -106,7 +106,7 @@ def test_verification_is_available_to_every_preset_and_validated():
     assert DedupConfig().candidate_min_jaccard == 0.0  # refinedweb: off by default
     assert DedupConfig(minhash_preset="fineweb", verify_min_jaccard=0.8).candidate_min_jaccard == 0.8
     assert DedupConfig(minhash_preset="gpt3", verify_min_jaccard=0).candidate_min_jaccard == 0.0
-    for bad in (-0.1, 1.5):
+    for bad in (-0.1, 1.5, "0.7", True, float("nan")):
         with pytest.raises(ValueError, match="verify_min_jaccard"):
             DedupConfig(verify_min_jaccard=bad)
 

@@ -50,7 +50,8 @@ class DedupConfig:
             raise ValueError("dedup.exact_method must be suffix_array or hashed")
         if self.bands_per_range < 1 or self.exact_hash_parts < 1 or self.exact_min_tokens < 1:
             raise ValueError("dedup.bands_per_range, exact_hash_parts and exact_min_tokens must be >= 1")
-        if self.verify_min_jaccard is not None and not 0.0 <= self.verify_min_jaccard <= 1.0:
+        v = self.verify_min_jaccard
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0):
             raise ValueError(f"dedup.verify_min_jaccard must be between 0 and 1, not {self.verify_min_jaccard!r}")
 
     @property
