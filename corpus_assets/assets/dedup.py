@@ -130,7 +130,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("duplicate_clusters", *bucket_version),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-                description="Connected components of the candidate pairs (union-find); in each "
+        description="Connected components of the candidate pairs (union-find); in each "
         "cluster the first document in dump order (shard, then row) is kept, and none when "
         "the cluster matches a document an earlier dump kept"
         + (f". Candidate pairs are verified: exact shingle Jaccard >= {cfg.candidate_min_jaccard}."
@@ -166,7 +166,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("exact_substring_spans", *bucket_version, *exact_version),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-                description=f"Spans of >= {cfg.exact_min_tokens} consecutive tokens that occur more "
+        description=f"Spans of >= {cfg.exact_min_tokens} consecutive tokens that occur more "
         f"than once across the dump's fuzzy survivors (Lee et al. 2022; {cfg.exact_method}).",
     )
     def exact_substring_spans(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
@@ -202,7 +202,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("dedup_index", *bucket_version, *exact_version, cfg.url_dedup),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-                description="The cross-dump index after this dump: band keys and normalized-URL "
+        description="The cross-dump index after this dump: band keys and normalized-URL "
         "hashes of every document kept by this dump and all earlier ones. The next dump in "
         "crawl order is deduplicated against it.",
     )
