@@ -76,7 +76,7 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job],
-        sensors=[build_crawl_sensor(manifest_job), build_dedup_order_sensor(dedup_job, config.num_shards), automation],
+        sensors=[build_crawl_sensor(manifest_job), build_dedup_order_sensor(dedup_job, config.num_shards, deduped_job, index_job), automation],
         resources={
             "corpus_store": CorpusStoreResource(
                 root=corpus_root or os.environ.get("CORPUS_ROOT") or str(REPO_ROOT / ".corpus"),

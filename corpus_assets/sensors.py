@@ -59,19 +59,25 @@ def build_crawl_sensor(manifest_job) -> dg.SensorDefinition:
     return new_crawl_sensor
 
 
-def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
-    """Launches a dump's dump-level dedup (buckets -> clusters -> exact spans) once all of
-    its ``minhash_signatures`` partitions exist and the dump before it in crawl order is
-    indexed. Dagster's automation cannot express "after the previous dynamic partition",
-    so this sensor holds the crawl order; everything after it is eager automation."""
+def build_dedup_order_sensor(dedup_job, num_shards: int, deduped_job, index_job) -> dg.SensorDefinition:
+    """Drives each dump's dedup after its signatures, in crawl order: the dump-level dedup
+    (buckets -> clusters -> exact spans), then ``rw_deduped`` per shard, then
+    ``dedup_index``, once the dump before it is indexed. It redoes a stage when what the
+    stage was built from changed (``dedup_stages.dedup_state``): a threshold change that
+    re-ran rw_filtered and the signatures, or an earlier dump re-indexed. Dagster's
+    automation cannot express "after the previous dynamic partition", and eager
+    conditions on these assets would run a later dump against an earlier dump's index
+    that is about to change, so this sensor holds the whole order."""
+    steps = {"dedup": dedup_job, "deduped": deduped_job, "index": index_job}
 
     @dg.sensor(
         name="dedup_order_sensor",
-        job=dedup_job,
+        jobs=list(steps.values()),
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Deduplicates dumps in crawl order: requests the first unindexed dump's "
-        "dump-level dedup when its signatures are complete and the dump before it is indexed.",
+        description="Deduplicates dumps in crawl order: for the first dump whose dedup is not "
+        "current (never run, or built on signatures or an earlier index that changed since), "
+        "requests its next stage: dump-level dedup, rw_deduped per shard, or dedup_index.",
     )
     def dedup_order_sensor(context: dg.SensorEvaluationContext, corpus_store: CorpusStoreResource):
         store = corpus_store.get_store()
@@ -83,16 +89,25 @@ def build_dedup_order_sensor(dedup_job, num_shards: int) -> dg.SensorDefinition:
                 dumps.append(dump)
         dumps.sort(key=dump_sort_key)
         done = set(context.instance.get_materialized_partitions(dg.AssetKey("minhash_signatures")))
-        previous_snapshot = "first"
+        shards = shard_keys(num_shards)
+        previous_snapshot = None
         for dump in dumps:
-            snapshot = dedup_stages.load_snapshot(store, dump)
-            if snapshot is not None:
-                previous_snapshot = snapshot.snapshot_id
-                continue
-            missing = [s for s in shard_keys(num_shards) if shard_partition_key(dump, s) not in done]
+            missing = [s for s in shards if shard_partition_key(dump, s) not in done]
             if missing:
                 return dg.SkipReason(f"{dump} is next in crawl order; waiting for minhash_signatures of shards {missing}")
-            return dg.RunRequest(partition_key=dump, run_key=f"dedup:{dump}:{previous_snapshot}")
+            state = dedup_stages.dedup_state(store, dump, shards, previous_snapshot)
+            if state.step == "indexed":
+                previous_snapshot = state.snapshot
+                continue
+            if state.step == "wait":
+                return dg.SkipReason(state.reason)
+            job = steps[state.step]
+            context.log.info(f"{dump}: {state.reason}")
+            if state.step == "deduped":
+                return [dg.RunRequest(partition_key=shard_partition_key(dump, s), job_name=job.name,
+                                      run_key=f"deduped:{dump}|{s}:{state.key}") for s in state.shards]
+            return dg.RunRequest(partition_key=dump, job_name=job.name,
+                                 run_key=f"{state.step}:{dump}:{previous_snapshot or 'first'}:{state.key}")
         return dg.SkipReason(f"every dump is indexed ({len(dumps)})")
 
     return dedup_order_sensor

@@ -31,7 +31,7 @@ from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
 from corpus_assets.steps.quality.decisions import build_decision_steps
-from corpus_assets.steps.quality.signals import QualitySignals
+from corpus_assets.steps.quality.signals import SIGNAL_COLUMNS, QualitySignals
 from corpus_assets.steps.url_filter import UrlFilter
 from corpus_assets.steps.warc import HtmlDecode, iter_warc_responses
 from corpus_assets.storage import CorpusStore, PartitionIntegrityError, publishes
@@ -60,13 +60,14 @@ MANIFEST_SCHEMA = pa.schema(
 LINEAGE_COLUMNS = ["doc_id", "url", "dump", "shard", "warc_path", "warc_offset", "warc_record_id", "warc_date"]
 
 
-def empty_documents_schema(documents: Iterable[Document]) -> pa.Schema:
+def empty_documents_schema(documents: Iterable[Document], drop_columns: Iterable[str] = ()) -> pa.Schema:
     """The schema of a documents table that kept no row and has no declared schema: the
     upstream table's columns (known once ``documents``, a ``RowStream``, was read) plus
     any lineage column missing from them. A table without columns would break every
     dataset scan that meets it first; this one reads like its non-empty neighbours."""
     upstream = getattr(documents, "schema", None)
-    fields = list(upstream) if upstream is not None else []
+    dropped = set(drop_columns)
+    fields = [f for f in upstream if f.name not in dropped] if upstream is not None else []
     present = {f.name for f in fields}
     fields += [pa.field(c, REMOVED_SCHEMA.field(c).type if c in REMOVED_SCHEMA.names else pa.string())
                for c in LINEAGE_COLUMNS if c not in present]
@@ -184,13 +185,15 @@ def run_document_stage(
     on_kept: Optional[Callable[[Document], None]] = None,
     extra_after_run: Optional[Callable[[list[StepStats]], dict]] = None,
     step_errors: Optional[StepErrorPolicy] = None,
+    drop_columns: Iterable[str] = (),
 ) -> StageReport:
     """Stream ``documents`` through ``steps`` and write the partition's three files.
     ``on_kept`` sees every kept document before it is written, and ``extra_after_run``
     turns the finished step counts into more report entries (stage-level figures that
     are only known once the stream has ended). A document a step raises on is removed as
     ``step_error``; past ``step_errors`` (default ``StepErrorPolicy()``) the stage raises
-    before any file is published."""
+    before any file is published. ``drop_columns`` are left out of the kept table (and of
+    its schema when it is empty): columns that served this stage and stay upstream."""
     started = time.perf_counter()
     try:
         with store.table_writer(removed_path(asset, dump, shard), REMOVED_SCHEMA) as removed, \
@@ -213,12 +216,15 @@ def run_document_stage(
                 )
 
             stream, stats = run_steps(steps, documents, on_removed)
+            drop_columns = tuple(drop_columns)
             for doc in stream:
                 if on_kept is not None:
                     on_kept(doc)
+                for column in drop_columns:
+                    doc.pop(column, None)
                 kept.write(doc)
             check_step_errors(stats, step_errors or StepErrorPolicy(), f"{asset} {dump}|{shard}")
-            kept.empty_schema = empty_documents_schema(documents)
+            kept.empty_schema = empty_documents_schema(documents, drop_columns)
     finally:
         for step in steps:
             step.close()
@@ -351,6 +357,7 @@ def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConf
         on_kept=count_audit if prescreen else None,
         extra_after_run=(lambda stats: prescreen_audit_figures(stats, prescreen.audit_sampled, audit_kept))
         if prescreen else None,
+        step_errors=config.step_errors,
     )
 
 
@@ -380,6 +387,7 @@ def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: Pip
         store.iter_rows(documents_path("rw_raw", dump, shard)),
         [QualitySignals(config.quality_signals)],
         baseline_docs=upstream.baseline_docs,
+        step_errors=config.step_errors,
     )
 
 
@@ -391,6 +399,11 @@ def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: Pipelin
         store.iter_rows(documents_path("rw_quality_signals", dump, shard)),
         build_decision_steps(config.quality_thresholds, config.quality_signals),
         baseline_docs=upstream.baseline_docs,
+        # After the decisions a document has one text (``text``, line-corrected) and no
+        # signal columns: they served the decisions and stay in rw_quality_signals, which
+        # ``doc_id`` joins. (``rw_corrected_text`` was a second copy of the text.)
+        drop_columns=SIGNAL_COLUMNS,
+        step_errors=config.step_errors,
     )
 
 

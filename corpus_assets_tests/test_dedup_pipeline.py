@@ -67,9 +67,13 @@ def test_fixture_copies_are_removed_with_their_keeper_named(fixture_dedup):
 
     # The second dump re-crawled two first-dump pages: both go, the earlier copies stay.
     recrawls = _filtered_urls(store, D18, config.num_shards)
-    gone = {r["url"]: r["reason"] for r in _removed_rows(store, D18, config.num_shards)}
+    gone = {r["url"]: r for r in _removed_rows(store, D18, config.num_shards)}
     assert {u for u in recrawls} <= set(gone)
-    assert set(gone.values()) == {"minhash_duplicate_of_earlier_dump"}
+    assert {r["reason"] for r in gone.values()} == {"minhash_duplicate_of_earlier_dump"}
+    # "Duplicate of what?": each names the first dump's kept copy of the page and its dump.
+    kept10 = {d["url"]: d["doc_id"] for d in _kept(store, D10, config.num_shards)}
+    for url, row in gone.items():
+        assert f"kept={kept10[url]} kept_dump={D10}" in row["detail"], row["detail"]
     for dump in (D10, D18):
         for shard in shard_keys(config.num_shards):
             meta = latest(instance, "rw_deduped", f"{dump}|{shard}")
@@ -99,10 +103,20 @@ def test_dedup_order_sensor_launches_dumps_in_crawl_order(tmp_path, fixture_dedu
     assert evaluate(store.root).skip_message.startswith("every dump is indexed")
     copy = tmp_path / "corpus"
     shutil.copytree(store.root, copy)
+    # The sensor drives the dump's stages in order, each when its input changed: the
+    # index alone missing -> dedup_index; rw_deduped behind the clusters -> rw_deduped.
     shutil.rmtree(copy / "dedup_index" / D18)
+    request = evaluate(copy)
+    assert (request.partition_key, request.job_name) == (D18, "dedup_index_job")
+    shutil.rmtree(copy / "rw_deduped" / D18 / "001")
+    (request,) = evaluate(copy)
+    assert (request.partition_key, request.job_name) == (f"{D18}|001", "rw_deduped_job")
+    # D18 as if its dedup had never run.
+    shutil.rmtree(copy / "duplicate_clusters" / D18)
     d10_snapshot = dedup_stages.load_snapshot(store, D10).snapshot_id
     request = evaluate(copy)
-    assert request.partition_key == D18 and request.run_key == f"dedup:{D18}:{d10_snapshot}"
+    assert request.partition_key == D18 and request.job_name == "dump_dedup_job"
+    assert request.run_key.startswith(f"dedup:{D18}:{d10_snapshot}:")
     shutil.rmtree(copy / "dedup_index" / D10)
     request = evaluate(copy)
     assert request.partition_key == D10, "the earlier dump goes first"
@@ -177,6 +191,23 @@ def test_sample_dedup_materializes_with_retention_per_stage(sample_run):
     assert set(within) == {("minhash_dedup", "minhash_duplicate")}
     across = sum_reasons(sample_run.instance, "rw_deduped", D18, sample_run.config.num_shards)
     assert across[("minhash_dedup", "minhash_duplicate_of_earlier_dump")] > 0
+
+
+def test_sample_every_fuzzy_removal_names_the_kept_copy_and_its_dump(sample_run):
+    """Lineage answers "duplicate of what?": a kept document of the same or an earlier dump."""
+    store, n = sample_run.store, sample_run.config.num_shards
+    kept = {dump: {d["doc_id"] for d in _kept(store, dump, n)} for dump in (D10, D18)}
+    fuzzy = 0
+    for dump in (D10, D18):
+        for row in _removed_rows(store, dump, n):
+            if row["step"] != "minhash_dedup":
+                continue
+            fuzzy += 1
+            fields = dict(part.split("=", 1) for part in row["detail"].split())
+            keeper_dump = D10 if row["reason"] == "minhash_duplicate_of_earlier_dump" else dump
+            assert fields["kept_dump"] == keeper_dump, row
+            assert fields["kept"] in kept[keeper_dump], row
+    assert fuzzy >= 30
 
 
 def test_sample_planted_duplicates_are_caught_by_the_right_stage(sample_run):

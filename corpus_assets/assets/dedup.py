@@ -12,9 +12,13 @@ these definitions only wire partitions, dependencies and metadata.
 
 The dashed edge (a dump reads the index of the dump before it in crawl order) is not a
 Dagster dependency: Dagster cannot map a dynamic partition to "the previous one" and
-the graph would be a cycle. ``dedup_order_sensor`` launches a dump's dedup once the dump
-before it is indexed, and the ``index_chain`` check shows when an earlier dump's index
-changed after a later dump used it.
+the graph would be a cycle. So everything after the signatures is driven by
+``dedup_order_sensor``, not by eager conditions: it runs a dump's dedup once the dump
+before it is indexed, and redoes a stage when what it was built from changed (a
+threshold change re-ran rw_filtered and the signatures; an earlier dump was re-indexed).
+Each stage also refuses inputs built from other signatures (``StaleDedupError``), and
+the ``index_chain`` check shows when an earlier dump's index changed after a later dump
+used it.
 """
 
 
@@ -32,12 +36,12 @@ from corpus_assets.steps.dedup import get_preset
 DEDUP_GROUP = "dedup"
 # Bump when a stage's code changes what it writes; settings changes are fingerprinted.
 CODE_REVISION = {
-    "minhash_signatures": "2",  # 2: control characters removed; fineweb: each number -> one 0
-    "minhash_buckets": "1",
-    "duplicate_clusters": "1",
-    "exact_substring_spans": "1",
-    "rw_deduped": "1",
-    "dedup_index": "1",
+    "minhash_signatures": "3",  # 2: control characters removed, fineweb numbers; 3: reports carry the signatures' version
+    "minhash_buckets": "2",  # records the signature versions and earlier matches' owners
+    "duplicate_clusters": "2",  # candidate verification; names an earlier dump's keeper
+    "exact_substring_spans": "2",
+    "rw_deduped": "2",
+    "dedup_index": "2",  # band keys with owners and a document table
 }
 INDEX_CHAIN_CHECK = "index_chain"
 
@@ -61,7 +65,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     shard_partitions = shard_partitions_def(config.num_shards)
     eager = dg.AutomationCondition.eager()
     fuzzy_version = (cfg.minhash_preset,)
-    bucket_version = (cfg.minhash_preset, cfg.bands_per_range, config.num_shards)
+    bucket_version = (cfg.minhash_preset, cfg.bands_per_range, config.num_shards, cfg.candidate_min_jaccard)
     exact_version = (cfg.exact_substring, cfg.exact_mode, cfg.exact_min_tokens, cfg.exact_keep_first,
                      cfg.exact_method, cfg.exact_hash_parts)
 
@@ -100,7 +104,8 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         kinds={"parquet"},
         description="Candidate duplicate pairs, bucketed one band range at a time over the "
         "dump's signatures, and the documents that share a band with one an earlier dump "
-        "kept. Launched in crawl order by dedup_order_sensor.",
+        "kept. Launched in crawl order by dedup_order_sensor, and re-launched by it when the "
+        "signatures change (no eager condition: the sensor holds the crawl order).",
     )
     def minhash_buckets(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
         store = corpus_store.get_store()
@@ -125,16 +130,23 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("duplicate_clusters", *bucket_version),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-        automation_condition=eager,
         description="Connected components of the candidate pairs (union-find); in each "
         "cluster the first document in dump order (shard, then row) is kept, and none when "
-        "the cluster matches a document an earlier dump kept.",
+        "the cluster matches a document an earlier dump kept"
+        + (f". Candidate pairs are verified: exact shingle Jaccard >= {cfg.candidate_min_jaccard}."
+           if cfg.candidate_min_jaccard > 0 else ".") + " Refuses signatures other than those its buckets used.",
     )
     def duplicate_clusters(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
         store = corpus_store.get_store()
-        report = dedup_stages.build_duplicate_clusters(store, context.partition_key)
+        report = dedup_stages.build_duplicate_clusters(store, context.partition_key, config)
         return dg.MaterializeResult(metadata={
             "docs": report["num_docs"],
+            "candidate_pairs": report["candidate_pairs"],
+            "verify_min_jaccard": report["verify_min_jaccard"],
+            "candidate_pairs_rejected": report["candidate_pairs_rejected"],
+            "earlier_candidate_pairs": report["earlier_candidate_pairs"],
+            "earlier_candidate_pairs_rejected": report["earlier_candidate_pairs_rejected"],
+            "earlier_candidate_pairs_unverifiable": report["earlier_candidate_pairs_unverifiable"],
             "clusters": report["clusters"],
             "docs_in_clusters": report["docs_in_clusters"],
             "docs_to_remove": report["docs_to_remove"],
@@ -154,7 +166,6 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("exact_substring_spans", *bucket_version, *exact_version),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-        automation_condition=eager,
         description=f"Spans of >= {cfg.exact_min_tokens} consecutive tokens that occur more "
         f"than once across the dump's fuzzy survivors (Lee et al. 2022; {cfg.exact_method}).",
     )
@@ -177,6 +188,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
               dg.AssetDep("exact_substring_spans", partition_mapping=shard_to_dump)],
         group_name=DEDUP_GROUP,
         needs_known_dumps=True,
+        automation_condition=None,  # dedup_order_sensor runs it, in crawl order
         description="RefinedWeb's RW (deduplicated): fuzzy duplicates removed (within the "
         "dump and against earlier dumps), exact duplicated spans treated "
         f"({cfg.exact_mode}), URLs an earlier dump kept dropped.",
@@ -190,7 +202,6 @@ def build_dedup_assets(config: PipelineConfig) -> list:
         code_version=_version("dedup_index", *bucket_version, *exact_version, cfg.url_dedup),
         group_name=DEDUP_GROUP,
         kinds={"parquet"},
-        automation_condition=eager,
         description="The cross-dump index after this dump: band keys and normalized-URL "
         "hashes of every document kept by this dump and all earlier ones. The next dump in "
         "crawl order is deduplicated against it.",

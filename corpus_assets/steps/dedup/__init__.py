@@ -20,8 +20,10 @@ from .clusters import (
     composite_band_keys,
     grow_band_index,
     iter_range_chunks,
+    earlier_matches,
     match_earlier_dumps,
     resolve_clusters,
+    verify_pairs,
 )
 from .exact_substring import (
     ExactSubstringStep,
@@ -30,7 +32,7 @@ from .exact_substring import (
     cut_spans,
     find_duplicate_spans,
 )
-from .hashing import SortedHashIndex, stable_hash64
+from .hashing import OwnedHashIndex, SortedHashIndex, stable_hash64
 from .minhash import (
     FINEWEB,
     GPT3,

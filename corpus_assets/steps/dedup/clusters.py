@@ -37,12 +37,13 @@ runs per pair. Memory: 8 bytes per document of the dump.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Union
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
 from ..base import Step
-from .hashing import SortedHashIndex, fmix64
+from .hashing import OwnedHashIndex, SortedHashIndex, fmix64
+from .minhash import jaccard
 
 U64 = np.uint64
 
@@ -376,6 +377,44 @@ def match_earlier_dumps(index: SortedHashIndex, keys: np.ndarray, band_start: in
     return index.contains(composite_band_keys(keys, band_start)).any(axis=1)
 
 
+def earlier_matches(index: OwnedHashIndex, doc_idx: np.ndarray, keys: np.ndarray, band_start: int = 0) -> np.ndarray:
+    """Unique ``int64 (m, 2)`` rows ``(doc_index, owner)``: a document of this chunk that
+    shares a band of this range with a document an earlier dump kept, and the reference
+    of that earlier document (-1 when the index does not record owners). The cross-dump
+    candidate pairs, to verify like the within-dump ones and to name the kept copy."""
+    doc_idx = np.asarray(doc_idx, dtype=np.int64).ravel()
+    if len(index) == 0 or doc_idx.size == 0:
+        return np.empty((0, 2), np.int64)
+    owners = index.owners(composite_band_keys(keys, band_start))
+    rows, cols = np.nonzero(owners != -2)
+    if rows.size == 0:
+        return np.empty((0, 2), np.int64)
+    return np.unique(np.stack((doc_idx[rows], owners[rows, cols]), axis=1), axis=0)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def verify_pairs(pairs: np.ndarray, left: Mapping[int, np.ndarray] | Callable[[int], np.ndarray],
+                 right: Mapping[int, np.ndarray] | Callable[[int], np.ndarray], min_jaccard: float) -> np.ndarray:
+    """``bool[m]``: which candidate pairs ``(a, b)`` have an exact Jaccard similarity of at
+    least ``min_jaccard`` between the shingle sets ``left[a]`` and ``right[b]`` (sorted
+    unique hash arrays, ``minhash.shingle_hashes64``).
+
+    LSH banding only says two documents share a band; with few rows per band (GPT-3's
+    10 x 1) that happens to unrelated pages, and connected components then chain them
+    together. Spark's MinHashLSH, which GPT-3 used, keeps a pair of its similarity join
+    only when the distance computed on the pair's own features is under the threshold:
+    this is that check, on the shingles MinHash ran over."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    get_left = left if callable(left) else left.__getitem__
+    get_right = right if callable(right) else right.__getitem__
+    keep = np.empty(pairs.shape[0], dtype=bool)
+    for i, (a, b) in enumerate(pairs.tolist()):
+        keep[i] = jaccard(get_left(a), get_right(b)) >= min_jaccard
+    return keep
+
+
 def grow_band_index(index: SortedHashIndex, kept_keys: np.ndarray, band_start: int = 0) -> SortedHashIndex:
     """A new index with the composite band keys of a dump's kept documents added."""
     return index.union(composite_band_keys(kept_keys, band_start).ravel())
@@ -406,13 +445,15 @@ class MinHashDedupStep(Step):
             names = keeper_names or {}
             removed = clusters.removed()
             for i, cid, keeper in zip(removed.doc_index.tolist(), removed.cluster_id.tolist(), removed.keeper.tolist()):
-                self._removed[i] = (cid, names.get(keeper, keeper) if keeper >= 0 else None)
+                self._removed[i] = (cid, names.get(keeper, keeper), "", False) if keeper >= 0 else (cid, "", "", True)
 
     @classmethod
     def from_removed(cls, removed: dict, *, key_field: str = "doc_id", cluster_sizes: Optional[dict] = None,
                      size_field: Optional[str] = None) -> "MinHashDedupStep":
-        """``removed``: key -> (cluster label, keeper label, or None when the keeper is an
-        earlier dump's document). ``cluster_sizes``: key -> size, for kept members."""
+        """``removed``: key -> ``(cluster label, keeper label, keeper's dump, earlier)``;
+        ``earlier`` is True when the keeper is a document an earlier dump kept (its label
+        is "" when that index recorded no owner). ``cluster_sizes``: key -> size, for
+        kept members."""
         step = cls(None, doc_index_field=key_field)
         step._removed = dict(removed)
         step._sizes = dict(cluster_sizes or {})
@@ -426,10 +467,13 @@ class MinHashDedupStep(Step):
             if self.size_field:
                 doc[self.size_field] = self._sizes.get(key, 1)
             return None
-        cid, keeper = hit
-        if keeper is None:
-            return ("minhash_duplicate_of_earlier_dump", f"cluster={cid}")
-        return ("minhash_duplicate", f"cluster={cid} kept={keeper}")
+        cid, keeper, keeper_dump, earlier = hit
+        # The detail answers "duplicate of what?": the kept copy's id (and its dump).
+        where = f" kept_dump={keeper_dump}" if keeper_dump else ""
+        if earlier:
+            kept = f"kept={keeper}" if keeper != "" else "kept=unknown (index without owners)"
+            return ("minhash_duplicate_of_earlier_dump", f"cluster={cid} {kept}{where}")
+        return ("minhash_duplicate", f"cluster={cid} kept={keeper}{where}")
 
 
 def iter_range_chunks(

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from .exact_substring import DEFAULT_DROP_FRACTION, DEFAULT_MIN_TOKENS, Mode
 from .minhash import PRESETS
+
+# Candidate verification on by default per preset (minimum exact Jaccard of a pair).
+# GPT-3 (Brown et al. 2020, App. A) used Spark's MinHashLSH, whose similarity join drops
+# candidates above a distance threshold; the paper does not give it, so we take 0.7, the
+# similarity the other presets' LSH curves are centred on (0.72, 0.74). With 10 bands of
+# 1 row nearly every pair at 0.7 is a candidate (p = 1 - 0.3**10), so what gpt3 keeps
+# then follows the threshold, not the banding.
+VERIFY_DEFAULTS: dict[str, float] = {"gpt3": 0.7}
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,11 @@ class DedupConfig:
     exact_keep_first: bool = True  # False: also strike the first occurrence (Lee et al.'s tool)
     exact_method: str = "suffix_array"  # suffix_array (reference) | hashed (in hash_parts passes)
     exact_hash_parts: int = 1
+    # Candidate verification: a candidate pair (sharing a band, within the dump or with an
+    # earlier dump's kept document) joins a cluster only when the exact Jaccard similarity
+    # of the two documents' shingles is >= this. None: the preset's default
+    # (VERIFY_DEFAULTS: on for gpt3, off otherwise); 0: off.
+    verify_min_jaccard: Optional[float] = None
     # URL dedup against the URLs kept by earlier dumps (crawl order), plus repeats of a
     # URL inside one shard.
     url_dedup: bool = True
@@ -36,3 +50,13 @@ class DedupConfig:
             raise ValueError("dedup.exact_method must be suffix_array or hashed")
         if self.bands_per_range < 1 or self.exact_hash_parts < 1 or self.exact_min_tokens < 1:
             raise ValueError("dedup.bands_per_range, exact_hash_parts and exact_min_tokens must be >= 1")
+        v = self.verify_min_jaccard
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0):
+            raise ValueError(f"dedup.verify_min_jaccard must be between 0 and 1, not {self.verify_min_jaccard!r}")
+
+    @property
+    def candidate_min_jaccard(self) -> float:
+        """The verification threshold in force (0.0: verification off)."""
+        if self.verify_min_jaccard is None:
+            return VERIFY_DEFAULTS.get(self.minhash_preset, 0.0)
+        return float(self.verify_min_jaccard)

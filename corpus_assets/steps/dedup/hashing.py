@@ -151,3 +151,60 @@ class SortedHashIndex:
         import pyarrow.parquet as pq
 
         return cls.from_arrow(pq.read_table(str(path), columns=[cls.COLUMN]))
+
+
+class OwnedHashIndex:
+    """Sorted unique ``uint64`` hashes, each with the ``int64`` reference of the document
+    that owns it (the earliest one added: the smallest reference wins a shared hash).
+
+    The cross-dump band index: "does this band key belong to a document an earlier dump
+    kept, and to which?" (so a removal can name what it duplicates). References are row
+    numbers of the snapshot's document table; -1 means "unknown owner" (an index written
+    before owners were recorded)."""
+
+    __slots__ = ("hashes", "refs")
+
+    HASH, REF = "hash", "ref"
+
+    def __init__(self, hashes: np.ndarray | None = None, refs: np.ndarray | None = None):
+        hashes = np.empty(0, np.uint64) if hashes is None else np.asarray(hashes, dtype=np.uint64).ravel()
+        refs = np.full(hashes.size, -1, np.int64) if refs is None else np.asarray(refs, dtype=np.int64).ravel()
+        if refs.size != hashes.size:
+            raise ValueError(f"{hashes.size} hashes but {refs.size} owner references")
+        # Sort by hash, then by reference: the first row of each hash is its earliest owner.
+        order = np.lexsort((refs, hashes))
+        hashes, refs = hashes[order], refs[order]
+        first = np.ones(hashes.size, dtype=bool)
+        first[1:] = hashes[1:] != hashes[:-1]
+        self.hashes, self.refs = hashes[first], refs[first]
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    def owners(self, query: np.ndarray) -> np.ndarray:
+        """``int64`` array shaped like ``query``: the owner of each hash, -2 where absent
+        (-1 stays "present, owner unknown")."""
+        query = np.asarray(query, dtype=np.uint64)
+        if self.hashes.size == 0:
+            return np.full(query.shape, -2, dtype=np.int64)
+        flat = query.ravel()
+        pos = np.searchsorted(self.hashes, flat)
+        pos[pos == self.hashes.size] = 0
+        hit = self.hashes[pos] == flat
+        return np.where(hit, self.refs[pos], -2).reshape(query.shape)
+
+    def union(self, hashes: np.ndarray, refs: np.ndarray) -> "OwnedHashIndex":
+        """A new index with ``hashes`` (owned by ``refs``) added; existing owners are kept
+        where their reference is smaller."""
+        return OwnedHashIndex(np.concatenate([self.hashes, np.asarray(hashes, np.uint64).ravel()]),
+                              np.concatenate([self.refs, np.asarray(refs, np.int64).ravel()]))
+
+    def to_arrow(self):
+        import pyarrow as pa
+
+        return pa.table({self.HASH: pa.array(self.hashes, pa.uint64()), self.REF: pa.array(self.refs, pa.int64())})
+
+    @classmethod
+    def from_arrow(cls, table) -> "OwnedHashIndex":
+        refs = table.column(cls.REF).to_numpy() if cls.REF in table.column_names else None
+        return cls(table.column(cls.HASH).to_numpy(), refs)
