@@ -49,11 +49,27 @@ class SelectionSource:
     domain: str = ""  # what the source is (math, code, ...): the composition report's label
     id_field: str = ""  # lineage id field; empty: the line number
     max_docs: int = -1  # -1: selection.max_docs_per_source
+    # A mixed source labels documents per record: ``domain_field`` names the record field,
+    # ``domain_map`` entries "VALUE=DOMAIN" relabel values (others keep ``domain``).
+    domain_field: str = ""
+    domain_map: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "fields", _strings(self.fields))
+        object.__setattr__(self, "domain_map", _strings(self.domain_map))
         if not self.name or "/" in self.name:
             raise ValueError(f"selection source name {self.name!r}: non-empty, no '/'")
+        if any("=" not in entry for entry in self.domain_map):
+            raise ValueError(f"selection source {self.name}: domain_map entries are VALUE=DOMAIN")
+
+    def domain_of(self, record: dict) -> str:
+        if self.domain_field:
+            value = str(record.get(self.domain_field) or "")
+            for entry in self.domain_map:
+                key, _, domain = entry.partition("=")
+                if key == value:
+                    return domain
+        return self.domain
 
 
 def _default_targets() -> tuple[SelectionTarget, ...]:
@@ -67,7 +83,9 @@ def _default_sources() -> tuple[SelectionSource, ...]:
     return (
         SelectionSource("gsm8k_train", "benchmarks/gsm8k_train.jsonl", ("question", "answer"), "math"),
         SelectionSource("python_code", "code/python_pallets_requests.jsonl.gz", ("text",), "code", "path"),
-        SelectionSource("gpteacher", "instruct/gpteacher.jsonl.gz", ("instruction", "input", "output"), "instruct"),
+        # GPTeacher mixes code generation (a third of it) with role play and tool use.
+        SelectionSource("gpteacher", "instruct/gpteacher.jsonl.gz", ("instruction", "input", "output"), "instruct",
+                        domain_field="source", domain_map=("GPTeacher/codegen=code",)),
         SelectionSource("enwiki", "reference/enwiki_articles.jsonl.gz", ("title", "text"), "wiki", "id"),
     )
 
