@@ -12,10 +12,13 @@ file name), a raw DEFLATE stream and an 8-byte trailer, so ``C(s) = 18 + D(s)`` 
 the raw-deflate length (``zlib.compressobj(level, DEFLATED, -15)``). For levels 1-9,
 zlib's deflate with ``Z_NO_FLUSH`` emits the same stream whatever the input chunking, so
 ``D(x + y) = len(o.compress(x)) + len(o'.compress(y)) + len(o'.flush())`` where ``o'`` is
-``o.copy()`` after ``x``: ``x`` is compressed once per candidate and each pair costs only
-``y`` plus a state copy (``test_selection_zipfit.py`` checks byte-exact lengths). At level
-0 (stored blocks) the block framing does depend on the chunking (lengths differ by 5-byte
-block headers), so level 0 compresses ``x + y`` whole.
+``o.copy()`` after ``x`` (``test_selection_steps.py`` checks byte-exact lengths). The LZ77
+match search over ``x`` runs once per candidate; each pair pays for ``y``, a state copy
+(~256 KiB, whatever the input) and the Huffman coding of the last, still open block, which
+holds up to 16K symbols of ``x``. At level 0 (stored blocks) the block framing depends on
+the chunking (lengths differ by 5-byte block headers), so level 0 compresses ``x + y``
+whole, and so do candidates under ``REUSE_MIN_BYTES``, for which a fresh compression is
+cheaper than the copy (same lengths either way).
 
 Level 0 is the reference package's default; it stores without compressing, so C(s) is a
 function of len(s) alone and the "alignment" ranks candidates by length, not content
@@ -36,6 +39,10 @@ import numpy as np
 
 GZIP_OVERHEAD = 18  # 10-byte header without a file name + CRC32 and ISIZE
 DEFAULT_LEVEL = 6
+# Below this candidate size, compressing x + y from scratch is cheaper than copying the
+# compressor state (zlib's deflateCopy copies ~256 KiB whatever the input size, and the
+# final block still encodes x's pending symbols). Measured crossover: 1.4-5.5 KB.
+REUSE_MIN_BYTES = 4096
 
 
 def gzip_len(data: bytes, level: int = DEFAULT_LEVEL) -> int:
@@ -66,9 +73,9 @@ class TargetSet:
     def pair_lengths(self, candidate: str) -> tuple[int, np.ndarray]:
         """``C(x)`` and ``C(x + y)`` for every target example ``y``."""
         x = candidate.encode("utf-8")
-        if self.level == 0:
-            joint = [gzip_len(x + y, 0) for y in self.encoded]
-            return gzip_len(x, 0), np.array(joint, dtype=np.int64)
+        if self.level == 0 or len(x) < REUSE_MIN_BYTES:
+            joint = [gzip_len(x + y, self.level) for y in self.encoded]
+            return gzip_len(x, self.level), np.array(joint, dtype=np.int64)
         state = zlib.compressobj(self.level, zlib.DEFLATED, -15)
         head = len(state.compress(x))
         c_x = GZIP_OVERHEAD + head + len(state.copy().flush())
