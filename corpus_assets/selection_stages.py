@@ -90,7 +90,9 @@ def _unit_hash(*parts) -> float:
 
 
 def _joined(record: dict, fields: tuple[str, ...]) -> str:
-    return "\n".join(str(record[f]) for f in fields if record.get(f) not in (None, ""))
+    text = "\n".join(str(record[f]) for f in fields if record.get(f) not in (None, ""))
+    # JSON may escape lone surrogates ("\ud800"), which no UTF-8 writer accepts.
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Optional[dict]]]:
@@ -381,9 +383,10 @@ def composition(rows: list[dict], key: str) -> dict:
     return {s: {"docs": docs[s], "chars": chars[s], "share_docs": round(docs[s] / len(rows), 4)} for s in sorted(docs)}
 
 
-def _bits_per_byte(cfg: SelectionConfig, rows: list[dict], heldout: list[str], budget: int) -> tuple[float, int]:
+def _bits_per_byte(cfg: SelectionConfig, rows: list[dict], heldout: list[str], budget: int) -> tuple[Optional[float], int]:
     lm = ByteNgramLM(cfg.lm_order).fit((r["text"] for r in rows), max_bytes=budget)
-    return round(lm.bits_per_byte(heldout), 4), lm.train_bytes
+    bits = lm.bits_per_byte(heldout)
+    return (round(bits, 4) if math.isfinite(bits) else None), lm.train_bytes
 
 
 def build_selection_comparison(store: CorpusStore, target: str, config: PipelineConfig) -> dict:
