@@ -203,19 +203,23 @@ def build_selection_pool(store: CorpusStore, target_name: str, config: PipelineC
     per_source: dict[str, dict] = {}
     removed_by_reason: Counter = Counter()
     docs_in = docs_out = chars_in = chars_out = 0
-    sources = []  # (name, domain, read(counts) -> sampled documents)
+    # (name, domain, where it is read from, or None when that file is missing, and a
+    # function counts -> the source's sampled documents)
+    sources = []
     for source in cfg.sources:
         cap = source.max_docs if source.max_docs >= 0 else cfg.max_docs_per_source
-        sources.append((source.name, source.domain, lambda c, s=source, cap=cap: _sample(_source_documents(cfg, s, c), cap, cfg.seed, c)))
+        path = resolve_path(cfg, source.path)
+        sources.append((source.name, source.domain, str(path), path.is_file(),
+                        lambda c, s=source, cap=cap: _sample(_source_documents(cfg, s, c), cap, cfg.seed, c)))
     if cfg.include_rw_deduped:
-        sources.append((RW_SOURCE, "web", lambda c: _sample(_rw_documents(store, c), cfg.max_docs_per_source, cfg.seed, c)))
+        sources.append((RW_SOURCE, "web", store.uri(RW_SOURCE), True,
+                        lambda c: _sample(_rw_documents(store, c), cfg.max_docs_per_source, cfg.seed, c)))
 
     with store.table_writer(table_path(POOL, target_name), POOL_SCHEMA) as kept, \
             store.table_writer(table_path(POOL, target_name, "removed.parquet"), POOL_REMOVED_SCHEMA) as removed:
-        for name, domain, read in sources:
+        for name, domain, source_path, present, read in sources:
             counts: Counter = Counter()
-            source_path = next((str(resolve_path(cfg, s.path)) for s in cfg.sources if s.name == name), store.uri(RW_SOURCE))
-            if name != RW_SOURCE and not Path(source_path).is_file():
+            if not present:
                 # An absent source is reported, not fatal: the pool is built from the others.
                 per_source[name] = {"domain": domain, "path": source_path, "missing": True}
                 continue

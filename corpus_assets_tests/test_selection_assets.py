@@ -176,3 +176,19 @@ def test_bad_selection_settings_are_config_errors(tmp_path):
     bad.write_text("selection:\n  top_fraction: 0\n")
     with pytest.raises(ConfigError):
         load_config(bad)
+
+
+def test_default_wiring_partitions_by_target_and_reads_rw_deduped():
+    from corpus_assets.config import PipelineConfig
+
+    defs = build_definitions(config=PipelineConfig(), corpus_root="/nonexistent", crawl_root="/nonexistent")
+    graph = defs.resolve_asset_graph()
+    for name in (POOL, ZIPFIT, DSIR, COMPARISON):
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def.get_partition_keys() == ["gsm8k", "humaneval"]
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey(POOL)).parent_keys}
+    assert {"rw_deduped", "selection_source_gsm8k_train", "selection_source_python_code",
+            "selection_source_gpteacher", "selection_source_enwiki", "selection_target_gsm8k",
+            "selection_target_humaneval"} <= parents
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey(COMPARISON)).parent_keys} == {ZIPFIT, DSIR}
+    assert defs.resolve_job_def("selection_job") is not None
