@@ -144,8 +144,8 @@ def score_candidates(
     batch_size: int = 64,
 ) -> np.ndarray:
     """ZIP-FIT alignment of every candidate, in input order. ``texts`` is consumed lazily in
-    batches; with ``workers > 1`` batches are scored in worker processes (forked: the
-    target set is built once per worker), at most ``2 * workers`` batches in flight."""
+    batches; with ``workers > 1`` batches are scored in worker processes (the target set
+    is built once per worker), at most ``2 * workers`` batches in flight."""
     def batched() -> Iterator[list[str]]:
         batch: list[str] = []
         for t in texts:
@@ -161,7 +161,9 @@ def score_candidates(
         targets = TargetSet(list(examples), level)
         parts = [np.array([targets.alignment(t) for t in b], dtype=np.float64) for b in batched()]
     else:
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        # Not fork: the Dagster run process has threads (a fork can inherit a held lock).
+        # Workers import this module only (zlib, numpy).
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         with ctx.Pool(workers, initializer=_init_worker, initargs=(list(examples), level)) as pool:
             parts = list(_bounded_ordered_map(pool, _score_batch, batched(), 2 * workers))
             pool.close()
