@@ -387,7 +387,8 @@ def composition(rows: list[dict], key: str) -> dict:
     return {s: {"docs": docs[s], "chars": chars[s], "share_docs": round(docs[s] / len(rows), 4)} for s in sorted(docs)}
 
 
-def _bits_per_byte(cfg: SelectionConfig, rows: list[dict], heldout: list[str], budget: int) -> tuple[Optional[float], int]:
+def _bits_per_byte(cfg: SelectionConfig, rows: list[dict], heldout: list[str],
+                   budget: Optional[int]) -> tuple[Optional[float], int]:
     lm = ByteNgramLM(cfg.lm_order).fit((r["text"] for r in rows), max_bytes=budget)
     bits = lm.bits_per_byte(heldout)
     return (round(bits, 4) if math.isfinite(bits) else None), lm.train_bytes
@@ -410,11 +411,12 @@ def build_selection_comparison(store: CorpusStore, target: str, config: Pipeline
     selections["random"] = [r for _, r in sorted(picked, key=lambda t: t[0])]
     heldout = [e["text"] for e in _target_examples(store, target) if e["split"] == HELDOUT]
     sizes = {name: sum(len((r["text"] or "").encode("utf-8")) for r in rows) for name, rows in selections.items()}
-    equal_budget = min([cfg.lm_max_train_bytes or min(sizes.values()), *sizes.values()])
+    cap = cfg.lm_max_train_bytes if cfg.lm_max_train_bytes > 0 else None
+    equal_budget = min([*sizes.values(), *([cap] if cap else [])])
     methods = {}
     for name, rows in selections.items():
         stats = store.read_json(stats_path(name, target)) if name != "random" else {}
-        whole, whole_bytes = _bits_per_byte(cfg, rows, heldout, cfg.lm_max_train_bytes)
+        whole, whole_bytes = _bits_per_byte(cfg, rows, heldout, cap)
         equal, _ = _bits_per_byte(cfg, rows, heldout, equal_budget)
         methods[name] = {
             "selected_docs": len(rows), "selected_chars": sum(len(r["text"] or "") for r in rows),

@@ -231,3 +231,10 @@ def test_lm_distributions_sum_to_one_and_prefer_their_training_text():
     assert lm.bits_per_byte(["abcabc"]) < lm.bits_per_byte(["qwerty"])
     with pytest.raises(ValueError):
         ByteNgramLM(order=9)
+
+
+def test_lm_byte_budget():
+    full = ByteNgramLM(order=2).fit(["abcdef", "ghij"])
+    cut = ByteNgramLM(order=2).fit(["abcdef", "ghij"], max_bytes=4)
+    none = ByteNgramLM(order=2).fit(["abcdef"], max_bytes=0)
+    assert (full.train_bytes, cut.train_bytes, none.train_bytes) == (10, 4, 0)

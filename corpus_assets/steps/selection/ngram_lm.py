@@ -18,29 +18,29 @@ Dagster.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 
 MAX_ORDER = 8
 
 
-def _padded(texts: Iterable[str], order: int, max_bytes: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """All documents' bytes, each after ``order - 1`` zero bytes, and a mask of the
-    positions that are real bytes (the ones predicted)."""
+def _padded(texts: Iterable[str], order: int, max_bytes: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """All documents' bytes (the first ``max_bytes`` when given), each after ``order - 1``
+    zero bytes, and a mask of the positions that are real bytes (the ones predicted)."""
     pad = bytes(order - 1)
     chunks, real, total = [], [], 0
     for t in texts:
         # Zero bytes mark the start of a document: one inside a text becomes a space.
         data = (t if isinstance(t, bytes) else (t or "").encode("utf-8")).replace(b"\0", b" ")
-        if max_bytes and total + len(data) > max_bytes:
+        if max_bytes is not None and total + len(data) > max_bytes:
             data = data[: max(0, max_bytes - total)]
         if not data:
             continue
         chunks.append(pad + data)
         real.append(np.concatenate([np.zeros(order - 1, bool), np.ones(len(data), bool)]))
         total += len(data)
-        if max_bytes and total >= max_bytes:
+        if max_bytes is not None and total >= max_bytes:
             break
     if not chunks:
         return np.zeros(0, np.uint8), np.zeros(0, bool)
@@ -64,7 +64,7 @@ class ByteNgramLM:
         # per n (1..order): sorted gram ids + counts; sorted history ids + c(h) + N1+(h .)
         self.tables: list[tuple] = []
 
-    def fit(self, texts: Iterable[str], max_bytes: int = 0) -> "ByteNgramLM":
+    def fit(self, texts: Iterable[str], max_bytes: Optional[int] = None) -> "ByteNgramLM":
         data, real = _padded(texts, self.order, max_bytes)
         positions = np.flatnonzero(real)
         self.train_bytes = len(positions)
