@@ -274,7 +274,8 @@ def selection_size(cfg: SelectionConfig, pool_docs: int) -> int:
 
 
 class _CpuClock:
-    """CPU seconds of this process and of its finished (joined) child processes."""
+    """CPU seconds of this process and of its finished (reaped) child processes, plus what
+    workers report (``add_worker_cpu``) for processes we do not reap (a forkserver's)."""
 
     def __enter__(self):
         t = os.times()
@@ -288,6 +289,10 @@ class _CpuClock:
         self.cpu_seconds = round(self.cpu_self + self.cpu_children, 3)
         self.wall_seconds = round(time.perf_counter() - self._start[2], 3)
         return False
+
+    def add_worker_cpu(self, seconds: float) -> None:
+        """CPU time that worker processes reported themselves (not reaped by us)."""
+        self.cpu_seconds = round(self.cpu_seconds + seconds, 3)
 
 
 def histogram(scores: np.ndarray, chosen: np.ndarray, bins: int) -> list[dict]:
@@ -339,10 +344,13 @@ def build_zipfit_selection(store: CorpusStore, target: str, config: PipelineConf
     examples = scoring_examples(cfg, _target_examples(store, target))
     workers = cfg.workers or zipfit.default_workers()
     k = selection_size(cfg, pool["docs_out"])
+    worker_stats: dict = {}
     with _CpuClock() as clock:
-        scores = (zipfit.score_candidates(_pool_texts(store, target), examples, cfg.compression_level, workers)
+        scores = (zipfit.score_candidates(_pool_texts(store, target), examples, cfg.compression_level, workers,
+                                          stats=worker_stats)
                   if examples else np.zeros(pool["docs_out"]))
         chosen = zipfit.top_k(scores, k)
+    clock.add_worker_cpu(worker_stats.get("worker_cpu_seconds", 0.0))
     pairs = len(scores) * len(examples)
     return _finish_selection(store, ZIPFIT, target, cfg, pool, scores, chosen, clock, {
         "score": "mean over target examples of 1 - NCD (gzip)", "compression_level": cfg.compression_level,

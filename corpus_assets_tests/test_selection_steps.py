@@ -238,3 +238,9 @@ def test_lm_byte_budget():
     cut = ByteNgramLM(order=2).fit(["abcdef", "ghij"], max_bytes=4)
     none = ByteNgramLM(order=2).fit(["abcdef"], max_bytes=0)
     assert (full.train_bytes, cut.train_bytes, none.train_bytes) == (10, 4, 0)
+
+
+def test_worker_cpu_time_is_reported():
+    stats = {}
+    zipfit.score_candidates(iter([TARGET * 50] * 40), [TARGET] * 20, level=6, workers=2, batch_size=4, stats=stats)
+    assert stats["worker_cpu_seconds"] > 0

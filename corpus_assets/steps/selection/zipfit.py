@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import time
 import zlib
 from collections import deque
 from typing import Iterable, Iterator, Optional, Sequence
@@ -119,9 +120,13 @@ def _init_worker(examples: list[str], level: int) -> None:
     _WORKER_TARGETS = TargetSet(examples, level)
 
 
-def _score_batch(texts: list[str]) -> np.ndarray:
+def _score_batch(texts: list[str]) -> tuple[np.ndarray, float]:
+    """Scores of a batch and the CPU seconds the worker spent on it (a forkserver's
+    children are not ours to reap, so their CPU time must be reported this way)."""
+    started = time.process_time()
     targets = _WORKER_TARGETS
-    return np.array([targets.alignment(t) for t in texts], dtype=np.float64)
+    scores = np.array([targets.alignment(t) for t in texts], dtype=np.float64)
+    return scores, time.process_time() - started
 
 
 def _bounded_ordered_map(pool, fn, batches: Iterable[list], window: int) -> Iterator:
@@ -142,6 +147,7 @@ def score_candidates(
     level: int = DEFAULT_LEVEL,
     workers: int = 1,
     batch_size: int = 64,
+    stats: Optional[dict] = None,
 ) -> np.ndarray:
     """ZIP-FIT alignment of every candidate, in input order. ``texts`` is consumed lazily in
     batches; with ``workers > 1`` batches are scored in worker processes (the target set
@@ -165,9 +171,12 @@ def score_candidates(
         # Workers import this module only (zlib, numpy).
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         with ctx.Pool(workers, initializer=_init_worker, initargs=(list(examples), level)) as pool:
-            parts = list(_bounded_ordered_map(pool, _score_batch, batched(), 2 * workers))
+            results = list(_bounded_ordered_map(pool, _score_batch, batched(), 2 * workers))
             pool.close()
             pool.join()
+        parts = [scores for scores, _ in results]
+        if stats is not None:
+            stats["worker_cpu_seconds"] = sum(cpu for _, cpu in results)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
 
