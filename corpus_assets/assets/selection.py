@@ -224,4 +224,7 @@ def build_selection_assets(config: PipelineConfig) -> list:
             "path": dg.MetadataValue.path(store.uri(stages.stats_path(stages.COMPARISON, context.partition_key))),
         })
 
-    return externals + [selection_pool, zipfit_selection, dsir_selection, selection_comparison]
+    # As definitions (not bare specs): the rest of the code location reads code versions
+    # off every entry of ``Definitions.assets``.
+    external_defs = [dg.AssetsDefinition(specs=[spec]) for spec in externals]
+    return external_defs + [selection_pool, zipfit_selection, dsir_selection, selection_comparison]
