@@ -29,6 +29,7 @@ from corpus_assets.steps.langid import LanguageIdConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
+from corpus_assets.steps.selection.config import SelectionConfig
 from corpus_assets.steps.url_filter import UrlFilterConfig
 from corpus_assets.steps.warc import HtmlDecodeConfig
 
@@ -38,7 +39,7 @@ DEFAULT_CONFIG_FILE = PACKAGE_DIR / "defaults" / "pipeline.yaml"
 # Keys of a config section whose values are file or folder paths, resolved against the
 # config file's folder when relative.
 _PATH_KEYS = {"blocklist_dir", "model_path", "strict_words_path", "hard_words_path",
-              "soft_words_path", "line_patterns_dir"}
+              "soft_words_path", "line_patterns_dir", "data_dir"}
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,7 @@ class PipelineConfig:
     quality_thresholds: FilterThresholds = field(default_factory=FilterThresholds)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     step_errors: StepErrorPolicy = field(default_factory=StepErrorPolicy)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     source_file: str = ""
 
 
@@ -80,6 +82,7 @@ _SECTIONS = {
     "quality_thresholds": FilterThresholds,
     "dedup": DedupConfig,
     "step_errors": StepErrorPolicy,
+    "selection": SelectionConfig,
 }
 
 

@@ -20,6 +20,7 @@ import dagster as dg
 
 from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.refinedweb import build_assets
+from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
 from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
@@ -43,7 +44,7 @@ def build_definitions(
 ) -> dg.Definitions:
     config = config or load_config()
     endpoint = os.environ.get("CORPUS_S3_ENDPOINT_URL") or None
-    assets = build_assets(config) + build_dedup_assets(config)
+    assets = build_assets(config) + build_dedup_assets(config) + build_selection_assets(config)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
@@ -66,6 +67,10 @@ def build_definitions(
         "dedup_index_job", selection=["dedup_index"], partitions_def=dump_partitions,
         description="Grow the cross-dump index with one dump's kept documents.",
     )
+    selection_jobs = [dg.define_asset_job(
+        "selection_job", selection=SELECTION_ASSETS, partitions_def=target_partitions_def(config),
+        description="Pool, ZIP-FIT and DSIR selections and their comparison for one target.",
+    )] if config.selection.targets else []
     automation = dg.AutomationConditionSensorDefinition(
         "corpus_automation_sensor",
         target=dg.AssetSelection.all(),
@@ -75,7 +80,7 @@ def build_definitions(
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
     return dg.Definitions(
         assets=assets,
-        jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job],
+        jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs],
         sensors=[build_crawl_sensor(manifest_job), build_dedup_order_sensor(dedup_job, config.num_shards, deduped_job, index_job), automation],
         resources={
             "corpus_store": CorpusStoreResource(

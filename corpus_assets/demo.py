@@ -132,6 +132,46 @@ def print_retention(rows: list[dict]) -> None:
               f"{row['retention']:>8.1%}{row['cumulative']:>8.1%}  {top} {row.get('note', '')}".rstrip())
 
 
+def run_selection(instance, defs, failures: list[str]) -> None:
+    """Targeted selection for every configured target, after the pipeline (its pool reads
+    rw_deduped), then one summary block per target read back from selection_comparison."""
+    import dagster as dg
+
+    from corpus_assets.assets.selection import SELECTION_ASSETS
+    from corpus_assets.config import load_config
+    from corpus_assets.selection_stages import data_dir
+
+    cfg = load_config().selection
+    if not cfg.targets or not data_dir(cfg).is_dir():
+        print(f"\nselection: skipped (no targets, or no selection data at {data_dir(cfg)})")
+        return
+    for target in cfg.targets:
+        started = time.perf_counter()
+        result = dg.materialize(defs.assets, selection=SELECTION_ASSETS, partition_key=target.name,
+                                instance=instance, resources=defs.resources, raise_on_error=False,
+                                run_config=QUIET, tags={"corpus_assets/launched_by": "demo"})
+        print(f"  {target.name} {SELECTION_ASSETS[0]} .. {SELECTION_ASSETS[-1]}: "
+              f"{'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+        if not result.success:
+            failures.append(f"{target.name} {SELECTION_ASSETS}")
+            continue
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("selection_comparison"), asset_partitions=[target.name]), limit=1).records
+        report = _metadata_value(records[0].event_log_entry, "report")
+        print(f"\n== selection toward {target.name}: pool {report['pool_docs']} docs "
+              f"({report['decontamination_removed']} removed by decontamination), k = {report['k']}, "
+              f"{report['heldout_examples']} held-out examples; {report['lm']}; "
+              f"overlap ZIP-FIT/DSIR {report['overlap_docs']} docs")
+        print(f"{'method':<18}{'selected':>9}{'chars':>10}{'bits/byte':>10}{'same bytes':>11}{'CPU s':>8}  composition by domain")
+        for method in ("zipfit_selection", "dsir_selection", "random"):
+            m = report["methods"][method]
+            mix = ", ".join(f"{d} {c['share_docs']:.0%}" for d, c in
+                            sorted(m["composition_by_domain"].items(), key=lambda kv: -kv[1]["docs"]))
+            cpu = f"{m['cpu_seconds']:.1f}" if m["cpu_seconds"] is not None else "-"
+            print(f"{method:<18}{m['selected_docs']:>9}{m['selected_chars']:>10}{m['heldout_bits_per_byte']:>10.3f}"
+                  f"{m['heldout_bits_per_byte_equal_bytes']:>11.3f}{cpu:>8}  {mix}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -184,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             run_parallel(pool, [dump], ["dedup_index"])
     print(f"materialized {len(keys)} shard partitions and their dedup in {time.perf_counter() - started:.1f}s")
     print_retention(retention_table(instance, dumps, shards))
+    run_selection(instance, defs, failures)
     print("\nOpen the UI with `make dev` (dagster dev on this DAGSTER_HOME) at http://127.0.0.1:3000")
     if failures:
         print(f"FAILED partitions: {failures}", file=sys.stderr)
