@@ -26,6 +26,7 @@ from typing import Optional
 import trafilatura
 
 from corpus_assets.steps.base import Document, Step, html_of
+from corpus_assets.steps.setting_types import PositiveInt
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class ExtractionConfig:
     include_comments: bool = False
     include_tables: bool = True
     fast: bool = False
-    max_tree_size: Optional[int] = None
+    max_tree_size: Optional[PositiveInt] = None
     remove_urls: bool = True
 
 

@@ -31,6 +31,7 @@ from typing import Optional
 from urllib.parse import unquote, urlsplit
 
 from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.setting_types import ExistingDir, ExistingFile, PositiveInt
 
 _WORDS_DIR = Path(__file__).resolve().parent.parent / "defaults" / "url_words"
 
@@ -58,12 +59,12 @@ class UrlFilterConfig:
     allowlist_domains: domains (and their subdomains) that are never removed.
     """
 
-    blocklist_dir: Optional[str] = None
+    blocklist_dir: Optional[ExistingDir] = None
     blocklist_categories: tuple[str, ...] = DEFAULT_CATEGORIES
-    strict_words_path: Optional[str] = DEFAULT_STRICT_WORDS
-    hard_words_path: Optional[str] = DEFAULT_HARD_WORDS
-    soft_words_path: Optional[str] = DEFAULT_SOFT_WORDS
-    soft_min_matches: int = 2
+    strict_words_path: Optional[ExistingFile] = DEFAULT_STRICT_WORDS
+    hard_words_path: Optional[ExistingFile] = DEFAULT_HARD_WORDS
+    soft_words_path: Optional[ExistingFile] = DEFAULT_SOFT_WORDS
+    soft_min_matches: PositiveInt = 2
     allowlist_domains: tuple[str, ...] = ()
 
 
