@@ -80,6 +80,7 @@ REMOVAL_REASONS: dict[str, tuple[str, ...]] = {
         "fineweb_newline_to_word_ratio",
     ),
     "pii": (),
+    "no_decision_rules": (),
 }
 
 # Columns the decision steps add (only PiiRedaction adds any; only when it runs).
@@ -382,6 +383,17 @@ class PiiRedaction(Step):
         return None
 
 
+class PassThrough(Step):
+    """Keeps every document unchanged. The decision steps when every preset is off: a
+    stage with no step would report no documents in or out, and its conservation check
+    (docs in = kept + removed) would fail although nothing was lost."""
+
+    name = "no_decision_rules"
+
+    def apply(self, doc: Document):
+        return None
+
+
 def build_decision_steps(
     thresholds: Optional[FilterThresholds] = None,
     signal_config: Optional[SignalConfig] = None,
@@ -401,4 +413,4 @@ def build_decision_steps(
         steps.append(FineWebFilter(t))
     if t.pii:
         steps.append(PiiRedaction(t))
-    return steps
+    return steps or [PassThrough()]
