@@ -16,7 +16,10 @@ UT1 layout: ``<root>/<category>/domains`` and ``<root>/<category>/urls``, one en
 line. A ``domains`` entry blocks the host and every subdomain of it
 (``example.com`` blocks ``a.b.example.com``); a ``urls`` entry (``host/path``) blocks that
 URL and everything below it at a path-segment boundary, the way squidGuard reads UT1's
-url lists. Hosts and entries are compared lower-cased and without a leading ``www.``.
+url lists. Hosts and entries are compared in one normal form, the one URL dedup uses
+(``steps/hosts.py``: lower case, IDNA punycode, percent-escapes and full-width or
+ideographic dots decoded, integer IPv4 forms as dotted decimal, no leading ``www.``), so
+``bästcasino.eu``, ``b%C3%A4stcasino.eu`` and a listed ``xn--bstcasino-v2a.eu`` agree.
 
 The word lists live in ``corpus_assets/defaults/url_words/`` as plain text so a
 production run can point the config at its own lists.
@@ -31,6 +34,7 @@ from typing import Optional
 from urllib.parse import unquote, urlsplit
 
 from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.hosts import normalize_host
 from corpus_assets.steps.setting_types import ExistingDir, ExistingFile, PositiveInt
 
 _WORDS_DIR = Path(__file__).resolve().parent.parent / "defaults" / "url_words"
@@ -72,14 +76,6 @@ class UrlFilterConfig:
 _TOKEN_SPLIT = re.compile(r"[\W_]+")
 
 
-def _strip_www(host: str) -> str:
-    return host[4:] if host.startswith("www.") else host
-
-
-def _normalize_host(host: str) -> str:
-    return _strip_www(host.strip().lower().rstrip("."))
-
-
 def _normalize_url_entry(entry: str) -> str:
     """A ``urls`` list entry or a URL -> ``host/path?query`` lower-cased, no scheme, no
     ``www.``, no port, no fragment, no trailing slash."""
@@ -93,7 +89,7 @@ def _normalize_url_entry(entry: str) -> str:
         host = host.split("]", 1)[0] + "]"
     else:
         host = host.split(":", 1)[0]  # drop :port
-    host = _normalize_host(host)
+    host = normalize_host(host)
     return (host + sep + rest).rstrip("/")
 
 
@@ -139,7 +135,7 @@ def load_blocklist(
         domains_file = folder / "domains"
         if domains_file.is_file():
             for entry in _read_entries(domains_file):
-                domains.setdefault(_normalize_host(entry), category)
+                domains.setdefault(normalize_host(entry), category)
         urls_file = folder / "urls"
         if urls_file.is_file():
             for entry in _read_entries(urls_file):
@@ -194,7 +190,7 @@ class UrlFilter(Step):
         self.strict_words = tuple(sorted(load_word_list(config.strict_words_path)))
         self.hard_words = load_word_list(config.hard_words_path)
         self.soft_words = load_word_list(config.soft_words_path)
-        self.allowlist = frozenset(_normalize_host(d) for d in config.allowlist_domains if d)
+        self.allowlist = frozenset(normalize_host(d) for d in config.allowlist_domains if d)
         if config.soft_min_matches < 1:
             raise ValueError("url_filter: soft_min_matches must be >= 1")
 
@@ -206,7 +202,7 @@ class UrlFilter(Step):
             host = urlsplit(lowered if "://" in lowered else "http://" + lowered).hostname or ""
         except ValueError:  # e.g. an invalid IPv6 literal
             host = ""
-        host = _normalize_host(host)
+        host = normalize_host(host)
         hosts = _host_candidates(host)
 
         if self.allowlist and any(h in self.allowlist for h in hosts):
