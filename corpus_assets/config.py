@@ -26,6 +26,7 @@ import yaml
 
 from corpus_assets.steps.dedup.config import DedupConfig
 from corpus_assets.steps.extraction import ExtractionConfig
+from corpus_assets.steps.html_guard import HtmlGuardConfig
 from corpus_assets.steps.langid import LanguageIdConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
@@ -62,6 +63,7 @@ class PipelineConfig:
     num_shards: PositiveInt = 4
     html_decode: HtmlDecodeConfig = field(default_factory=HtmlDecodeConfig)
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
+    html_guard: HtmlGuardConfig = field(default_factory=HtmlGuardConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     language_id: LanguageIdConfig = field(default_factory=LanguageIdConfig)
     language_prescreen: LanguagePrescreenConfig = field(default_factory=LanguagePrescreenConfig)

@@ -52,6 +52,7 @@ def _error(tmp_path: Path, text: str) -> str:
         ("language_prescreen:\n  chunk_words: 2.5\n", "language_prescreen.chunk_words"),
         ("dedup:\n  exact_drop_fraction: 2\n", "dedup.exact_drop_fraction"),
         ("language_prescreen:\n  chunk_word: 30\n", "language_prescreen.chunk_word"),
+        ("html_guard:\n  max_tags: 0\n", "html_guard.max_tags"),
         ("quality_signals:\n  stop_words: [a, b]\n", "quality_signals.stop_words"),
     ],
 )
