@@ -216,7 +216,7 @@ def test_sample_with_prescreen_keeps_exactly_what_full_extraction_keeps(sample_r
             for shard in shard_keys(n):
                 meta = latest(sample_run.instance, "rw_raw", f"{dump}|{shard}")
                 steps = [r.data["step"] for r in meta["funnel"].records]
-                assert steps == ["url_filter", "language_prescreen", "extraction", "language_id"]
+                assert steps == ["url_filter", "html_guard", "language_prescreen", "extraction", "language_id"]
                 assert meta["prescreen_audit_kept"] == 0  # no audited page was English
                 assert meta["prescreen_estimated_lost"] == 0.0
                 sampled += meta["prescreen_audit_sampled"]

@@ -53,6 +53,7 @@ def _error(tmp_path: Path, text: str) -> str:
         ("dedup:\n  exact_drop_fraction: 2\n", "dedup.exact_drop_fraction"),
         ("language_prescreen:\n  chunk_word: 30\n", "language_prescreen.chunk_word"),
         ("html_guard:\n  max_tags: 0\n", "html_guard.max_tags"),
+        ("extraction:\n  favor_recall: true\n", "extraction"),  # with favor_precision (default on)
         ("quality_signals:\n  stop_words: [a, b]\n", "quality_signals.stop_words"),
     ],
 )
@@ -149,3 +150,9 @@ def test_a_section_added_later_is_validated_with_no_loader_code(tmp_path, monkey
     assert ": step_errors.max_error_share: " in message and ": step_errors.nope: " in message
     _, config = _load(tmp_path, "step_errors:\n  max_error_share: 0.5\n", name="ok.yaml")
     assert config.step_errors == StepErrorsConfig(max_error_share=0.5)
+
+
+def test_missing_blocklist_category_folder_fails_at_load(tmp_path):
+    (tmp_path / "ut1" / "gambling").mkdir(parents=True)
+    message = _error(tmp_path, "url_filter:\n  blocklist_dir: ut1\n  blocklist_categories: [gambling, phishing]\n")
+    assert ": url_filter: " in message and "blocklist_categories" in message and "phishing" in message

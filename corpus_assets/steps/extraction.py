@@ -60,6 +60,10 @@ class ExtractionConfig:
     max_tree_size: Optional[PositiveInt] = None
     remove_urls: bool = True
 
+    def __post_init__(self):
+        if self.favor_precision and self.favor_recall:
+            raise ValueError("extraction: favor_precision and favor_recall are exclusive")
+
 
 # What counts as a URL (see remove_urls): a web scheme and "://" followed by anything up
 # to white space or an obvious delimiter; or a "www." link with a path that starts a token
@@ -134,8 +138,6 @@ class Extract(Step):
     chars_out_field = "text"
 
     def __init__(self, config: ExtractionConfig = ExtractionConfig()):
-        if config.favor_precision and config.favor_recall:
-            raise ValueError("extraction: favor_precision and favor_recall are exclusive")
         self.config = config
 
     def extract_text(self, html: str) -> Optional[str]:

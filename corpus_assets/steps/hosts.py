@@ -51,6 +51,9 @@ def _ipv4_number(part: str) -> Optional[int]:
 def ipv4_of(host: str) -> Optional[str]:
     """``host`` as a dotted-decimal IPv4 address when it is one in any of the forms a
     browser accepts (1 to 4 parts, the last filling the remaining bytes), else None."""
+    # Fast exit for names: an IPv4 address ends in a number ("example.com" does not).
+    if not host or not host[-1].isalnum() or not host.rsplit(".", 1)[-1][:1].isdigit():
+        return None
     parts = host.split(".")
     if not 1 <= len(parts) <= 4 or not all(parts):
         return None

@@ -114,7 +114,8 @@ class HtmlGuard(Step):
         # Every tag starts with "<", so this bound is free and settles ordinary pages.
         bound = html.count("<")
         if c.max_tags is not None and bound > c.max_tags:
-            tags = len(_TAG_START.findall(html))
+            # subn counts in C without building a list of a million matches
+            tags = _TAG_START.subn("", html)[1]
             if tags > c.max_tags:
                 return "too_many_tags", f"{tags} tags > {c.max_tags}"
             bound = tags

@@ -71,6 +71,16 @@ class UrlFilterConfig:
     soft_min_matches: PositiveInt = 2
     allowlist_domains: tuple[str, ...] = ()
 
+    def __post_init__(self):
+        # Checked here so that the settings loader reports it at load time, not rw_raw.
+        if self.blocklist_dir and Path(self.blocklist_dir).is_dir():
+            missing = [c for c in self.blocklist_categories if not (Path(self.blocklist_dir) / c).is_dir()]
+            if missing:
+                raise ValueError(
+                    f"url_filter.blocklist_categories: no folder {', '.join(missing)}"
+                    f" under blocklist_dir {self.blocklist_dir}"
+                )
+
 
 # Tokens for whole-word matching: runs of letters and digits (Unicode-aware).
 _TOKEN_SPLIT = re.compile(r"[\W_]+")
