@@ -263,3 +263,13 @@ def test_remove_urls_strips_scheme_urls_and_www_links_with_a_path(text, expected
 def test_normalize_whitespace_keeps_lines():
     text = "  first\u00a0\u00a0line \t here\r\n\r\n\n  second line  \rthird"
     assert normalize_whitespace(text) == "first line here\nsecond line\nthird"
+
+
+@pytest.mark.parametrize("text", ["(www." * 200_000, "«www." * 200_000, "www." + "a" * 1_000_000,
+                                  " www.a" * 200_000, "http://" * 200_000])
+def test_remove_urls_is_linear_on_hostile_text(text):
+    import time
+
+    start = time.perf_counter()
+    remove_urls(text)
+    assert time.perf_counter() - start < 2.0

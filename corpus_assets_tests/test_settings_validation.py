@@ -49,6 +49,7 @@ def _error(tmp_path: Path, text: str) -> str:
         ("url_filter:\n  blocklist_dir: no/such/folder\n", "url_filter.blocklist_dir"),
         ("language_id:\n  model_path: no_such_model.bin\n", "language_id.model_path"),
         ("url_filter:\n  soft_words_path: missing.txt\n", "url_filter.soft_words_path"),
+        ("url_filter:\n  blocklist_dir: ''\n", "url_filter.blocklist_dir"),  # "" is not "off"
         ("language_prescreen:\n  chunk_words: 2.5\n", "language_prescreen.chunk_words"),
         ("dedup:\n  exact_drop_fraction: 2\n", "dedup.exact_drop_fraction"),
         ("language_prescreen:\n  chunk_word: 30\n", "language_prescreen.chunk_word"),

@@ -304,3 +304,12 @@ def test_url_dedup_uses_the_same_host_normalization():
     assert normalize_url("http://b%C3%A4stcasino.eu/") == normalize_url("https://xn--bstcasino-v2a.eu/")
     assert normalize_url("http://3232235777/a") == "https://192.168.1.1/a"
     assert normalize_host("www.Bücher\u3002de.") == "xn--bcher-kva.de"
+
+
+def test_hostile_hosts_are_cheap():
+    step = UrlFilter()
+    for url in ("http://" + "ä" * 100_000 + ".com/", "http://" + "%41" * 100_000 + ".com/",
+                "http://" + ("ä" * 60 + ".") * 2_000 + "com/", "http://0x" + "f" * 5_000 + "/"):
+        start = time.perf_counter()
+        step.check_url(url)
+        assert time.perf_counter() - start < 1.0, url[:40]

@@ -69,10 +69,14 @@ class ExtractionConfig:
 # to white space or an obvious delimiter; or a "www." link with a path that starts a token
 # (after white space, an opening bracket or quote, or at the start). Trailing sentence
 # punctuation is given back by _strip_url below.
+# The host of a "www." link stops at any character that may open another match, and
+# nothing backtracks (possessive "++"), so text like "(www.(www.(www...." costs linear
+# time, not quadratic.
 _URL_CHARS = r"""[^\s<>"'`]"""
+_OPENERS = r"""(\[{<"'«“‘"""
 _URL_RE = re.compile(
-    rf"""(?i)\b(?:https?|ftp)://{_URL_CHARS}+"""
-    rf"""|(?<![^\s(\[{{<"'«“‘])www\.[^\s<>"'`/]+/{_URL_CHARS}*"""
+    rf"""(?i)\b(?:https?|ftp)://{_URL_CHARS}++"""
+    rf"""|(?<![^\s{_OPENERS}])www\.[^\s{_OPENERS}>`/)\]}}»”’]++/{_URL_CHARS}*+"""
 )
 _TRAILING_PUNCT = ".,;:!?)]}»”’"
 # Horizontal white space (any Unicode space except the line break), collapsed to one space.

@@ -69,6 +69,10 @@ def ipv4_of(host: str) -> Optional[str]:
     return ".".join(str((value >> shift) & 0xFF) for shift in (24, 16, 8, 0))
 
 
+# The longest host name DNS allows (RFC 1035: 255 octets on the wire, 253 as text).
+MAX_HOST_LENGTH = 253
+
+
 def _ascii_label(label: str) -> str:
     if label.isascii():
         return label
@@ -88,7 +92,9 @@ def normalize_host(host: str) -> str:
     host = host.strip().lower().rstrip(".")
     if ":" in host:  # IPv6 literal
         return host
-    if not host.isascii():
+    # A name longer than DNS allows (253) cannot resolve, so no IDNA form is needed and
+    # none is computed (Python's punycode encoder is quadratic in a label's length).
+    if not host.isascii() and len(host) <= MAX_HOST_LENGTH:
         host = ".".join(_ascii_label(label) for label in host.split("."))
     ipv4 = ipv4_of(host)
     if ipv4 is not None:

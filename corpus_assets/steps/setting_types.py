@@ -10,7 +10,8 @@ code) the annotations cost nothing and check nothing.
 Paths: a relative path in a settings file is resolved against the file's folder (the
 loader passes it as the validation context ``base_dir``), and it must exist when the file
 is loaded, so a typo fails at load time rather than inside a partition run. An empty
-string is left as it is: for the optional word lists it means "off".
+string is left as it is for files (the optional word lists read it as "off") and refused
+for folders (it would silently mean the current folder).
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ def _resolved(value: str, info: ValidationInfo) -> Path:
     return path.resolve()
 
 
-def _must_exist(is_kind, kind: str):
+def _must_exist(is_kind, kind: str, empty_allowed: bool):
     def check(value: str, info: ValidationInfo) -> str:
         if not value:
-            return value
+            if empty_allowed:
+                return value
+            # "" would resolve to the current folder; a setting that can be off takes null
+            raise ValueError(f"an empty path is not a {kind} (null, where allowed, switches it off)")
         path = _resolved(value, info)
         if not is_kind(path):
             raise ValueError(f"no such {kind}: {path}")
@@ -48,5 +52,6 @@ def _must_exist(is_kind, kind: str):
     return check
 
 
-ExistingFile = Annotated[str, AfterValidator(_must_exist(Path.is_file, "file"))]
-ExistingDir = Annotated[str, AfterValidator(_must_exist(Path.is_dir, "folder"))]
+# "" is allowed for files: the word lists read it as "off", language ID as "the bundled model".
+ExistingFile = Annotated[str, AfterValidator(_must_exist(Path.is_file, "file", empty_allowed=True))]
+ExistingDir = Annotated[str, AfterValidator(_must_exist(Path.is_dir, "folder", empty_allowed=False))]

@@ -34,7 +34,7 @@ from typing import Optional
 from urllib.parse import unquote, urlsplit
 
 from corpus_assets.steps.base import Document, Step
-from corpus_assets.steps.hosts import normalize_host
+from corpus_assets.steps.hosts import MAX_HOST_LENGTH, normalize_host
 from corpus_assets.steps.setting_types import ExistingDir, ExistingFile, PositiveInt
 
 _WORDS_DIR = Path(__file__).resolve().parent.parent / "defaults" / "url_words"
@@ -156,11 +156,21 @@ def load_blocklist(
 
 
 def _host_candidates(host: str) -> list[str]:
-    """``a.b.example.com`` -> [a.b.example.com, b.example.com, example.com, com]."""
+    """``a.b.example.com`` -> [a.b.example.com, b.example.com, example.com, com].
+
+    Only suffixes a blocklist entry can equal (a valid host name, at most 253 characters)
+    are built, so a hostile host of 100,000 labels costs no more than a real one."""
     if not host:
         return []
+    suffixes = []
     labels = host.split(".")
-    return [".".join(labels[i:]) for i in range(len(labels))]
+    length = -1
+    for i in range(len(labels) - 1, -1, -1):
+        length += len(labels[i]) + 1
+        if length > MAX_HOST_LENGTH:
+            break
+        suffixes.append(".".join(labels[i:]))
+    return suffixes[::-1]
 
 
 def _url_candidates(normalized: str) -> list[str]:
