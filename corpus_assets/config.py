@@ -107,7 +107,7 @@ def _validation_errors(exc: pydantic.ValidationError) -> list[str]:
     for error in exc.errors():
         dotted = ".".join(str(part) for part in error["loc"]) or "(file)"
         given = error.get("input")
-        shown = "" if isinstance(given, dict) else f" (got {given!r})"
+        shown = "" if isinstance(given, dict) else f" (got {repr(given)[:80]})"
         lines.append(f"{dotted}: {error['msg']}{shown}")
     return lines
 
@@ -124,7 +124,7 @@ def _num_shards_from_env(path: Path) -> Optional[int]:
     value = os.environ.get(NUM_SHARDS_ENV)
     if value is None or value.strip() == "":
         return None
-    if not value.strip().isdigit() or int(value) < 1:
+    if not (value.strip().isascii() and value.strip().isdigit()) or int(value) < 1:
         raise ConfigError(f"{NUM_SHARDS_ENV}={value!r}: must be a whole number >= 1"
                           f" (it overrides num_shards of {path})")
     return int(value)

@@ -45,8 +45,9 @@ class ExtractionConfig:
     fast: skip trafilatura's fallback extractors (readability, jusText). Roughly 15-25%
         faster, at the price of missing the main text on some unusual layouts.
     max_tree_size: refuse pages whose HTML tree has more elements than this (trafilatura
-        returns nothing for them -> ``no_main_text``); None = no limit. Guards against
-        pathological pages that take seconds to parse.
+        returns nothing for them -> ``no_main_text``); None = no limit. trafilatura checks
+        it after parsing, so it bounds output size, not time: pages that would take
+        seconds to parse are removed before extraction by the ``html_guard`` step.
     remove_urls: strip URLs (http(s):// and ftp:// URLs, and www. links with a path;
         not bare host names) from the extracted text (RefinedWeb, section 3.1; exactly
         what counts: :func:`remove_urls`).
