@@ -1,11 +1,13 @@
 """Throughput and memory of each step on the sample dump: ``make bench``.
 
 Streams one dump's WARC files through the same steps the assets run (WARC reading ->
-HTML decoding -> URL filter -> extraction -> language ID -> quality signals -> filter
-decisions), timing each step's own work, and prints documents per second per step and
+HTML decoding -> URL filter -> HTML guard -> language pre-screen -> extraction -> language
+ID -> quality signals -> filter decisions), timing each step's own work, and prints documents per second per step and
 the process's peak resident memory. One process, one core: figures are per core.
 
-    .venv/bin/python benchmarks/run.py [--dump CC-MAIN-2024-10] [--crawl ../shared/data]
+    .venv/bin/python benchmarks/run.py [--dump CC-MAIN-2024-10] [--crawl ../shared/data] [--no-guard]
+
+``--no-guard`` leaves the HTML guard out, to measure what it costs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from corpus_assets.config import load_config  # noqa: E402
 from corpus_assets.crawl import CrawlSource  # noqa: E402
 from corpus_assets.steps.base import Step, run_steps  # noqa: E402
 from corpus_assets.steps.extraction import Extract  # noqa: E402
+from corpus_assets.steps.html_guard import HtmlGuard  # noqa: E402
 from corpus_assets.steps.langid import LanguageId  # noqa: E402
 from corpus_assets.steps.prescreen import LanguagePrescreen  # noqa: E402
 from corpus_assets.steps.quality.decisions import build_decision_steps  # noqa: E402
@@ -97,6 +100,8 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=str(REPO_ROOT / "configs" / "sample.yaml"))
     parser.add_argument("--prescreen", action="store_true",
                         help="run the language pre-screen before extraction (as language_prescreen.enabled does)")
+    parser.add_argument("--no-guard", action="store_true",
+                        help="leave out the HTML guard (html_guard), to measure its cost")
     args = parser.parse_args(argv)
     if not (Path(args.crawl) / "crawl-data").is_dir():
         print(f"no crawl at {args.crawl}: the benchmark needs ../shared/data (or --crawl)", file=sys.stderr)
@@ -124,6 +129,7 @@ def main(argv=None) -> int:
     steps = [Timed(s) for s in (
         HtmlDecode(config.html_decode),
         UrlFilter(config.url_filter),
+        *([] if args.no_guard else [HtmlGuard(config.html_guard)]),
         *([LanguagePrescreen(config.language_prescreen, config.language_id)] if prescreen else []),
         Extract(config.extraction),
         LanguageId(config.language_id),

@@ -16,30 +16,30 @@ import dataclasses
 import hashlib
 import json
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import pydantic
 import yaml
 
 from corpus_assets.steps.base import StepErrorPolicy
 from corpus_assets.steps.dedup.config import DedupConfig
 from corpus_assets.steps.extraction import ExtractionConfig
+from corpus_assets.steps.html_guard import HtmlGuardConfig
 from corpus_assets.steps.langid import LanguageIdConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.selection.config import SelectionConfig
+from corpus_assets.steps.setting_types import PositiveInt
 from corpus_assets.steps.url_filter import UrlFilterConfig
 from corpus_assets.steps.warc import HtmlDecodeConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_FILE = PACKAGE_DIR / "defaults" / "pipeline.yaml"
-
-# Keys of a config section whose values are file or folder paths, resolved against the
-# config file's folder when relative.
-_PATH_KEYS = {"blocklist_dir", "model_path", "strict_words_path", "hard_words_path",
-              "soft_words_path", "line_patterns_dir", "data_dir"}
+NUM_SHARDS_ENV = "CORPUS_NUM_SHARDS"
 
 
 class ConfigError(ValueError):
@@ -58,9 +58,14 @@ def fingerprint(*configs: Any) -> str:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    num_shards: int = 4
+    """The whole settings file: ``num_shards`` and one section per step settings
+    dataclass. A section added here is read, and validated field by field, with no other
+    change to the loader (see :func:`load_config`)."""
+
+    num_shards: PositiveInt = 4
     html_decode: HtmlDecodeConfig = field(default_factory=HtmlDecodeConfig)
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
+    html_guard: HtmlGuardConfig = field(default_factory=HtmlGuardConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     language_id: LanguageIdConfig = field(default_factory=LanguageIdConfig)
     language_prescreen: LanguagePrescreenConfig = field(default_factory=LanguagePrescreenConfig)
@@ -72,52 +77,94 @@ class PipelineConfig:
     source_file: str = ""
 
 
-_SECTIONS = {
-    "html_decode": HtmlDecodeConfig,
-    "url_filter": UrlFilterConfig,
-    "extraction": ExtractionConfig,
-    "language_id": LanguageIdConfig,
-    "language_prescreen": LanguagePrescreenConfig,
-    "quality_signals": SignalConfig,
-    "quality_thresholds": FilterThresholds,
-    "dedup": DedupConfig,
-    "step_errors": StepErrorPolicy,
-    "selection": SelectionConfig,
-}
+# Fields of PipelineConfig that a settings file does not set.
+_NOT_SETTINGS = {"source_file"}
 
 
-def _build_section(cls: type, values: dict, base_dir: Path, where: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in (values or {}).items():
+def _dataclass_fields(cls: type) -> dict[str, Any]:
+    """Field name -> resolved type (``from __future__ import annotations`` leaves strings)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _unknown_keys(cls: type, values: Any, where: tuple[str, ...]) -> list[str]:
+    """Keys of ``values`` that are not fields of the dataclass ``cls``, as error lines,
+    descending into fields that are dataclasses themselves (pydantic ignores extra keys
+    of a stdlib dataclass, and a misspelt key must not pass silently)."""
+    if not isinstance(values, dict):
+        return []  # pydantic reports the wrong type, with its key
+    known = _dataclass_fields(cls)
+    if not where:
+        known = {k: v for k, v in known.items() if k not in _NOT_SETTINGS}
+    errors = []
+    for key, value in values.items():
+        dotted = ".".join((*where, str(key)))
         if key not in known:
-            raise ConfigError(f"{where}: unknown setting {key!r} (known: {sorted(known)})")
-        if key in _PATH_KEYS and isinstance(value, str) and value and not os.path.isabs(value):
-            value = str((base_dir / value).resolve())
-        if isinstance(value, list):
-            value = tuple(value)  # configs are hashable and immutable
-        kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+            errors.append(f"{dotted}: unknown setting (known here: {', '.join(sorted(known))})")
+        elif dataclasses.is_dataclass(known[key]):
+            errors.extend(_unknown_keys(known[key], value, (*where, key)))
+    return errors
+
+
+def _validation_errors(exc: pydantic.ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        dotted = ".".join(str(part) for part in error["loc"]) or "(file)"
+        given = error.get("input")
+        shown = "" if isinstance(given, dict) else f" (got {repr(given)[:80]})"
+        lines.append(f"{dotted}: {error['msg']}{shown}")
+    return lines
+
+
+# Every section is a stdlib dataclass; pydantic validates the nested whole from the
+# field annotations (types, and ranges declared next to the fields with
+# corpus_assets/steps/setting_types.py). JSON mode with strict=True is the strictness we
+# want from YAML values: no "no" -> False, no "4" -> 4, no string split into a tuple, but
+# lists do become tuples (the dataclasses are frozen and hashable).
+_VALIDATOR = pydantic.TypeAdapter(PipelineConfig)
+
+
+def _num_shards_from_env(path: Path) -> Optional[int]:
+    value = os.environ.get(NUM_SHARDS_ENV)
+    if value is None or value.strip() == "":
+        return None
+    if not (value.strip().isascii() and value.strip().isdigit()) or int(value) < 1:
+        raise ConfigError(f"{NUM_SHARDS_ENV}={value!r}: must be a whole number >= 1"
+                          f" (it overrides num_shards of {path})")
+    return int(value)
 
 
 def load_config(path: Optional[str | os.PathLike] = None) -> PipelineConfig:
-    """Read a pipeline settings file (see ``defaults/pipeline.yaml`` for every key)."""
+    """Read and validate a pipeline settings file (see ``defaults/pipeline.yaml`` for
+    every key). Every problem found is reported at once, each line naming the file and
+    the setting's dotted key (``language_id.min_score``); nothing is checked later than
+    here that could be checked here (a path that does not exist, a value out of range)."""
     path = Path(path or os.environ.get("CORPUS_CONFIG") or DEFAULT_CONFIG_FILE)
     if not path.is_file():
         raise ConfigError(f"pipeline settings file not found: {path}")
-    with open(path) as fh:
-        raw = yaml.safe_load(fh) or {}
-    unknown = set(raw) - set(_SECTIONS) - {"num_shards"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}")
-    sections = {
-        name: _build_section(cls, raw.get(name) or {}, path.parent, f"{path} [{name}]")
-        for name, cls in _SECTIONS.items()
-    }
-    num_shards = int(os.environ.get("CORPUS_NUM_SHARDS") or raw.get("num_shards", 4))
-    if num_shards < 1:
-        raise ConfigError(f"{path}: num_shards must be >= 1")
-    return PipelineConfig(num_shards=num_shards, source_file=str(path), **sections)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable YAML file: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a settings file is a mapping of sections (num_shards:,"
+                          f" url_filter:, ...), not a {type(raw).__name__} ({raw!r:.60})")
+    # An empty section ("quality_signals:") means all its defaults.
+    values = {key: ({} if value is None else value) for key, value in raw.items()}
+    env_shards = _num_shards_from_env(path)
+    if env_shards is not None:
+        values["num_shards"] = env_shards
+    errors = _unknown_keys(PipelineConfig, values, ())
+    config = None
+    try:
+        config = _VALIDATOR.validate_json(
+            json.dumps(values, default=str), strict=True, context={"base_dir": path.parent.resolve()}
+        )
+    except pydantic.ValidationError as exc:
+        errors.extend(_validation_errors(exc))
+    if errors:
+        raise ConfigError(f"{path}: invalid settings:\n" + "\n".join(f"  {path}: {e}" for e in errors))
+    return dataclasses.replace(config, source_file=str(path))

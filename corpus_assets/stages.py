@@ -28,6 +28,7 @@ from corpus_assets.config import PipelineConfig
 from corpus_assets.crawl import CrawlSource, CrawlSourceError, assign_shards, shard_key
 from corpus_assets.steps.base import Document, Step, StepErrorPolicy, StepStats, check_step_errors, run_steps
 from corpus_assets.steps.extraction import Extract
+from corpus_assets.steps.html_guard import HtmlGuard
 from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
 from corpus_assets.steps.quality.decisions import build_decision_steps
@@ -339,6 +340,7 @@ def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConf
         prescreen = LanguagePrescreen(config.language_prescreen, config.language_id)
     steps = [
         UrlFilter(config.url_filter),
+        HtmlGuard(config.html_guard),  # before anything parses the HTML
         *([prescreen] if prescreen else []),
         Extract(config.extraction),
         LanguageId(config.language_id),

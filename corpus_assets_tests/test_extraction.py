@@ -88,7 +88,7 @@ def test_no_urls_left_in_text(extracted):
     docs, verdicts = extracted
     for doc, verdict in zip(docs, verdicts):
         if verdict is None:
-            assert not re.search(r"(?i)\b(?:https?://|ftp://|www\.)", doc["text"]), doc["url"]
+            assert not re.search(r"(?i)\b(?:https?://|ftp://)|(?:^|\s)www\.\S+/", doc["text"]), doc["url"]
 
 
 def test_removed_pages_keep_html(extracted):
@@ -147,7 +147,7 @@ def test_no_main_text(html):
 
 def test_text_made_only_of_urls_is_no_main_text(monkeypatch):
     monkeypatch.setattr(
-        extraction_module.trafilatura, "extract", lambda *a, **k: "https://a.example/x\nwww.b.example"
+        extraction_module.trafilatura, "extract", lambda *a, **k: "https://a.example/x\nwww.b.example/page"
     )
     assert Extract().apply({"doc_id": "x", "html": "<p>x</p>"}) == "no_main_text"
 
@@ -213,7 +213,7 @@ def test_config_validation_and_pickling():
     "text, expected",
     [
         ("Read https://example.com/a?b=1&c=2 now", "Read  now"),
-        ("See www.example.org.", "See ."),
+        ("See www.example.org/about.", "See ."),
         ("Mail HTTP://EXAMPLE.COM/X!", "Mail !"),
         ("(source: https://example.com/page)", "(source: )"),
         ("wiki https://en.wikipedia.org/wiki/Foo_(bar), next", "wiki , next"),
@@ -226,6 +226,50 @@ def test_remove_urls(text, expected):
     assert remove_urls(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Host names are not URLs (issue 10, item 17): in code, headers, prose.
+        "Host:www.google.com",
+        "Host: www.google.com\nAccept: */*",
+        "Visit www.example.org for details.",
+        'config.set("server", "www.example.com")',
+        "proxy=www.corp.example:8080",
+        "See www.example.org.",
+        "example.com/page and docs.python.org/3/ are host/path, no scheme, no www",
+        "a path like /var/www.backup/x or C:\\www.site\\y",
+        "mail to admin@www.example.com",
+    ],
+)
+def test_remove_urls_keeps_host_names(text):
+    assert remove_urls(text) == text
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Host: https://www.google.com/search?q=x", "Host: "),
+        ("curl http://localhost:8080/api", "curl "),
+        ("See www.example.org/about-us, then", "See , then"),
+        ("(www.example.org/a/b)", "()"),
+        ("«www.example.org/x»", "«»"),
+        ("line\nwww.example.org/ next", "line\n next"),
+    ],
+)
+def test_remove_urls_strips_scheme_urls_and_www_links_with_a_path(text, expected):
+    assert remove_urls(text) == expected
+
+
 def test_normalize_whitespace_keeps_lines():
     text = "  first\u00a0\u00a0line \t here\r\n\r\n\n  second line  \rthird"
     assert normalize_whitespace(text) == "first line here\nsecond line\nthird"
+
+
+@pytest.mark.parametrize("text", ["(www." * 200_000, "«www." * 200_000, "www." + "a" * 1_000_000,
+                                  " www.a" * 200_000, "http://" * 200_000])
+def test_remove_urls_is_linear_on_hostile_text(text):
+    import time
+
+    start = time.perf_counter()
+    remove_urls(text)
+    assert time.perf_counter() - start < 2.0

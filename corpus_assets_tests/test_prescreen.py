@@ -158,7 +158,8 @@ def test_settings_are_checked():
 def _config_file(tmp_path: Path, **prescreen_settings) -> Path:
     sample = yaml.safe_load((REPO_ROOT / "configs" / "sample.yaml").read_text())
     blocklist = (REPO_ROOT / "configs" / sample["url_filter"]["blocklist_dir"]).resolve()
-    sample["url_filter"]["blocklist_dir"] = str(blocklist)
+    # Paths must exist at load; without ../shared/data the version test runs unblocked.
+    sample["url_filter"]["blocklist_dir"] = str(blocklist) if blocklist.is_dir() else None
     sample["language_prescreen"] = prescreen_settings
     path = tmp_path / "prescreen.yaml"
     path.write_text(yaml.safe_dump(sample))
@@ -215,7 +216,7 @@ def test_sample_with_prescreen_keeps_exactly_what_full_extraction_keeps(sample_r
             for shard in shard_keys(n):
                 meta = latest(sample_run.instance, "rw_raw", f"{dump}|{shard}")
                 steps = [r.data["step"] for r in meta["funnel"].records]
-                assert steps == ["url_filter", "language_prescreen", "extraction", "language_id"]
+                assert steps == ["url_filter", "html_guard", "language_prescreen", "extraction", "language_id"]
                 assert meta["prescreen_audit_kept"] == 0  # no audited page was English
                 assert meta["prescreen_estimated_lost"] == 0.0
                 sampled += meta["prescreen_audit_sampled"]

@@ -252,3 +252,64 @@ def test_stats_count_removals(words_only):
     s: StepStats = stats[0]
     assert (s.docs_in, s.docs_out, s.chars_in, s.chars_out) == (2, 1, 7, 3)
     assert s.removed_by_reason == {"hard_word": 1}
+
+
+# ---------------------------------------------- host forms (issue 10, item 11)
+
+_HOST_FORMS = [
+    ("http://bästcasino.eu/", "xn--bstcasino-v2a.eu"),  # Unicode host, punycode listed
+    ("http://BÄSTCASINO.EU/", "xn--bstcasino-v2a.eu"),  # upper-case Unicode
+    ("http://xn--bstcasino-v2a.eu/", "bästcasino.eu"),  # punycode host, Unicode listed
+    ("http://b%C3%A4stcasino.eu/", "xn--bstcasino-v2a.eu"),  # percent-escaped host
+    ("http://%62ad-casino.com/", "bad-casino.com"),  # escaped ASCII letter
+    ("http://bad-casino\uff0ecom/", "bad-casino.com"),  # full-width full stop
+    ("http://bad-casino\u3002com/", "bad-casino.com"),  # ideographic full stop
+    ("http://bad-casino\uff61com/", "bad-casino.com"),  # half-width ideographic full stop
+    ("http://\uff42\uff41\uff44-casino.com/", "bad-casino.com"),  # full-width letters
+    ("http://www.xn--bstcasino-v2a.eu./page", "bästcasino.eu"),  # www. and trailing dot
+    ("http://3232235777/", "192.168.1.1"),  # IPv4 as one integer
+    ("http://0xC0A80101/", "192.168.1.1"),  # ... in hex
+    ("http://0300.0250.1.1/", "192.168.1.1"),  # ... octal parts
+    ("http://192.168.257/", "192.168.1.1"),  # ... three parts, the last two bytes
+]
+
+
+@pytest.mark.parametrize("url, listed", _HOST_FORMS)
+def test_blocklist_matches_every_form_of_a_listed_host(tmp_path, url, listed):
+    root = _write_ut1(tmp_path / "ut1", {"gambling": {"domains": [listed]}})
+    step = UrlFilter(UrlFilterConfig(blocklist_dir=str(root), blocklist_categories=("gambling",)))
+    verdict = _verdict(step, url)
+    assert verdict is not None and verdict[0] == "blocklisted_domain", (url, listed, verdict)
+
+
+@pytest.mark.parametrize("url, listed", _HOST_FORMS[:4])
+def test_url_entries_match_every_form_of_their_host(tmp_path, url, listed):
+    root = _write_ut1(tmp_path / "ut1", {"phishing": {"urls": [f"{listed}/login"]}})
+    step = UrlFilter(UrlFilterConfig(blocklist_dir=str(root), blocklist_categories=("phishing",)))
+    assert _verdict(step, url.rstrip("/") + "/login/x")[0] == "blocklisted_url"
+
+
+def test_other_hosts_and_numbers_are_not_confused(tmp_path):
+    root = _write_ut1(tmp_path / "ut1", {"gambling": {"domains": ["xn--bstcasino-v2a.eu", "192.168.1.1"]}})
+    step = UrlFilter(UrlFilterConfig(blocklist_dir=str(root), blocklist_categories=("gambling",)))
+    for url in ("http://bastcasino.eu/", "http://192.168.1.10/", "http://3232235778/",
+                "http://192.168.1.1.example.com/", "http://4294967296/", "http://0x1g/"):
+        assert _verdict(step, url) is None, url
+
+
+def test_url_dedup_uses_the_same_host_normalization():
+    from corpus_assets.steps.dedup.urls import normalize_url
+    from corpus_assets.steps.hosts import normalize_host
+
+    assert normalize_url("http://b%C3%A4stcasino.eu/") == normalize_url("https://xn--bstcasino-v2a.eu/")
+    assert normalize_url("http://3232235777/a") == "https://192.168.1.1/a"
+    assert normalize_host("www.Bücher\u3002de.") == "xn--bcher-kva.de"
+
+
+def test_hostile_hosts_are_cheap():
+    step = UrlFilter()
+    for url in ("http://" + "ä" * 100_000 + ".com/", "http://" + "%41" * 100_000 + ".com/",
+                "http://" + ("ä" * 60 + ".") * 2_000 + "com/", "http://0x" + "f" * 5_000 + "/"):
+        start = time.perf_counter()
+        step.check_url(url)
+        assert time.perf_counter() - start < 1.0, url[:40]

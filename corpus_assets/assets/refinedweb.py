@@ -88,7 +88,7 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
         partitions_def=shard_partitions,
         # The pre-screen's settings count only when it runs: while it is off they
         # change nothing in the output.
-        code_version=code_version("rw_raw", config.url_filter, config.extraction, config.language_id,
+        code_version=code_version("rw_raw", config.url_filter, config.html_guard, config.extraction, config.language_id,
                                   *([config.language_prescreen] if config.language_prescreen.enabled else [])),
         deps=["raw_documents"],
         group_name=INGEST_GROUP,

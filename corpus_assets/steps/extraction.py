@@ -26,6 +26,7 @@ from typing import Optional
 import trafilatura
 
 from corpus_assets.steps.base import Document, Step, html_of
+from corpus_assets.steps.setting_types import PositiveInt
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class ExtractionConfig:
     fast: skip trafilatura's fallback extractors (readability, jusText). Roughly 15-25%
         faster, at the price of missing the main text on some unusual layouts.
     max_tree_size: refuse pages whose HTML tree has more elements than this (trafilatura
-        returns nothing for them -> ``no_main_text``); None = no limit. Guards against
-        pathological pages that take seconds to parse.
-    remove_urls: strip http(s)://, ftp:// and www. URLs from the extracted text
-        (RefinedWeb, section 3.1).
+        returns nothing for them -> ``no_main_text``); None = no limit. trafilatura checks
+        it after parsing, so it bounds output size, not time: pages that would take
+        seconds to parse are removed before extraction by the ``html_guard`` step.
+    remove_urls: strip URLs (http(s):// and ftp:// URLs, and www. links with a path;
+        not bare host names) from the extracted text (RefinedWeb, section 3.1; exactly
+        what counts: :func:`remove_urls`).
     """
 
     favor_precision: bool = True
@@ -55,13 +58,27 @@ class ExtractionConfig:
     include_comments: bool = False
     include_tables: bool = True
     fast: bool = False
-    max_tree_size: Optional[int] = None
+    max_tree_size: Optional[PositiveInt] = None
     remove_urls: bool = True
 
+    def __post_init__(self):
+        if self.favor_precision and self.favor_recall:
+            raise ValueError("extraction: favor_precision and favor_recall are exclusive")
 
-# A URL in running text: a scheme or "www." followed by anything up to white space or an
-# obvious delimiter. Trailing sentence punctuation is given back by _strip_url below.
-_URL_RE = re.compile(r"""(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'`]+""")
+
+# What counts as a URL (see remove_urls): a web scheme and "://" followed by anything up
+# to white space or an obvious delimiter; or a "www." link with a path that starts a token
+# (after white space, an opening bracket or quote, or at the start). Trailing sentence
+# punctuation is given back by _strip_url below.
+# The host of a "www." link stops at any character that may open another match, and
+# nothing backtracks (possessive "++"), so text like "(www.(www.(www...." costs linear
+# time, not quadratic.
+_URL_CHARS = r"""[^\s<>"'`]"""
+_OPENERS = r"""(\[{<"'«“‘"""
+_URL_RE = re.compile(
+    rf"""(?i)\b(?:https?|ftp)://{_URL_CHARS}++"""
+    rf"""|(?<![^\s{_OPENERS}])www\.[^\s{_OPENERS}>`/)\]}}»”’]++/{_URL_CHARS}*+"""
+)
 _TRAILING_PUNCT = ".,;:!?)]}»”’"
 # Horizontal white space (any Unicode space except the line break), collapsed to one space.
 _HSPACE_RE = re.compile(r"[^\S\n]+")
@@ -81,7 +98,25 @@ def _strip_url(match: re.Match) -> str:
 
 
 def remove_urls(text: str) -> str:
-    """Delete URLs (``http(s)://...``, ``ftp://...``, ``www....``) from ``text``."""
+    """Delete the URLs in ``text``.
+
+    RefinedWeb says only "we also remove URLs" (Penedo et al. 2023, section 3.1). A URL
+    here is what a reader sees as a link to follow:
+
+    * an absolute web URL: ``http://``, ``https://`` or ``ftp://`` (any case) and
+      everything up to white space, ``<``, ``>``, a quote or a backtick; wherever it
+      stands, in prose or in code (``curl https://api.example.com/v1`` loses the URL);
+    * a scheme-less ``www.`` link with a path (``www.example.org/about``) that starts a
+      token: at the start of the text or after white space, an opening bracket or quote.
+
+    Not URLs, so kept: host names without a path (``Host:www.google.com``, "visit
+    www.example.org", ``"www.example.com"`` in a config line), ``www.`` inside a longer
+    token (``/var/www.backup``, ``admin@www.example.com``, ``proxy=www.corp.example``),
+    and host/path text without ``www.`` or a scheme (``docs.python.org/3/``): removing
+    those would cut words out of sentences and code for no gain in quality.
+
+    Sentence punctuation right after a URL stays (:func:`_strip_url`).
+    """
     return _URL_RE.sub(_strip_url, text)
 
 
@@ -108,8 +143,6 @@ class Extract(Step):
     chars_out_field = "text"
 
     def __init__(self, config: ExtractionConfig = ExtractionConfig()):
-        if config.favor_precision and config.favor_recall:
-            raise ValueError("extraction: favor_precision and favor_recall are exclusive")
         self.config = config
 
     def extract_text(self, html: str) -> Optional[str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Optional
 
 from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.setting_types import ExistingFile, Fraction
 
 _LABEL_PREFIX = "__label__"
 
@@ -64,9 +65,9 @@ class LanguageIdConfig:
     text_field: the field holding the document text.
     """
 
-    model_path: Optional[str] = None
+    model_path: Optional[ExistingFile] = None
     languages: tuple[str, ...] = ("en",)
-    min_score: float = 0.65
+    min_score: Fraction = 0.65
     text_field: str = "text"
 
 

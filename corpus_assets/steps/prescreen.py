@@ -44,6 +44,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from corpus_assets.steps.base import Document, Step, html_of
 from corpus_assets.steps.langid import _LABEL_PREFIX, LanguageId, LanguageIdConfig
+from corpus_assets.steps.setting_types import Fraction, NonNegativeInt, PositiveInt
 
 # Elements whose content is never visible text. <head> goes too: its <title> is the one
 # visible part, and one line of title changes nothing about a page's language.
@@ -106,11 +107,11 @@ class LanguagePrescreenConfig:
     """
 
     enabled: bool = True
-    chunk_words: int = 20
-    min_chunk_score: float = 0.5
-    min_selected_words: int = 10
-    audit_fraction: float = 0.02
-    max_chars: int = 100_000
+    chunk_words: PositiveInt = 20
+    min_chunk_score: Fraction = 0.5
+    min_selected_words: NonNegativeInt = 10
+    audit_fraction: Fraction = 0.02
+    max_chars: PositiveInt = 100_000
 
 
 def audit_pick(doc_id: str, fraction: float) -> bool:

@@ -16,7 +16,10 @@ UT1 layout: ``<root>/<category>/domains`` and ``<root>/<category>/urls``, one en
 line. A ``domains`` entry blocks the host and every subdomain of it
 (``example.com`` blocks ``a.b.example.com``); a ``urls`` entry (``host/path``) blocks that
 URL and everything below it at a path-segment boundary, the way squidGuard reads UT1's
-url lists. Hosts and entries are compared lower-cased and without a leading ``www.``.
+url lists. Hosts and entries are compared in one normal form, the one URL dedup uses
+(``steps/hosts.py``: lower case, IDNA punycode, percent-escapes and full-width or
+ideographic dots decoded, integer IPv4 forms as dotted decimal, no leading ``www.``), so
+``bästcasino.eu``, ``b%C3%A4stcasino.eu`` and a listed ``xn--bstcasino-v2a.eu`` agree.
 
 The word lists live in ``corpus_assets/defaults/url_words/`` as plain text so a
 production run can point the config at its own lists.
@@ -31,6 +34,8 @@ from typing import Optional
 from urllib.parse import unquote, urlsplit
 
 from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.hosts import MAX_HOST_LENGTH, normalize_host
+from corpus_assets.steps.setting_types import ExistingDir, ExistingFile, PositiveInt
 
 _WORDS_DIR = Path(__file__).resolve().parent.parent / "defaults" / "url_words"
 
@@ -58,25 +63,27 @@ class UrlFilterConfig:
     allowlist_domains: domains (and their subdomains) that are never removed.
     """
 
-    blocklist_dir: Optional[str] = None
+    blocklist_dir: Optional[ExistingDir] = None
     blocklist_categories: tuple[str, ...] = DEFAULT_CATEGORIES
-    strict_words_path: Optional[str] = DEFAULT_STRICT_WORDS
-    hard_words_path: Optional[str] = DEFAULT_HARD_WORDS
-    soft_words_path: Optional[str] = DEFAULT_SOFT_WORDS
-    soft_min_matches: int = 2
+    strict_words_path: Optional[ExistingFile] = DEFAULT_STRICT_WORDS
+    hard_words_path: Optional[ExistingFile] = DEFAULT_HARD_WORDS
+    soft_words_path: Optional[ExistingFile] = DEFAULT_SOFT_WORDS
+    soft_min_matches: PositiveInt = 2
     allowlist_domains: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        # Checked here so that the settings loader reports it at load time, not rw_raw.
+        if self.blocklist_dir and Path(self.blocklist_dir).is_dir():
+            missing = [c for c in self.blocklist_categories if not (Path(self.blocklist_dir) / c).is_dir()]
+            if missing:
+                raise ValueError(
+                    f"url_filter.blocklist_categories: no folder {', '.join(missing)}"
+                    f" under blocklist_dir {self.blocklist_dir}"
+                )
 
 
 # Tokens for whole-word matching: runs of letters and digits (Unicode-aware).
 _TOKEN_SPLIT = re.compile(r"[\W_]+")
-
-
-def _strip_www(host: str) -> str:
-    return host[4:] if host.startswith("www.") else host
-
-
-def _normalize_host(host: str) -> str:
-    return _strip_www(host.strip().lower().rstrip("."))
 
 
 def _normalize_url_entry(entry: str) -> str:
@@ -92,7 +99,7 @@ def _normalize_url_entry(entry: str) -> str:
         host = host.split("]", 1)[0] + "]"
     else:
         host = host.split(":", 1)[0]  # drop :port
-    host = _normalize_host(host)
+    host = normalize_host(host)
     return (host + sep + rest).rstrip("/")
 
 
@@ -138,7 +145,7 @@ def load_blocklist(
         domains_file = folder / "domains"
         if domains_file.is_file():
             for entry in _read_entries(domains_file):
-                domains.setdefault(_normalize_host(entry), category)
+                domains.setdefault(normalize_host(entry), category)
         urls_file = folder / "urls"
         if urls_file.is_file():
             for entry in _read_entries(urls_file):
@@ -149,11 +156,21 @@ def load_blocklist(
 
 
 def _host_candidates(host: str) -> list[str]:
-    """``a.b.example.com`` -> [a.b.example.com, b.example.com, example.com, com]."""
+    """``a.b.example.com`` -> [a.b.example.com, b.example.com, example.com, com].
+
+    Only suffixes a blocklist entry can equal (a valid host name, at most 253 characters)
+    are built, so a hostile host of 100,000 labels costs no more than a real one."""
     if not host:
         return []
+    suffixes = []
     labels = host.split(".")
-    return [".".join(labels[i:]) for i in range(len(labels))]
+    length = -1
+    for i in range(len(labels) - 1, -1, -1):
+        length += len(labels[i]) + 1
+        if length > MAX_HOST_LENGTH:
+            break
+        suffixes.append(".".join(labels[i:]))
+    return suffixes[::-1]
 
 
 def _url_candidates(normalized: str) -> list[str]:
@@ -193,7 +210,7 @@ class UrlFilter(Step):
         self.strict_words = tuple(sorted(load_word_list(config.strict_words_path)))
         self.hard_words = load_word_list(config.hard_words_path)
         self.soft_words = load_word_list(config.soft_words_path)
-        self.allowlist = frozenset(_normalize_host(d) for d in config.allowlist_domains if d)
+        self.allowlist = frozenset(normalize_host(d) for d in config.allowlist_domains if d)
         if config.soft_min_matches < 1:
             raise ValueError("url_filter: soft_min_matches must be >= 1")
 
@@ -205,7 +222,7 @@ class UrlFilter(Step):
             host = urlsplit(lowered if "://" in lowered else "http://" + lowered).hostname or ""
         except ValueError:  # e.g. an invalid IPv6 literal
             host = ""
-        host = _normalize_host(host)
+        host = normalize_host(host)
         hosts = _host_candidates(host)
 
         if self.allowlist and any(h in self.allowlist for h in hosts):

@@ -53,6 +53,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from corpus_assets.steps.base import Document, Step
 from corpus_assets.steps.base import describe_exception as _short
+from corpus_assets.steps.setting_types import Fraction, NonNegativeInt, PositiveInt
 
 try:  # brotli and zstandard are optional: without them such payloads stay encoded.
     import brotli  # type: ignore
@@ -901,13 +902,13 @@ class HtmlDecodeConfig:
     # sample (trafilatura's evaluation set) is 1.6 MB, so no real article page is lost;
     # above this, bodies are feeds, data dumps and generated listings whose parse and
     # extraction time grows with size while their text is rarely prose.
-    max_body_bytes: int = 2_000_000
+    max_body_bytes: PositiveInt = 2_000_000
     html_content_types: tuple[str, ...] = ("text/html", "application/xhtml+xml")
     # Accept a decoding when at most this share of characters are U+FFFD replacements.
-    max_replacement_share: float = 0.01
+    max_replacement_share: Fraction = 0.01
     # How far into the page to look for <meta charset> (WHATWG prescans 1024 bytes;
     # real pages put long scripts and styles before it).
-    meta_scan_bytes: int = 4096
+    meta_scan_bytes: NonNegativeInt = 4096
 
 
 # Read errors that are not about the file's bytes get their own removal reason rather

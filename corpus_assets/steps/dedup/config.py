@@ -7,6 +7,7 @@ from typing import Optional
 
 from .exact_substring import DEFAULT_DROP_FRACTION, DEFAULT_MIN_TOKENS, Mode
 from .minhash import PRESETS
+from ..setting_types import Fraction, PositiveInt
 
 # Candidate verification on by default per preset (minimum exact Jaccard of a pair).
 # GPT-3 (Brown et al. 2020, App. A) used Spark's MinHashLSH, whose similarity join drops
@@ -24,15 +25,15 @@ class DedupConfig:
     minhash_preset: str = "refinedweb"
     # duplicate_clusters and the cross-dump match read this many bands at a time: memory
     # is num_docs_of_dump * bands_per_range * 8 bytes, whatever the preset.
-    bands_per_range: int = 50
+    bands_per_range: PositiveInt = 50
     # Exact substring dedup (Lee et al. 2022) on the fuzzy survivors of the dump.
     exact_substring: bool = True
     exact_mode: str = "cut"  # cut | mask | droppartial | dropany
-    exact_min_tokens: int = DEFAULT_MIN_TOKENS
-    exact_drop_fraction: float = DEFAULT_DROP_FRACTION  # droppartial: drop above this share
+    exact_min_tokens: PositiveInt = DEFAULT_MIN_TOKENS
+    exact_drop_fraction: Fraction = DEFAULT_DROP_FRACTION  # droppartial: drop above this share
     exact_keep_first: bool = True  # False: also strike the first occurrence (Lee et al.'s tool)
     exact_method: str = "suffix_array"  # suffix_array (reference) | hashed (in hash_parts passes)
-    exact_hash_parts: int = 1
+    exact_hash_parts: PositiveInt = 1
     # Candidate verification: a candidate pair (sharing a band, within the dump or with an
     # earlier dump's kept document) joins a cluster only when the exact Jaccard similarity
     # of the two documents' shingles is >= this. None: the preset's default

@@ -14,7 +14,9 @@ why) — each is a deliberate choice for deduplication, not for fetching:
    Other schemes are kept as they are. A URL without ``//host`` is returned lower-cased
    and stripped (nothing safe to normalize).
 3. Host lower-cased, trailing dot dropped, IDNA (punycode) encoded, so "Bücher.de",
-   "bücher.de." and "xn--bcher-kva.de" agree. A leading ``www.`` label is dropped:
+   "bücher.de." and "xn--bcher-kva.de" agree (``steps/hosts.py``, shared with the URL
+   blocklist, also decodes percent-escapes and full-width dots and writes integer IPv4
+   forms as dotted decimal). A leading ``www.`` label is dropped:
    "www.example.com" and "example.com" serve the same site in the overwhelming majority
    of cases, and fuzzy dedup catches the rare false merge's content anyway. Other
    labels ("www2.", "m.") are kept: they often serve different pages.
@@ -47,6 +49,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..base import Step
+from ..hosts import normalize_host as _normalize_host
 from .hashing import SortedHashIndex, stable_hash64
 
 TRACKING_PREFIXES = ("utm_",)
@@ -95,18 +98,6 @@ def _remove_dot_segments(path: str) -> str:
     if path.startswith("/") and not result.startswith("/"):
         result = "/" + result
     return result
-
-
-def _normalize_host(host: str) -> str:
-    host = host.strip().rstrip(".").lower()
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass
-    if host.startswith("www."):
-        host = host[4:]
-    return host
 
 
 def _is_tracking(key: str) -> bool:

@@ -37,6 +37,7 @@ from typing import Callable, Optional
 
 from corpus_assets.steps.base import Document, Step
 from corpus_assets.steps.quality.pii import PiiPlaceholders, redact_pii
+from corpus_assets.steps.setting_types import Fraction, NonNegativeFloat, NonNegativeInt
 from corpus_assets.steps.quality.signals import (
     DUP_NGRAM_SIZES,
     TOP_NGRAM_SIZES,
@@ -80,6 +81,7 @@ REMOVAL_REASONS: dict[str, tuple[str, ...]] = {
         "fineweb_newline_to_word_ratio",
     ),
     "pii": (),
+    "no_decision_rules": (),
 }
 
 # Columns the decision steps add (only PiiRedaction adds any; only when it runs).
@@ -103,46 +105,46 @@ class FilterThresholds:
     pii: bool = False
 
     # -- Gopher repetition removal (Rae et al. 2021, Table A1): drop when > threshold --
-    dup_line_frac: Optional[float] = 0.30
-    dup_para_frac: Optional[float] = 0.30
-    dup_line_char_frac: Optional[float] = 0.20
-    dup_para_char_frac: Optional[float] = 0.20
-    top_2gram_char_frac: Optional[float] = 0.20
-    top_3gram_char_frac: Optional[float] = 0.18
-    top_4gram_char_frac: Optional[float] = 0.16
-    dup_5gram_char_frac: Optional[float] = 0.15
-    dup_6gram_char_frac: Optional[float] = 0.14
-    dup_7gram_char_frac: Optional[float] = 0.13
-    dup_8gram_char_frac: Optional[float] = 0.12
-    dup_9gram_char_frac: Optional[float] = 0.11
-    dup_10gram_char_frac: Optional[float] = 0.10
+    dup_line_frac: Optional[Fraction] = 0.30
+    dup_para_frac: Optional[Fraction] = 0.30
+    dup_line_char_frac: Optional[Fraction] = 0.20
+    dup_para_char_frac: Optional[Fraction] = 0.20
+    top_2gram_char_frac: Optional[Fraction] = 0.20
+    top_3gram_char_frac: Optional[Fraction] = 0.18
+    top_4gram_char_frac: Optional[Fraction] = 0.16
+    dup_5gram_char_frac: Optional[Fraction] = 0.15
+    dup_6gram_char_frac: Optional[Fraction] = 0.14
+    dup_7gram_char_frac: Optional[Fraction] = 0.13
+    dup_8gram_char_frac: Optional[Fraction] = 0.12
+    dup_9gram_char_frac: Optional[Fraction] = 0.11
+    dup_10gram_char_frac: Optional[Fraction] = 0.10
 
     # -- Gopher quality filters (Rae et al. 2021, Appendix A) ----------------------------
-    min_words: Optional[int] = 50  # drop when < 50
-    max_words: Optional[int] = 100_000  # drop when > 100,000
-    min_mean_word_length: Optional[float] = 3.0  # drop when < 3
-    max_mean_word_length: Optional[float] = 10.0  # drop when > 10
-    max_hash_to_word_ratio: Optional[float] = 0.1  # drop when > 0.1
-    max_ellipsis_to_word_ratio: Optional[float] = 0.1  # drop when > 0.1
-    max_bullet_lines_frac: Optional[float] = 0.9  # drop when > 90% of lines
-    max_ellipsis_lines_frac: Optional[float] = 0.3  # drop when > 30% of lines
-    min_alpha_words_frac: Optional[float] = 0.8  # drop when < 80% of words
-    min_stop_words: Optional[int] = 2  # drop when < 2 (languages with a list only)
+    min_words: Optional[NonNegativeInt] = 50  # drop when < 50
+    max_words: Optional[NonNegativeInt] = 100_000  # drop when > 100,000
+    min_mean_word_length: Optional[NonNegativeFloat] = 3.0  # drop when < 3
+    max_mean_word_length: Optional[NonNegativeFloat] = 10.0  # drop when > 10
+    max_hash_to_word_ratio: Optional[NonNegativeFloat] = 0.1  # drop when > 0.1
+    max_ellipsis_to_word_ratio: Optional[NonNegativeFloat] = 0.1  # drop when > 0.1
+    max_bullet_lines_frac: Optional[Fraction] = 0.9  # drop when > 90% of lines
+    max_ellipsis_lines_frac: Optional[Fraction] = 0.3  # drop when > 30% of lines
+    min_alpha_words_frac: Optional[Fraction] = 0.8  # drop when < 80% of words
+    min_stop_words: Optional[NonNegativeInt] = 2  # drop when < 2 (languages with a list only)
 
     # -- RefinedWeb line-wise corrections (Penedo et al. 2023, App. G.2) ----------------
-    max_line_correction_words_frac: Optional[float] = 0.05  # drop when > 5% of words
+    max_line_correction_words_frac: Optional[Fraction] = 0.05  # drop when > 5% of words
 
     # -- C4 (Raffel et al. 2020) ---------------------------------------------------------
-    c4_min_sentences: Optional[int] = 5  # drop when < 5
+    c4_min_sentences: Optional[NonNegativeInt] = 5  # drop when < 5
     c4_drop_lorem_ipsum: bool = True
     c4_drop_curly_bracket: bool = True
     c4_remove_lines: bool = True  # also apply C4's line removals to the text
 
     # -- FineWeb (Penedo et al. 2024) ----------------------------------------------------
-    fineweb_min_line_punct_ratio: Optional[float] = 0.12  # drop when <=
-    fineweb_max_short_line_ratio: Optional[float] = 0.67  # drop when >=
-    fineweb_max_dup_line_char_ratio: Optional[float] = 0.1  # drop when >= (paper; code 0.01)
-    fineweb_max_newline_to_word_ratio: Optional[float] = None  # datatrove's 0.3; not in paper
+    fineweb_min_line_punct_ratio: Optional[Fraction] = 0.12  # drop when <=
+    fineweb_max_short_line_ratio: Optional[Fraction] = 0.67  # drop when >=
+    fineweb_max_dup_line_char_ratio: Optional[Fraction] = 0.1  # drop when >= (paper; code 0.01)
+    fineweb_max_newline_to_word_ratio: Optional[NonNegativeFloat] = None  # datatrove's 0.3; not in paper
 
     # -- PII redaction (replaces, never drops) --------------------------------------------
     pii_email_placeholder: str = "email@example.com"
@@ -387,6 +389,17 @@ class PiiRedaction(Step):
         return None
 
 
+class PassThrough(Step):
+    """Keeps every document unchanged. The decision steps when every preset is off: a
+    stage with no step would report no documents in or out, and its conservation check
+    (docs in = kept + removed) would fail although nothing was lost."""
+
+    name = "no_decision_rules"
+
+    def apply(self, doc: Document):
+        return None
+
+
 def build_decision_steps(
     thresholds: Optional[FilterThresholds] = None,
     signal_config: Optional[SignalConfig] = None,
@@ -406,4 +419,4 @@ def build_decision_steps(
         steps.append(FineWebFilter(t))
     if t.pii:
         steps.append(PiiRedaction(t))
-    return steps
+    return steps or [PassThrough()]

@@ -78,6 +78,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.setting_types import ExistingDir, Fraction, NonNegativeInt, PositiveInt
 from corpus_assets.steps.quality._text import (
     NGramIndex,
     find_duplicates,
@@ -134,16 +135,16 @@ class SignalConfig:
     stop_words: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: {"en": GOPHER_STOP_WORDS}
     )
-    line_patterns_dir: str = DEFAULT_LINE_PATTERNS_DIR
+    line_patterns_dir: ExistingDir = DEFAULT_LINE_PATTERNS_DIR
     line_patterns_fallback: str = "en"
-    line_max_uppercase_ratio: float = 0.5
-    line_pattern_max_words: int = 10
+    line_max_uppercase_ratio: Fraction = 0.5
+    line_pattern_max_words: NonNegativeInt = 10
     c4_end_marks: tuple[str, ...] = (".", "?", "!", '"', "'")
-    c4_min_words_per_line: int = 3
-    c4_max_word_length: int = 1000
+    c4_min_words_per_line: NonNegativeInt = 3
+    c4_max_word_length: PositiveInt = 1000
     c4_remove_citations: bool = True
     fineweb_terminal_punctuation: tuple[str, ...] = (".", "'", '"', "!", "?")
-    fineweb_short_line_length: int = 30
+    fineweb_short_line_length: NonNegativeInt = 30
 
     def __post_init__(self):
         # Accept lists (from YAML / Dagster config) and store tuples.

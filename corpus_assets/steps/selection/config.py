@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Optional
+
+from pydantic import Field
+
+from corpus_assets.steps.setting_types import ExistingDir, NonNegativeInt, PositiveFloat, PositiveInt
+
+OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+TopFraction = Annotated[float, Field(gt=0.0, le=1.0)]
+CompressionLevel = Annotated[int, Field(ge=0, le=9)]
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -29,7 +37,7 @@ class SelectionTarget:
     fields: tuple[str, ...] = ("text",)
     # Share of the examples kept apart (never scored against, never in the pool) to judge
     # the selections; picked by a seeded hash of the example's line number.
-    heldout_fraction: float = 0.2
+    heldout_fraction: OpenFraction = 0.2
 
     def __post_init__(self):
         object.__setattr__(self, "fields", _strings(self.fields))
@@ -92,7 +100,8 @@ def _default_sources() -> tuple[SelectionSource, ...]:
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    data_dir: str = ""
+    # None: ../shared/data beside the checkout; a path set here must exist at load.
+    data_dir: Optional[ExistingDir] = None
     targets: tuple[SelectionTarget, ...] = field(default_factory=_default_targets)
     sources: tuple[SelectionSource, ...] = field(default_factory=_default_sources)
     # rw_deduped documents join the pool as source "rw_deduped" (domain "web").
@@ -103,24 +112,24 @@ class SelectionConfig:
     seed: int = 0
     # Selection size: k documents, or top_fraction of the decontaminated pool when k <= 0.
     k: int = 0
-    top_fraction: float = 0.1
+    top_fraction: TopFraction = 0.1
     # ZIP-FIT: gzip level (0 stores, see steps/selection/zipfit.py) and how many target
     # examples each candidate is compared with (seeded sample of the non-held-out ones;
     # <= 0: all).
-    compression_level: int = 6
+    compression_level: CompressionLevel = 6
     max_target_examples: int = 200
-    workers: int = 0  # processes scoring candidates; 0: the CPUs this process may use
+    workers: NonNegativeInt = 0  # processes scoring candidates; 0: the CPUs this process may use
     # DSIR
-    dsir_buckets: int = 10_000
-    dsir_order: int = 2
-    dsir_alpha: float = 1.0
+    dsir_buckets: PositiveInt = 10_000
+    dsir_order: PositiveInt = 2
+    dsir_alpha: PositiveFloat = 1.0
     # Decontamination (GPT-3: 13-grams)
-    decontamination_n: int = 13
-    decontamination_min_tokens: int = 8
+    decontamination_n: PositiveInt = 13
+    decontamination_min_tokens: PositiveInt = 8
     # Held-out evaluation: byte-level n-gram LM, interpolated Witten-Bell
-    lm_order: int = 5
-    lm_max_train_bytes: int = 20_000_000
-    histogram_bins: int = 20
+    lm_order: PositiveInt = 5
+    lm_max_train_bytes: NonNegativeInt = 20_000_000
+    histogram_bins: PositiveInt = 20
 
     def __post_init__(self):
         def build(cls, items):
