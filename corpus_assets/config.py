@@ -23,6 +23,7 @@ from typing import Any, Optional
 import yaml
 
 from corpus_assets.steps.dedup.config import DedupConfig
+from corpus_assets.steps.domains.config import DomainConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.langid import LanguageIdConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
@@ -37,7 +38,8 @@ DEFAULT_CONFIG_FILE = PACKAGE_DIR / "defaults" / "pipeline.yaml"
 # Keys of a config section whose values are file or folder paths, resolved against the
 # config file's folder when relative.
 _PATH_KEYS = {"blocklist_dir", "model_path", "strict_words_path", "hard_words_path",
-              "soft_words_path", "line_patterns_dir"}
+              "soft_words_path", "line_patterns_dir",
+              "taxonomy_path", "encoder_path", "encoder_cache_dir", "benchmark_dir"}
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,7 @@ class PipelineConfig:
     quality_signals: SignalConfig = field(default_factory=SignalConfig)
     quality_thresholds: FilterThresholds = field(default_factory=FilterThresholds)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    domains: DomainConfig = field(default_factory=DomainConfig)
     source_file: str = ""
 
 
@@ -77,6 +80,7 @@ _SECTIONS = {
     "quality_signals": SignalConfig,
     "quality_thresholds": FilterThresholds,
     "dedup": DedupConfig,
+    "domains": DomainConfig,
 }
 
 

