@@ -58,6 +58,7 @@ SIMILARITY = "domain_benchmark_similarity"
 URL_OVERLAP = "domain_url_overlap"
 LLM_CACHE = "domain_llm_cache"
 EMBED_BATCH = 256
+REASON_NO_SEEDS = "no_seed_labels"  # the dump's classifiers could not be trained
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 SEEDS_SCHEMA = pa.schema([
@@ -236,10 +237,19 @@ def build_domain_classifiers(store: CorpusStore, dump: str, shards: list[str], c
     for row in _iter_dump_docs(store, dump, shards, ["doc_id", "text"]):
         if row["doc_id"] in wanted:
             texts[row["doc_id"]] = row["text"] or ""
+    labels = [by_id[i]["label"] for i in ids]
+    held = [by_id[i]["heldout"] for i in ids]
+    if not any(label not in (None, NONE_LABEL) and not h for label, h in zip(labels, held)):
+        # Nothing to learn from (an empty dump, or no confident seed): no model, and every
+        # document of the dump will be `unclassified` with reason `no_seed_labels`.
+        report = {"dump": dump, "train_docs": len(ids), "rounds": [], "final_round": 0, "fine_classes": [],
+                  "trained": False, "taxonomy_hash": taxonomy.content_hash,
+                  "seconds": round(time.perf_counter() - started, 3)}
+        store.write_json(_file(CLASSIFIERS, dump, "stats.json"), report)
+        return report
     head, results = run_rounds(
-        [texts[i] for i in ids], emb, [by_id[i]["label"] for i in ids], [by_id[i]["heldout"] for i in ids],
-        taxonomy.names, cfg.rounds, coarse_settings(config), cfg.coarse_threshold, cfg.fine_threshold,
-        cfg.fine_l2, cfg.fine_epochs)
+        [texts[i] for i in ids], emb, labels, held, taxonomy.names, cfg.rounds, coarse_settings(config),
+        cfg.coarse_threshold, cfg.fine_threshold, cfg.fine_l2, cfg.fine_epochs)
     store.write_json(_file(CLASSIFIERS, dump, "fine_head.json"), head.to_dict())
     rounds = []
     for res in results:
@@ -254,15 +264,18 @@ def build_domain_classifiers(store: CorpusStore, dump: str, shards: list[str], c
                        "per_domain": {k: v for k, v in res.per_domain.items()
                                       if v["docs"] or v["lost"] or v["support"]}})
     report = {"dump": dump, "train_docs": len(ids), "rounds": rounds, "final_round": results[-1].round,
-              "fine_classes": head.classes, "taxonomy_hash": taxonomy.content_hash,
+              "fine_classes": head.classes, "trained": True, "taxonomy_hash": taxonomy.content_hash,
               "seconds": round(time.perf_counter() - started, 3)}
     store.write_json(_file(CLASSIFIERS, dump, "stats.json"), report)
     return report
 
 
-def load_final_models(store: CorpusStore, dump: str) -> tuple[int, object, FineHead]:
+def load_final_models(store: CorpusStore, dump: str) -> tuple[int, object, Optional[FineHead]]:
+    """(final round, fastText model, fine head), or (0, None, None) when nothing was trained."""
     stats = store.read_json(_file(CLASSIFIERS, dump, "stats.json"))
     k = stats["final_round"]
+    if not stats.get("trained", True):
+        return 0, None, None
     model = load_coarse(_read_blob(store, _file(CLASSIFIERS, dump, f"round_{k}", "coarse.parquet")))
     head = FineHead.from_dict(store.read_json(_file(CLASSIFIERS, dump, "fine_head.json")))
     return k, model, head
@@ -300,6 +313,14 @@ def build_domain_labels(store: CorpusStore, dump: str, shard: str, config: Pipel
             if not ids:
                 continue
             docs += len(ids)
+            if model is None:
+                for doc_id, text in zip(ids, texts):
+                    reason = REASON_EMPTY if not text.strip() else REASON_NO_SEEDS
+                    counts[UNCLASSIFIED] += 1
+                    reasons[reason] += 1
+                    writer.write({"doc_id": doc_id, "domain": UNCLASSIFIED, "score": 0.0, "runner_up": "",
+                                  "runner_up_score": 0.0, "round": 0, "reason": reason, "chars": len(text)})
+                continue
             t0 = time.perf_counter()
             coarse = coarse_scores(model, texts, cfg.coarse_threshold, cfg.coarse_word_ngrams)
             coarse = [c if t.strip() else {} for c, t in zip(coarse, texts)]
@@ -308,8 +329,10 @@ def build_domain_labels(store: CorpusStore, dump: str, shard: str, config: Pipel
             fine_docs += len(positive)
             missing = [i for i in positive if ids[i] not in cached]
             fresh = dict(zip(missing, encoder.encode([texts[i] for i in missing]))) if missing else {}
-            emb = np.asarray([fresh[i] if i in fresh else cached_emb[cached[ids[i]]] for i in positive], np.float32)
-            decisions = fine_decisions(head, coarse, emb.reshape(len(positive), -1), cfg.fine_threshold)
+            emb = np.zeros((len(positive), head.weights.shape[0]), np.float32)
+            for row, i in enumerate(positive):
+                emb[row] = fresh[i] if i in fresh else cached_emb[cached[ids[i]]]
+            decisions = fine_decisions(head, coarse, emb, cfg.fine_threshold)
             coarse_seconds += t1 - t0
             fine_seconds += time.perf_counter() - t1
             for doc_id, text, dec in zip(ids, texts, decisions):
@@ -449,8 +472,9 @@ def build_domain_benchmark_similarity(store: CorpusStore, dumps: list[str], shar
             benches[name.split(".")[0]] = _benchmark_texts(p)
         else:
             missing_benchmarks.append(str(p))
-    sizes = [len(v) for v in eligible.values()] + [len(v) for v in benches.values()]
-    n = min([cfg.similarity_sample_size] + sizes) if sizes else 0
+    # Equal-size samples of n documents; a domain smaller than n (but >= similarity_min_docs)
+    # enters with all its documents, and its row says so (sample_docs).
+    n = min([cfg.similarity_sample_size] + [len(v) for v in benches.values()])
     report = {"sample_size": n, "domains": sorted(eligible), "benchmarks": sorted(benches),
               "skipped_domains": {d: len(v) for d, v in per_domain.items() if d not in eligible},
               "missing_benchmarks": missing_benchmarks, "rows": [], "bandwidth": None,
@@ -479,7 +503,8 @@ def build_domain_benchmark_similarity(store: CorpusStore, dumps: list[str], shar
         for j, b in enumerate(bnames):
             mmd[i, j] = analysis.mmd_rbf(emb[d], bemb[b], sigma)
             sw[i, j] = analysis.sliced_wasserstein(emb[d], bemb[b], cfg.sliced_projections)
-            report["rows"].append({"domain": d, "benchmark": b, "mmd": round(float(mmd[i, j]), 5),
+            report["rows"].append({"domain": d, "benchmark": b, "sample_docs": len(emb[d]),
+                                   "mmd": round(float(mmd[i, j]), 5),
                                    "sliced_wasserstein": round(float(sw[i, j]), 5)})
     report["bandwidth"] = round(sigma, 5)
     png = analysis.heatmap_png(mmd, domains, bnames, f"MMD (RBF, sigma={sigma:.3f}), n={n} per sample")

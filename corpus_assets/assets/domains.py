@@ -45,7 +45,8 @@ SEED_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("doi_mean_confidence", "float"),
 ])
 SIMILARITY_SCHEMA = dg.TableSchema(columns=[
-    dg.TableColumn("domain", "string"), dg.TableColumn("benchmark", "string"), dg.TableColumn("mmd", "float"),
+    dg.TableColumn("domain", "string"), dg.TableColumn("benchmark", "string"), dg.TableColumn("sample_docs", "int"),
+    dg.TableColumn("mmd", "float"),
     dg.TableColumn("sliced_wasserstein", "float"),
 ])
 TFIDF_SCHEMA = dg.TableSchema(columns=[
@@ -140,7 +141,7 @@ def build_domain_assets(config: PipelineConfig) -> list:
                  "heldout_support": v["support"], "precision": v["precision"], "recall": v["recall"]}
                 for r in report["rounds"] for d, v in sorted(r["per_domain"].items())]
         return dg.MaterializeResult(metadata={
-            "train_docs": report["train_docs"], "rounds": len(report["rounds"]),
+            "train_docs": report["train_docs"], "rounds": len(report["rounds"]), "trained": report["trained"],
             "per_round": _table(rows, ROUND_SCHEMA),
             "round_summary": dg.MetadataValue.json([{k: r[k] for k in ("round", "coarse_train_docs",
                                                      "coarse_positive_share", "classified")} for r in report["rounds"]]),

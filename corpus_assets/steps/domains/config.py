@@ -22,14 +22,14 @@ class DomainConfig:
     # Seed labels. "embedded": zero-shot similarity to the domain descriptions + host rules;
     # "llm": the OpenAI-compatible annotator (settings below), root URLs first.
     annotator: str = "embedded"
-    seed_min_similarity: float = 0.30  # below: no confident domain (abstain)
-    seed_margin: float = 0.04          # top-1 minus top-2 similarity; below: abstain
-    seed_negative_max_similarity: float = 0.20  # below: a DoNI seed for every domain
+    seed_min_similarity: float = 0.25  # below: no confident domain (abstain)
+    seed_margin: float = 0.02          # top-1 minus top-2 similarity; below: abstain
+    seed_negative_max_similarity: float = 0.12  # below: a DoNI seed for every domain
     heldout_fraction: float = 0.2      # seed labels kept out of training, for precision/recall
     train_max_docs: int = 50000        # training docs per dump (first in dump order)
     # Coarse recall: one fastText multi-label model (one-vs-all loss).
     rounds: int = 3
-    coarse_threshold: float = 0.2
+    coarse_threshold: float = 0.1
     coarse_epochs: int = 25
     coarse_lr: float = 0.5
     coarse_word_ngrams: int = 2
@@ -55,7 +55,7 @@ class DomainConfig:
     benchmark_dir: Optional[str] = None
     benchmark_files: tuple = ("gsm8k_test.jsonl", "HumanEval.jsonl.gz")
     similarity_sample_size: int = 32
-    similarity_min_docs: int = 5
+    similarity_min_docs: int = 3  # smaller domains are left out (listed in skipped_domains)
     sliced_projections: int = 128
     url_top_k: int = 20
 
