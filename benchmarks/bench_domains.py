@@ -114,6 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 = per-core figures)")
     ap.add_argument("--config", default=None)
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--cache", default=None, help="a folder for the rows' embeddings (re-runs skip encoding)")
     args = ap.parse_args(argv)
     data = Path(args.data)
     if not (data / "dbpedia14_dhim_test.jsonl").exists():
@@ -130,9 +131,21 @@ def main(argv=None) -> int:
     test_texts, test_classes = load(data / "dbpedia14_dhim_test.jsonl", args.limit)
     encoder.encode(["warm up"])
     t0 = time.perf_counter()
-    train_emb = encoder.encode(train_texts)
-    encode_rate = len(train_texts) / (time.perf_counter() - t0)
-    test_emb = encoder.encode(test_texts)
+    rate_texts = train_texts[:200]
+    encoder.encode(rate_texts)
+    encode_rate = len(rate_texts) / (time.perf_counter() - t0)
+
+    def embedded(name: str, texts: list[str]) -> np.ndarray:
+        if not args.cache:
+            return encoder.encode(texts)
+        path = Path(args.cache) / f"{name}-{args.limit}-{encoder.model_path.name}.npy"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, encoder.encode(texts))
+        return np.load(path)
+
+    train_emb = embedded("val", train_texts)
+    test_emb = embedded("test", test_texts)
 
     labeller = SeedLabeller(taxonomy, encoder, cfg.seed_min_similarity, cfg.seed_margin, cfg.seed_negative_max_similarity)
     no_urls = [""] * len(train_texts)  # abstracts have no URL: host rules cannot fire

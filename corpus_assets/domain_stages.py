@@ -111,7 +111,7 @@ def _iter_dump_docs(store: CorpusStore, dump: str, shards: list[str], columns: l
 def coarse_settings(config: PipelineConfig) -> CoarseSettings:
     c = config.domains
     return CoarseSettings(epochs=c.coarse_epochs, lr=c.coarse_lr, word_ngrams=c.coarse_word_ngrams,
-                          dim=c.coarse_dim, min_count=c.coarse_min_count)
+                          dim=c.coarse_dim, min_count=c.coarse_min_count, min_examples=c.coarse_min_examples)
 
 
 # -- 1. seed labels ----------------------------------------------------------------------

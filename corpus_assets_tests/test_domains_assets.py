@@ -123,7 +123,7 @@ def test_analyses_render_in_the_ui(domain_run):
                             instance=instance, resources=defs.resources, run_config=QUIET)
     assert result.success
     sim = latest_unpartitioned(instance, "domain_benchmark_similarity")
-    assert set(sim["benchmarks"].data) == {"gsm8k_test", "HumanEval"}
+    assert set(sim["benchmarks"]) == {"gsm8k_test", "HumanEval"}
     rows = [r.data for r in sim["distances"].records]
     if sim["domains_compared"]:
         assert rows and all(r["mmd"] >= 0 and r["sliced_wasserstein"] >= 0 for r in rows)

@@ -87,7 +87,7 @@ def build_domain_assets(config: PipelineConfig) -> list:
                     cfg.seed_margin, cfg.seed_negative_max_similarity, cfg.heldout_fraction, cfg.train_max_docs,
                     cfg.llm_model if cfg.annotator == "llm" else "", cfg.llm_prompt_version if cfg.annotator == "llm" else "")
     train_version = seed_version + (cfg.rounds, cfg.coarse_threshold, cfg.coarse_epochs, cfg.coarse_lr,
-                                    cfg.coarse_word_ngrams, cfg.coarse_dim, cfg.coarse_min_count, cfg.fine_threshold,
+                                    cfg.coarse_word_ngrams, cfg.coarse_dim, cfg.coarse_min_count, cfg.coarse_min_examples, cfg.fine_threshold,
                                     cfg.fine_l2, cfg.fine_epochs)
 
     def version(asset: str, *parts) -> str:

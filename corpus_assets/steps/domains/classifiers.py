@@ -44,6 +44,23 @@ class CoarseSettings:
     dim: int = 32
     min_count: int = 1
     seed: int = 0
+    # Lines of a domain with fewer training examples are repeated up to this many, so a
+    # domain with a handful of seeds is not drowned by `none` and the big domains.
+    min_examples: int = 20
+
+
+def balanced(pairs: list[tuple[str, str]], min_examples: int) -> list[tuple[str, str]]:
+    """Deterministic oversampling: every label's lines repeated (whole passes, in order)
+    until it has at least ``min_examples`` lines."""
+    by_label: dict[str, list[tuple[str, str]]] = {}
+    for line, label in pairs:
+        by_label.setdefault(label, []).append((line, label))
+    out = list(pairs)
+    for label in sorted(by_label):
+        rows = by_label[label]
+        repeats = -(-min_examples // len(rows)) - 1  # extra whole passes
+        out.extend(rows * max(0, repeats))
+    return out
 
 
 def fasttext_line(text: str, word_ngrams: int = 1) -> str:
@@ -82,13 +99,13 @@ def train_coarse(texts: Sequence[str], labels: Sequence[str], settings: CoarseSe
     import fasttext
 
     lines = [fasttext_line(t, settings.word_ngrams) for t in texts]
+    pairs = balanced([(line, label) for line, label in zip(lines, labels) if line], settings.min_examples)
     fd, path = tempfile.mkstemp(suffix=".txt", prefix="coarse-train-")
     vec_path = path[:-4] + ".vec"
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for line, label in zip(lines, labels):
-                if line:
-                    fh.write(f"{LABEL_PREFIX}{label} {line}\n")
+            for line, label in pairs:
+                fh.write(f"{LABEL_PREFIX}{label} {line}\n")
         _initial_vectors([ln for ln in lines if ln], settings, vec_path)
         return fasttext.train_supervised(
             input=path, loss="ova", epoch=settings.epochs, lr=settings.lr, wordNgrams=1, dim=settings.dim,
