@@ -45,7 +45,7 @@ from corpus_assets.steps.domains.classifiers import (
     model_bytes,
 )
 from corpus_assets.steps.domains.rounds import run_rounds
-from corpus_assets.steps.domains.seeds import NONE_LABEL, SOURCE_LLM, SeedLabeller, heldout, seed_sets
+from corpus_assets.steps.domains.seeds import NONE_LABEL, SOURCE_LLM, SOURCE_LLM_ROOT, SeedLabeller, heldout, seed_sets
 from corpus_assets.steps.domains.taxonomy import UNCLASSIFIED, Taxonomy, root_of
 from corpus_assets.storage import CorpusStore
 
@@ -151,15 +151,18 @@ def build_domain_seed_labels(store: CorpusStore, dump: str, shards: list[str], c
         emb = encoder.encode(texts)
         decisions = labeller.decide([r["url"] for r in batch], emb)
         if annotator is not None:
-            # FineFineWeb's order: root URLs first; then the documents whose root got no answer.
+            # FineFineWeb's order: an LLM labels root URLs; a root judged of no domain makes
+            # its documents DoNI seeds; documents of the other roots (a domain, or no valid
+            # answer) are labelled one by one by the LLM.
             root_labels = annotator.label_roots(sorted({root_of(r["url"]) for r in batch} - {""}))
-            pending = [i for i, r in enumerate(batch) if root_labels.get(root_of(r["url"])) is None]
-            doc_labels = annotator.label_documents([batch[i]["text"] for i in pending])
-            by_index = dict(zip(pending, doc_labels))
-            for i, r in enumerate(batch):
-                label = root_labels.get(root_of(r["url"])) or by_index.get(i)
-                d = decisions[i]
-                d.domain, d.confidence, d.source = (label, 1.0, SOURCE_LLM) if label else (None, 0.0, "llm_no_answer")
+            pending = [i for i, r in enumerate(batch) if root_labels.get(root_of(r["url"])) != NONE_LABEL]
+            by_index = dict(zip(pending, annotator.label_documents([batch[i]["text"] for i in pending])))
+            for i, d in enumerate(decisions):
+                if i in by_index:
+                    label, source = by_index[i], SOURCE_LLM
+                else:
+                    label, source = NONE_LABEL, SOURCE_LLM_ROOT
+                d.domain, d.confidence, d.source = (label, 1.0, source) if label else (None, 0.0, "llm_no_answer")
         for r, d, v in zip(batch, decisions, emb):
             sources[d.source] += 1
             decisions_all.append(d)

@@ -31,6 +31,7 @@ NONE_LABEL = "none"  # a DoNI seed for every domain
 SOURCE_HOST = "host_rule"
 SOURCE_SIMILARITY = "similarity"
 SOURCE_LLM = "llm"
+SOURCE_LLM_ROOT = "llm_root"  # DoNI: the LLM judged the root URL of no domain
 
 
 @dataclass
