@@ -158,7 +158,7 @@ def test_training_loop_learns_a_small_labelled_set_and_keeps_round_books():
     for r in results:
         for d, v in r.per_domain.items():
             assert v["support"] == sum(1 for i in range(n) if held[i] and truth[i] == d)
-            assert v["precision"] >= 0.9 and v["recall"] >= 0.9, (r.round, d, v)
+            assert v["precision"] >= 0.8 and v["recall"] >= 0.8, (r.round, d, v)
     # Bookkeeping: docs_k = docs_(k-1) + gained - lost, and round 1 gained everything.
     for d in VOCAB:
         assert results[0].per_domain[d]["gained"] == results[0].per_domain[d]["docs"]
