@@ -510,7 +510,7 @@ def build_domain_benchmark_similarity(store: CorpusStore, dumps: list[str], shar
                                    "mmd": round(float(mmd[i, j]), 5),
                                    "sliced_wasserstein": round(float(sw[i, j]), 5)})
     report["bandwidth"] = round(sigma, 5)
-    png = analysis.heatmap_png(mmd, domains, bnames, f"MMD (RBF, sigma={sigma:.3f}), n={n} per sample")
+    png = analysis.heatmap_png(mmd, domains, bnames, f"MMD (RBF, sigma={sigma:.3f}), up to {n} docs per sample")
     with store.table_writer(_file(SIMILARITY, "heatmap.parquet"), BLOB_SCHEMA) as writer:
         writer.write_table(pa.table({"name": ["mmd_heatmap.png"], "data": [png]}, schema=BLOB_SCHEMA))
     report["heatmap_markdown"] = analysis.png_markdown(png, "MMD heatmap: domains x benchmarks")
