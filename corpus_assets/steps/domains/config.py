@@ -57,7 +57,7 @@ class DomainConfig:
     # Analyses: equal-size samples per domain and benchmark; null benchmark_dir = the
     # shared sample's benchmarks/ when present.
     benchmark_dir: Optional[str] = None
-    benchmark_files: tuple = ("gsm8k_test.jsonl", "HumanEval.jsonl.gz")
+    benchmark_files: tuple[str, ...] = ("gsm8k_test.jsonl", "HumanEval.jsonl.gz")
     similarity_sample_size: int = 32
     similarity_min_docs: int = 3  # smaller domains are left out (listed in skipped_domains)
     sliced_projections: int = 128
