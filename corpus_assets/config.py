@@ -26,6 +26,7 @@ import yaml
 
 from corpus_assets.steps.base import StepErrorPolicy
 from corpus_assets.steps.dedup.config import DedupConfig
+from corpus_assets.steps.domains.config import DomainConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.html_guard import HtmlGuardConfig
 from corpus_assets.steps.langid import LanguageIdConfig
@@ -74,6 +75,7 @@ class PipelineConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     step_errors: StepErrorPolicy = field(default_factory=StepErrorPolicy)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    domains: DomainConfig = field(default_factory=DomainConfig)
     source_file: str = ""
 
 

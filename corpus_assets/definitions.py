@@ -19,11 +19,12 @@ from typing import Optional
 import dagster as dg
 
 from corpus_assets.assets.dedup import build_dedup_assets
+from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.refinedweb import build_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
-from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
+from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource, LlmAnnotatorResource, SentenceEncoderResource
 from corpus_assets.sensors import build_crawl_sensor, build_dedup_order_sensor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,7 @@ def build_definitions(
 ) -> dg.Definitions:
     config = config or load_config()
     endpoint = os.environ.get("CORPUS_S3_ENDPOINT_URL") or None
-    assets = build_assets(config) + build_dedup_assets(config) + build_selection_assets(config)
+    assets = build_assets(config) + build_dedup_assets(config) + build_domain_assets(config) + build_selection_assets(config)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
@@ -92,6 +93,9 @@ def build_definitions(
                 dumps=[d.strip() for d in dumps_env.split(",") if d.strip()],
                 s3_endpoint_url=endpoint,
             ),
+            # Both fall back to the settings' `domains` section; set fields here to override.
+            "sentence_encoder": SentenceEncoderResource(),
+            "llm": LlmAnnotatorResource(),
         },
     )
 

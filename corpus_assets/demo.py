@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpus_assets.definitions import DUMP_DEDUP_ASSETS, SHARD_ASSETS, defs
     from corpus_assets.partitions import DUMP_DIM, shard_keys, shard_partition_key
     from corpus_assets.config import load_config
+    from corpus_assets.domain_demo import ANALYSES, domain_runs, domain_table, print_domain_table
 
     config = load_config()
     instance = dg.DagsterInstance.get()
@@ -222,8 +223,14 @@ def main(argv: list[str] | None = None) -> int:
             run_parallel(pool, [dump], DUMP_DEDUP_ASSETS)
             run_parallel(pool, [shard_partition_key(dump, shard) for shard in shards], ["rw_deduped"])
             run_parallel(pool, [dump], ["dedup_index"])
+        # Domain subsets (docs/domains.md): seeds + classifiers, labels per shard, one subset per domain.
+        for dump in sorted(dumps, key=dump_sort_key):
+            for partition_keys, selection in domain_runs(dump, shards, config):
+                run_parallel(pool, partition_keys, selection)
+        run_parallel(pool, [None], ANALYSES)
     print(f"materialized {len(keys)} shard partitions and their dedup in {time.perf_counter() - started:.1f}s")
     print_retention(retention_table(instance, dumps, shards))
+    print_domain_table(domain_table(instance, dumps, config))
     run_selection(instance, defs, failures)
     print("\nOpen the UI with `make dev` (dagster dev on this DAGSTER_HOME) at http://127.0.0.1:3000")
     if failures:

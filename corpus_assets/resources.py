@@ -46,3 +46,37 @@ class CrawlSourceResource(dg.ConfigurableResource):
     def get_source(self) -> CrawlSource:
         client = _s3_client(self.s3_endpoint_url, self.s3_region_name) if self.root.startswith("s3://") else None
         return CrawlSource(self.root, s3_client=client, dumps=tuple(self.dumps))
+
+
+class SentenceEncoderResource(dg.ConfigurableResource):
+    """The sentence encoder of the domain assets. Unset fields fall back to the pipeline
+    settings' ``domains`` section (default: the packaged all-MiniLM-L6-v2 on CPU); a GPU
+    node sets ``model_path`` (e.g. a local BGE-M3) and ``device="cuda"``, same code."""
+
+    model_path: Optional[str] = None
+    device: Optional[str] = None
+
+    def get_encoder(self, domain_config):
+        from corpus_assets.steps.domains.encoder import Encoder, resolve_model_path
+
+        path = resolve_model_path(self.model_path or domain_config.encoder_path, domain_config.encoder_cache_dir)
+        return Encoder(path, self.device or domain_config.encoder_device, domain_config.encoder_batch_size,
+                       domain_config.encoder_max_chars)
+
+
+class LlmAnnotatorResource(dg.ConfigurableResource):
+    """The ``llm`` seed annotator: an OpenAI-compatible chat-completions endpoint. Unset
+    fields fall back to the ``domains`` settings; the API key is only ever read from the
+    environment variable the settings name (never a field, so never in run config or logs)."""
+
+    base_url: Optional[str] = None
+    model: Optional[str] = None
+
+    def get_annotator(self, domain_config, domains, cache=None):
+        import dataclasses
+
+        from corpus_assets.steps.domains.annotator import LlmAnnotator
+
+        cfg = dataclasses.replace(domain_config, llm_base_url=self.base_url or domain_config.llm_base_url,
+                                  llm_model=self.model or domain_config.llm_model)
+        return LlmAnnotator.from_config(cfg, domains, cache=cache)

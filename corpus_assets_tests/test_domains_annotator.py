@@ -1,0 +1,100 @@
+"""The ``llm`` annotator against a chat-completions server on loopback that misbehaves on
+purpose: 429 and 503 before answering, replies that are not JSON, labels outside the
+taxonomy, missing ids, a reply slower than the timeout. Every answer is cached, so a
+second pass sends nothing; the API key never shows in what the annotator reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from corpus_assets.steps.domains.annotator import INVALID, LlmAnnotator, cache_key
+from corpus_assets_tests.domains_llm_server import DOMAINS, SECRET, run_server
+
+
+@pytest.fixture()
+def server():
+    with run_server() as (url, script):
+        yield url, script
+
+
+
+def annotator(url, **kw):
+    sleeps = []
+    defaults = dict(api_key=SECRET, batch_size=2, timeout_s=0.3, max_retries=3, backoff_s=0.01, sleep=sleeps.append)
+    defaults.update(kw)
+    ann = LlmAnnotator(url, "test-model", DOMAINS, **defaults)
+    return ann, sleeps
+
+
+def test_labels_are_validated_and_cached(server):
+    url, script = server
+    ann, _ = annotator(url)
+    texts = ["a sports match", "a food recipe", "alien visitors", "weather today"]
+    labels = ann.label_documents(texts)
+    assert labels == ["sports", "food", None, "none"]
+    assert ann.stats.labelled == 3 and ann.stats.invalid == 1
+    assert len(script.requests) == 2  # two batches of two
+    assert script.requests[0]["model"] == "test-model" and script.requests[0]["temperature"] == 0
+    assert all(a == f"Bearer {SECRET}" for a in script.auth)
+    # The invalid answer is cached as invalid: a re-run asks nothing and trusts nothing.
+    assert ann.cache[cache_key("alien visitors", "v1", "test-model", "doc")] == INVALID
+    again, _ = annotator(url, cache=dict(ann.cache))
+    assert again.label_documents(texts) == labels
+    assert again.stats.cached == 4 and len(script.requests) == 2
+    # A new prompt version or model is a different key: asked again.
+    other, _ = annotator(url, cache=dict(ann.cache), prompt_version="v2")
+    other.label_documents(texts[:1])
+    assert len(script.requests) == 3
+
+
+def test_retries_429_and_5xx_with_backoff(server):
+    url, script = server
+    script.steps = ["429", "503", "ok"]
+    ann, sleeps = annotator(url)
+    assert ann.label_roots(["sports.example", "food.example"]) == {"sports.example": "sports", "food.example": "food"}
+    assert ann.stats.retries == 2 and ann.stats.errors == {"http_429": 1, "http_503": 1}
+    assert sleeps[0] == 0.0  # Retry-After: 0 honoured
+    assert sleeps[1] == pytest.approx(0.02)  # exponential: backoff * 2**attempt
+
+
+def test_gives_up_after_max_retries_and_counts_the_inputs(server):
+    url, script = server
+    script.default = "503"
+    ann, sleeps = annotator(url, max_retries=2)
+    assert ann.label_documents(["a sports match", "law court"]) == [None, None]
+    assert ann.stats.failed == 2 and ann.stats.requests == 3 and len(sleeps) == 2
+    assert not ann.cache  # a failure is not an answer: asked again next run
+
+
+def test_timeouts_are_retried(server):
+    url, script = server
+    script.steps = ["slow"]
+    ann, _ = annotator(url, timeout_s=0.2)
+    assert ann.label_documents(["law court"]) == ["law"]
+    assert ann.stats.errors.get("timeout") == 1 and ann.stats.retries == 1
+
+
+def test_bad_json_and_missing_ids_are_counted_not_trusted(server):
+    url, script = server
+    script.steps = ["bad_json", "drop_one"]
+    ann, _ = annotator(url)
+    assert ann.label_documents(["a sports match", "law court"]) == [None, None]
+    assert ann.stats.bad_json == 1 and ann.stats.missing == 2
+    assert ann.label_documents(["a sports match", "law court"]) == [None, "law"]
+    assert ann.stats.missing == 3 and ann.stats.labelled == 1
+
+
+def test_unreachable_endpoint_is_a_counted_failure():
+    ann, _ = annotator("http://127.0.0.1:9/v1", max_retries=1)
+    assert ann.label_documents(["x"]) == [None]
+    assert ann.stats.failed == 1 and ("connection" in ann.stats.errors or "timeout" in ann.stats.errors)
+
+
+def test_the_key_is_in_no_report(server):
+    url, script = server
+    script.default = "503"
+    ann, _ = annotator(url, max_retries=0)
+    ann.label_documents(["x"])
+    assert SECRET not in repr(ann) and SECRET not in json.dumps(ann.stats.to_dict())
