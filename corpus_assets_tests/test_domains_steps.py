@@ -100,6 +100,7 @@ def test_host_rules_match_parents_not_lookalikes():
 
 
 def test_domains_settings_load_and_validate(tmp_path):
+    (tmp_path / "tax.yaml").write_text("domains: []\n")  # paths must exist at load
     good = tmp_path / "p.yaml"
     good.write_text("domains:\n  rounds: 2\n  taxonomy_path: tax.yaml\n  benchmark_files: [a.jsonl]\n")
     cfg = load_config(good).domains
@@ -108,6 +109,10 @@ def test_domains_settings_load_and_validate(tmp_path):
     bad.write_text("domains:\n  annotator: gpt\n")
     with pytest.raises(ConfigError, match="annotator"):
         load_config(bad)
+    missing = tmp_path / "r.yaml"
+    missing.write_text("domains:\n  taxonomy_path: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="domains.taxonomy_path"):
+        load_config(missing)
 
 
 def test_heldout_split_is_deterministic_and_near_its_fraction():
