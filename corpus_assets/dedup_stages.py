@@ -158,10 +158,18 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
     input_digest = hashlib.sha256()
     keys_digest = hashlib.sha256(json.dumps(preset.describe(), sort_keys=True).encode())
     batches = store.iter_batches(documents_path(UPSTREAM, dump, shard), ["doc_id", "text"], SIGNATURE_BATCH)
+    seen_ids: set = set()
     with store.table_writer(signatures_path(dump, shard), schema) as writer:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
+            # Keep and drop decisions are keyed by doc_id: two rows sharing one would be
+            # removed together, the keeper included. Refuse rather than lose both.
+            for doc_id in batch.column("doc_id").to_pylist():
+                if doc_id in seen_ids:
+                    raise ValueError(f"{UPSTREAM} {dump}/{shard} holds doc_id {doc_id!r} more than once; "
+                                     "dedup decides by doc_id and would remove every copy")
+                seen_ids.add(doc_id)
             texts = [t or "" for t in batch.column("text").to_pylist()]
             _digest_docs(input_digest, batch.column("doc_id").to_pylist(), texts)
             keys = hasher.band_keys(hasher.signatures(texts))
