@@ -11,7 +11,9 @@ kinds of root are understood:
 
 A manifest is input, not trusted: a path in it must name a file inside the root
 (``outside_root``); ``../../x`` or ``/etc/passwd`` is never opened, and the stage counts it
-as a ``path_outside_root`` removal. An empty manifest is an error, not a dump of no files.
+as a ``path_outside_root`` removal. An empty manifest is an error, not a dump of no files;
+so is one above ``MAX_MANIFEST_BYTES``. ``identity`` says which file a path names, so the
+stage can read a file listed twice under two spellings only once.
 
 Shard assignment is a pure function of the manifest, so every process that reads the same
 ``warc.paths.gz`` agrees on which WARC files belong to which shard. Nothing here imports

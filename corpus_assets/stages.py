@@ -311,7 +311,7 @@ def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, sha
             continue
         earlier = duplicate_of[i] if duplicate_of else None
         if earlier is not None:
-            yield unread("duplicate", f"duplicate_manifest_entry: the file of manifest line {earlier[0] + 1} "
+            yield unread("duplicate", f"duplicate_manifest_entry: the file of manifest entry {earlier[0] + 1} "
                                       f"({earlier[1][:300]}), read there")
             continue
         try:
