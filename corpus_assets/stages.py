@@ -274,15 +274,20 @@ def manifest_duplicates(source: CrawlSource, paths: list[str]) -> list[Optional[
     """For each manifest entry, the index of an earlier entry naming the same file (the
     same path twice, ``./p``, ``a/../p``, an in-root symlink to ``p``), else None. A pure
     function of the whole manifest and the files, so every shard agrees on which entry
-    is read; paths outside the root are left to their own removal."""
-    first: dict[str, int] = {}
-    out: list[Optional[int]] = []
-    for i, path in enumerate(paths):
-        if source.outside_root(path):
-            out.append(None)
+    is read. The entry read is the first one that is not refused (an absolute path may
+    name the same file, and is never opened); a refused entry is removed for its own
+    problem first, whatever this says."""
+    identities = source.identities(paths)
+    repeated = Counter(identities)
+    keeper: dict[str, int] = {}
+    out: list[Optional[int]] = [None] * len(paths)
+    for i, identity in enumerate(identities):
+        if repeated[identity] < 2:
             continue
-        kept_at = first.setdefault(source.identity(path), i)
-        out.append(None if kept_at == i else kept_at)
+        if identity in keeper:
+            out[i] = keeper[identity]
+        elif not source.outside_root(paths[i]):  # looked at only for repeated files
+            keeper[identity] = i
     return out
 
 

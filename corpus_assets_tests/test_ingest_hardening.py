@@ -477,6 +477,7 @@ def test_minhash_signatures_refuse_a_partition_with_repeated_doc_ids(tmp_path):
     run_document_stage(store, "rw_filtered", DUMP, SHARD, iter(rows), [KeepAll()])
     with pytest.raises(ValueError, match="doc_id .*same.* more than once"):
         dedup_stages.build_minhash_signatures(store, DUMP, SHARD, PipelineConfig())
+    assert not store.exists(dedup_stages.signatures_path(DUMP, SHARD)), "nothing published"
 
 
 # -- issue 12: paths that are not plain files ------------------------------------------------
@@ -517,3 +518,15 @@ def test_a_gzip_bomb_manifest_fails_clearly_in_bounded_memory(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 150 * 2**20, peak
+
+
+def test_a_refused_spelling_listed_first_does_not_stop_the_file_being_read(tmp_path):
+    # The absolute path names the same file but is refused (never opened): the relative
+    # entry after it is the one read, not a "duplicate" of a refused entry.
+    crawl = write_crawl(tmp_path / "crawl", {"a.warc.gz": _two_page_file()})
+    a = f"crawl-data/{DUMP}/segments/1/warc/a.warc.gz"
+    (crawl / "crawl-data" / DUMP / "warc.paths.gz").write_bytes(gzip.compress(f"{crawl / a}\n{a}\n{a}\n".encode()))
+    report, kept, removed = ingest(crawl, tmp_path / "corpus")
+    assert len(kept) == 2
+    assert sorted(r["reason"] for r in removed) == ["duplicate_manifest_entry", "path_outside_root"]
+    assert "manifest entry 2 " in next(r["detail"] for r in removed if r["reason"] == "duplicate_manifest_entry")
