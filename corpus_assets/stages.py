@@ -299,7 +299,7 @@ def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, sha
     not be read at all. ``record_counts`` collects records by WARC type and
     ``files_without_responses`` the files that gave no document (a WET file, a
     resource-only WARC): their loss is otherwise invisible, as nothing is removed.
-    ``duplicate_of`` (aligned with ``warc_paths``): (manifest line, path) of the entry
+    ``duplicate_of`` (aligned with ``warc_paths``): (manifest index, path) of the entry
     already naming the same file; such an entry is one ``duplicate_manifest_entry`` row
     and is not read again (its records would come back under new doc_ids and dedup
     would then count real pages as copies of themselves)."""

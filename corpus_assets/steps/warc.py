@@ -23,9 +23,10 @@ document with ``read_error`` = ``"<code>: <detail>"``. Codes: ``truncated_file``
 record or gzip member cut off by the end of the file; reading stops), ``corrupt_gzip``
 (compressed bytes that do not inflate), ``corrupt_record`` (bytes that are not a record
 where one should start; a WARC record without WARC-Type or without a Content-Length of
-ASCII digits, whose end cannot be known; header lines over 64 KB), ``not_warc`` (nothing readable at the start of the file, an
-empty file, a file of blank lines, or text whose first line only looks like an ARC
-header: warcio takes any line for one), ``unexpected_error`` (a bug in this module).
+ASCII digits, whose end cannot be known; header lines over 64 KB), ``not_warc`` (nothing
+readable at the start of the file, an empty file, a file of blank lines, or text whose
+first line only looks like an ARC header: warcio takes any line for one),
+``unexpected_error`` (a bug in this module).
 After a corrupt member or record, reading resumes at the next gzip member (or ``WARC/``
 line) that parses, always after the place the failed try began, so no input loops. A
 payload above the memory cap keeps its HTTP status and type (``body`` empty,
