@@ -11,7 +11,9 @@ kinds of root are understood:
 
 A manifest is input, not trusted: a path in it must name a file inside the root
 (``outside_root``); ``../../x`` or ``/etc/passwd`` is never opened, and the stage counts it
-as a ``path_outside_root`` removal. An empty manifest is an error, not a dump of no files.
+as a ``path_outside_root`` removal. An empty manifest is an error, not a dump of no files;
+so is one above ``MAX_MANIFEST_BYTES``. ``identities`` says which file a path names, so the
+stage can read a file listed twice under two spellings only once.
 
 Shard assignment is a pure function of the manifest, so every process that reads the same
 ``warc.paths.gz`` agrees on which WARC files belong to which shard. Nothing here imports
@@ -20,6 +22,7 @@ Dagster.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import os
@@ -27,6 +30,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
@@ -35,10 +39,21 @@ from corpus_assets.storage import split_s3_uri
 
 DUMP_NAME = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
 MANIFEST_NAME = "warc.paths.gz"
+# A manifest holds one short line per WARC file (CC-MAIN-2024-10: 90,000 lines, 13 MB
+# inflated). Above these it is not a manifest, and reading it whole would exhaust memory.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+# The whitespace a manifest line may be padded with: ASCII only. str.strip() would also
+# eat U+00A0, U+2028 and U+3000, which are legal in a file name and name another file.
+_MANIFEST_PADDING = " \t\r\n\f\v"
 
 
 class CrawlSourceError(RuntimeError):
-    """A crawl source problem a user can fix (a missing folder, manifest or file)."""
+    """A crawl source problem a user can fix (a missing folder, manifest or file).
+    ``code`` says which, for a removal row: ``missing_file``, ``not_a_file``."""
+
+    def __init__(self, message: str, code: str = "missing_file"):
+        super().__init__(message)
+        self.code = code
 
 
 def manifest_path(dump: str) -> str:
@@ -155,7 +170,7 @@ class CrawlSource:
                 resolved_root = root.resolve()
                 target = (root / rel).resolve()
             except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, say
-                return f"cannot be resolved: {type(exc).__name__}"
+                return f"cannot be resolved: {_why_unresolvable(exc)}"
             if target != resolved_root and resolved_root not in target.parents:
                 return "resolves outside the crawl root"
             return None
@@ -171,6 +186,39 @@ class CrawlSource:
             return "'.' or '..' segment in the path"
         return None
 
+    def path_problem(self, rel: str) -> Optional[tuple[str, str]]:
+        """(removal code, detail) for a manifest path that is not read, or None:
+        ``unreadable_path`` when the path cannot be resolved (a symlink loop inside the
+        root: an operator's problem, not an escape), else ``path_outside_root``."""
+        problem = self.outside_root(rel)
+        if not problem:
+            return None
+        if problem.startswith("cannot be resolved"):
+            return "unreadable_path", problem
+        return "path_outside_root", problem
+
+    def identities(self, rels: list[str]) -> list[str]:
+        """What file each path names, for finding a file listed twice under two
+        spellings: local paths resolved (``./p``, ``a/../p`` and an in-root symlink to ``p``
+        are all ``p``); S3 keys and URLs as they are (no ``.`` or ``..`` segment passes
+        ``outside_root``). Cheap enough for a whole manifest in every shard: folders are
+        resolved once each (a dump has ~100), files with one ``lstat``."""
+        if self.kind != "local":
+            return list(rels)
+        root = str(Path(self.root).expanduser())
+        folders: dict[str, str] = {}
+        out = []
+        for rel in rels:
+            try:
+                folder, name = os.path.split(os.path.join(root, rel))
+                if folder not in folders:
+                    folders[folder] = os.path.realpath(folder)
+                path = os.path.join(folders[folder], name)
+                out.append(os.path.realpath(path) if os.path.islink(path) else os.path.normpath(path))
+            except (OSError, ValueError):  # a NUL in the path: its own removal says so
+                out.append(rel)
+        return out
+
     def _inside(self, rel: str) -> None:
         problem = self.outside_root(rel)
         if problem:
@@ -185,6 +233,8 @@ class CrawlSource:
             path = Path(self.root).expanduser() / rel
             try:
                 if not path.is_file():
+                    if path.exists():  # a folder, a FIFO (opening one would block), a device
+                        raise CrawlSourceError(f"not a regular file: {str(path)[:300]}", "not_a_file")
                     raise CrawlSourceError(f"no such file in the crawl source: {path}")
                 return open(path, "rb")
             except OSError as exc:  # a name too long, a permission: this file, not the run
@@ -233,14 +283,34 @@ class CrawlSource:
         except CrawlSourceError as exc:
             raise CrawlSourceError(f"dump {dump} has no manifest: {self.describe(rel)}") from exc
         with stream:
-            raw = stream.read()
+            raw = stream.read(MAX_MANIFEST_BYTES + 1)
+        too_big = f"manifest {self.describe(rel)} is more than {MAX_MANIFEST_BYTES} bytes"
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise CrawlSourceError(too_big + " compressed")
         try:
-            text = gzip.decompress(raw).decode("utf-8")
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            # GzipFile reads every member, inflating only as far as asked: a gzip bomb
+            # stops at the cap rather than filling memory.
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+                inflated = gz.read(MAX_MANIFEST_BYTES + 1)
+            if len(inflated) > MAX_MANIFEST_BYTES:
+                raise CrawlSourceError(too_big + " inflated: not a manifest")
+            text = inflated.decode("utf-8-sig")  # -sig: a byte-order mark is not a path
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
             raise CrawlSourceError(f"unreadable manifest {self.describe(rel)}: {exc}") from exc
-        paths = [line.strip() for line in io.StringIO(text) if line.strip()]
+        del inflated
+        # Lines end at "\n" only ("\r" is stripped as padding); U+2028 and U+0085 are not
+        # line ends here, as str.splitlines() would take them to be.
+        lines = (line.strip(_MANIFEST_PADDING) for line in text.split("\n"))
+        paths = [line for line in lines if line]
         if not paths:
             raise CrawlSourceError(
                 f"manifest {self.describe(rel)} lists no WARC file ({len(raw)} bytes): an empty "
                 f"dump is refused; fix or remove the file")
         return paths
+
+
+def _why_unresolvable(exc: BaseException) -> str:
+    # Python < 3.13 raises RuntimeError("Symlink loop from ...") where 3.13 raises ELOOP.
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "symlink loop"
+    return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"

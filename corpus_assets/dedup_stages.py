@@ -158,10 +158,13 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
     input_digest = hashlib.sha256()
     keys_digest = hashlib.sha256(json.dumps(preset.describe(), sort_keys=True).encode())
     batches = store.iter_batches(documents_path(UPSTREAM, dump, shard), ["doc_id", "text"], SIGNATURE_BATCH)
+    id_hashes = []  # 8 bytes a document, not a set of strings: a shard may hold millions
     with store.table_writer(signatures_path(dump, shard), schema) as writer:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
+            id_hashes.append(np.fromiter((_id_hash(d) for d in batch.column("doc_id").to_pylist()),
+                                         np.uint64, batch.num_rows))
             texts = [t or "" for t in batch.column("text").to_pylist()]
             _digest_docs(input_digest, batch.column("doc_id").to_pylist(), texts)
             keys = hasher.band_keys(hasher.signatures(texts))
@@ -170,6 +173,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
             columns.update({n: pa.array(keys[:, j], pa.uint64()) for j, n in enumerate(names)})
             writer.write_table(pa.table(columns))
             docs += batch.num_rows
+        _refuse_repeated_doc_ids(store, dump, shard, id_hashes)  # before anything is published
     seconds = time.perf_counter() - started
     input_version = input_digest.hexdigest()[:16]
     keys_digest.update(input_version.encode())
@@ -178,6 +182,29 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
               "input_digest": input_version, "rw_filtered_report": upstream_identity}
     store.write_json(stats_path(SIGNATURES, dump, shard), report)
     return report
+
+
+def _id_hash(doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b((doc_id or "").encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def _refuse_repeated_doc_ids(store: CorpusStore, dump: str, shard: str, id_hashes: list) -> None:
+    """Keep and drop decisions are keyed by doc_id: two rows sharing one would be removed
+    together, the keeper included. Refuse the partition rather than lose both."""
+    hashes = np.sort(np.concatenate(id_hashes)) if id_hashes else np.empty(0, np.uint64)
+    repeated = set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
+    if not repeated:
+        return
+    seen, twice = set(), []  # confirm on the ids themselves (a 64-bit hash may collide)
+    for batch in store.iter_batches(documents_path(UPSTREAM, dump, shard), ["doc_id"], SIGNATURE_BATCH):
+        for doc_id in batch.column("doc_id").to_pylist():
+            if _id_hash(doc_id) in repeated:
+                if doc_id in seen:
+                    twice.append(doc_id)
+                seen.add(doc_id)
+    if twice:
+        raise ValueError(f"{UPSTREAM} {dump}/{shard} holds doc_id {twice[0]!r} more than once "
+                         f"({len(twice)} repeats); dedup decides by doc_id and would remove every copy")
 
 
 def _read_band_range(store: CorpusStore, dump: str, shard: str, start: int, stop: int) -> np.ndarray:

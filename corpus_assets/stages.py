@@ -271,28 +271,61 @@ def build_crawl_manifest(source: CrawlSource, store: CorpusStore, dump: str, num
 _FILES_WITHOUT_RESPONSES_SAMPLE = 20
 
 
+def manifest_duplicates(source: CrawlSource, paths: list[str]) -> list[Optional[int]]:
+    """For each manifest entry, the index of an earlier entry naming the same file (the
+    same path twice, ``./p``, ``a/../p``, an in-root symlink to ``p``), else None. A pure
+    function of the whole manifest and the files, so every shard agrees on which entry
+    is read. The entry read is the first one that is not refused (an absolute path may
+    name the same file, and is never opened); a refused entry is removed for its own
+    problem first, whatever this says."""
+    identities = source.identities(paths)
+    repeated = Counter(identities)
+    keeper: dict[str, int] = {}
+    out: list[Optional[int]] = [None] * len(paths)
+    for i, identity in enumerate(identities):
+        if repeated[identity] < 2:
+            continue
+        if identity in keeper:
+            out[i] = keeper[identity]
+        elif not source.outside_root(paths[i]):  # looked at only for repeated files
+            keeper[identity] = i
+    return out
+
+
 def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, shard: str,
                       record_counts: Optional[Counter] = None,
-                      files_without_responses: Optional[list] = None) -> Iterator[Document]:
+                      files_without_responses: Optional[list] = None,
+                      duplicate_of: Optional[list[Optional[tuple[int, str]]]] = None) -> Iterator[Document]:
     """Every response of the shard's files, plus one error document per file that could
     not be read at all. ``record_counts`` collects records by WARC type and
     ``files_without_responses`` the files that gave no document (a WET file, a
-    resource-only WARC): their loss is otherwise invisible, as nothing is removed."""
-    for warc_path in warc_paths:
-        problem = source.outside_root(warc_path)
+    resource-only WARC): their loss is otherwise invisible, as nothing is removed.
+    ``duplicate_of`` (aligned with ``warc_paths``): (manifest index, path) of the entry
+    already naming the same file; such an entry is one ``duplicate_manifest_entry`` row
+    and is not read again (its records would come back under new doc_ids and dedup
+    would then count real pages as copies of themselves)."""
+    for i, warc_path in enumerate(warc_paths):
+        def unread(kind: str, error: str) -> Document:
+            return {"doc_id": f"{kind}:{i}:{warc_path}", "url": "", "warc_path": warc_path,
+                    "warc_offset": -1, "warc_record_id": "", "read_error": error, "dump": dump, "shard": shard}
+
+        problem = source.path_problem(warc_path)
         if problem:
-            # A manifest path escaping the root (../../x, /etc/passwd): never opened.
-            yield {"doc_id": f"outside:{warc_path}", "url": "", "warc_path": warc_path,
-                   "warc_offset": -1, "warc_record_id": "", "read_error": f"path_outside_root: {problem}",
-                   "dump": dump, "shard": shard}
+            # A manifest path escaping the root (../../x, /etc/passwd), or one that does not
+            # resolve (a symlink loop): never opened.
+            yield unread("outside", f"{problem[0]}: {problem[1]}")
+            continue
+        earlier = duplicate_of[i] if duplicate_of else None
+        if earlier is not None:
+            yield unread("duplicate", f"duplicate_manifest_entry: the file of manifest entry {earlier[0] + 1} "
+                                      f"({earlier[1][:300]}), read there")
             continue
         try:
             stream = source.open(warc_path)
         except CrawlSourceError as exc:
-            # A file named in the manifest but absent: one counted unit, never a crash.
-            yield {"doc_id": f"missing:{warc_path}", "url": "", "warc_path": warc_path,
-                   "warc_offset": -1, "warc_record_id": "", "read_error": f"missing_file: {exc}",
-                   "dump": dump, "shard": shard}
+            # A file named in the manifest but absent (or a folder, a FIFO): one counted
+            # unit, never a crash.
+            yield unread("missing", f"{exc.code}: {exc}")
             continue
         yielded = 0
         with stream:
@@ -314,12 +347,16 @@ def ingest_raw_documents(
             f"crawl_manifest has not been materialized for {dump} ({store.uri(manifest_rel)} is missing)"
         )
     manifest = store.read_table(manifest_rel).to_pylist()
-    warc_paths = [row["warc_path"] for row in manifest if row["shard"] == shard]
+    all_paths = [row["warc_path"] for row in manifest]
+    earlier = manifest_duplicates(source, all_paths)
+    mine = [i for i, row in enumerate(manifest) if row["shard"] == shard]
+    warc_paths = [all_paths[i] for i in mine]
+    duplicate_of = [None if earlier[i] is None else (earlier[i], all_paths[earlier[i]]) for i in mine]
     record_counts: Counter = Counter()
     files_without_responses: list[str] = []
     return run_document_stage(
         store, "raw_documents", dump, shard,
-        _records_of_shard(source, warc_paths, dump, shard, record_counts, files_without_responses),
+        _records_of_shard(source, warc_paths, dump, shard, record_counts, files_without_responses, duplicate_of),
         [HtmlDecode(config.html_decode)],
         extra={"warc_files": len(warc_paths)},
         extra_after_run=lambda stats: {

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -416,3 +417,116 @@ def test_demo_reads_an_s3_crawl_source(s3_client, s3_endpoint, tmp_path):
     # The page was read from the bucket: raw_documents' row of the retention table has it.
     raw_row = next(line for line in done.stdout.splitlines() if line.startswith("raw_documents"))
     assert raw_row.split()[2:4] == ["1", "1"], raw_row
+
+
+# -- issue 12: a file or record read twice ----------------------------------------------------
+
+def _two_page_file(tag: str = "") -> bytes:
+    return (page("http://p.example/1", b"<html><body>page one " + tag.encode() + b"</body></html>")
+            + page("http://p.example/2", b"<html><body>page two</body></html>"))
+
+
+def test_a_file_named_twice_in_the_manifest_is_read_once(tmp_path):
+    crawl = write_crawl(tmp_path / "crawl", {"a.warc.gz": _two_page_file()})
+    base = crawl / "crawl-data" / DUMP / "segments" / "1" / "warc"
+    (base / "link.warc.gz").symlink_to("a.warc.gz")
+    a = f"crawl-data/{DUMP}/segments/1/warc/a.warc.gz"
+    spellings = [a, a, "./" + a, f"crawl-data/{DUMP}/segments/1/../1/warc/a.warc.gz",
+                 f"crawl-data/{DUMP}/segments/1/warc/link.warc.gz", a + "\r", " \t" + a]
+    raw = ("\ufeff" + "\n".join(spellings) + "\n").encode()
+    (crawl / "crawl-data" / DUMP / "warc.paths.gz").write_bytes(gzip.compress(raw))
+    report, kept, removed = ingest(crawl, tmp_path / "corpus")
+    assert sorted(d["url"] for d in kept) == ["http://p.example/1", "http://p.example/2"]
+    assert [r["reason"] for r in removed] == ["duplicate_manifest_entry"] * (len(spellings) - 1), removed
+    assert all(a in r["detail"] for r in removed)
+
+
+@pytest.mark.parametrize("suffix", ["\u00a0", "\u2028", "\u3000"])
+def test_unicode_spaces_around_a_manifest_path_are_part_of_it(tmp_path, suffix):
+    crawl = write_crawl(tmp_path / "crawl", {"a.warc.gz": _two_page_file()})
+    a = f"crawl-data/{DUMP}/segments/1/warc/a.warc.gz"
+    (crawl / "crawl-data" / DUMP / "warc.paths.gz").write_bytes(gzip.compress(f"{a}\n{a}{suffix}\n".encode()))
+    report, kept, removed = ingest(crawl, tmp_path / "corpus")
+    assert len(kept) == 2
+    assert [r["detail"].split(":")[0] for r in removed] == ["not_a_file"] or \
+        [r["detail"].split(":")[0] for r in removed] == ["missing_file"], removed
+
+
+def test_two_files_with_the_same_record_ids_keep_distinct_doc_ids(tmp_path):
+    # The same records (same WARC-Record-IDs) in two files: each physical record is a document.
+    crawl = write_crawl(tmp_path / "crawl", {"a.warc.gz": _two_page_file(), "b.warc.gz": _two_page_file("b")})
+    report, kept, removed = ingest(crawl, tmp_path / "corpus")
+    assert len(kept) == 4 and len({d["doc_id"] for d in kept}) == 4
+    assert len({d["warc_record_id"] for d in kept}) == 2
+    # ...and the ids are stable: the same input gives the same ids.
+    _, again, _ = ingest(crawl, tmp_path / "corpus2")
+    assert [d["doc_id"] for d in again] == [d["doc_id"] for d in kept]
+
+
+def test_minhash_signatures_refuse_a_partition_with_repeated_doc_ids(tmp_path):
+    from corpus_assets import dedup_stages
+
+    store = CorpusStore(str(tmp_path / "corpus"))
+    rows = [{"doc_id": "same", "url": f"http://x/{i}", "text": "one two three four five six seven " * 5} for i in range(2)]
+    class KeepAll(Step):
+        name = "keep_all"
+
+        def apply(self, doc):
+            return None
+
+    run_document_stage(store, "rw_filtered", DUMP, SHARD, iter(rows), [KeepAll()])
+    with pytest.raises(ValueError, match="doc_id .*same.* more than once"):
+        dedup_stages.build_minhash_signatures(store, DUMP, SHARD, PipelineConfig())
+    assert not store.exists(dedup_stages.signatures_path(DUMP, SHARD)), "nothing published"
+
+
+# -- issue 12: paths that are not plain files ------------------------------------------------
+
+def test_a_symlink_loop_a_directory_and_a_fifo_are_named_for_what_they_are(tmp_path):
+    crawl = write_crawl(tmp_path / "crawl", {"a.warc.gz": _two_page_file()})
+    base = crawl / "crawl-data" / DUMP / "segments" / "1" / "warc"
+    (base / "loop1").symlink_to("loop2")
+    (base / "loop2").symlink_to("loop1")
+    (base / "dir.warc.gz").mkdir()
+    os.mkfifo(base / "fifo.warc.gz")
+    rel = f"crawl-data/{DUMP}/segments/1/warc/"
+    names = ["a.warc.gz", "loop1", "dir.warc.gz", "fifo.warc.gz"]
+    (crawl / "crawl-data" / DUMP / "warc.paths.gz").write_bytes(gzip.compress("\n".join(rel + n for n in names).encode()))
+    report, kept, removed = ingest(crawl, tmp_path / "corpus")
+    assert len(kept) == 2
+    by_path = {r["warc_path"].rsplit("/", 1)[1]: (r["reason"], r["detail"]) for r in removed}
+    assert by_path["loop1"][1].startswith("unreadable_path: cannot be resolved: symlink loop"), by_path
+    assert "RuntimeError" not in by_path["loop1"][1]
+    assert by_path["dir.warc.gz"][1].startswith("not_a_file"), by_path
+    assert by_path["fifo.warc.gz"][1].startswith("not_a_file"), by_path
+
+
+def test_a_gzip_bomb_manifest_fails_clearly_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    dump_dir = tmp_path / "crawl" / "crawl-data" / DUMP
+    dump_dir.mkdir(parents=True)
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    line = b"crawl-data/x.warc.gz\n" * 50_000
+    bomb = b"".join([c.compress(line) for _ in range(300)] + [c.flush()])  # ~300 MB of lines
+    (dump_dir / "warc.paths.gz").write_bytes(bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CrawlSourceError, match="more than"):
+            CrawlSource(str(tmp_path / "crawl")).read_manifest(DUMP)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 150 * 2**20, peak
+
+
+def test_a_refused_spelling_listed_first_does_not_stop_the_file_being_read(tmp_path):
+    # The absolute path names the same file but is refused (never opened): the relative
+    # entry after it is the one read, not a "duplicate" of a refused entry.
+    crawl = write_crawl(tmp_path / "crawl", {"a.warc.gz": _two_page_file()})
+    a = f"crawl-data/{DUMP}/segments/1/warc/a.warc.gz"
+    (crawl / "crawl-data" / DUMP / "warc.paths.gz").write_bytes(gzip.compress(f"{crawl / a}\n{a}\n{a}\n".encode()))
+    report, kept, removed = ingest(crawl, tmp_path / "corpus")
+    assert len(kept) == 2
+    assert sorted(r["reason"] for r in removed) == ["duplicate_manifest_entry", "path_outside_root"]
+    assert "manifest entry 2 " in next(r["detail"] for r in removed if r["reason"] == "duplicate_manifest_entry")

@@ -239,3 +239,150 @@ def test_random_bytes_through_the_stage(tmp_path, seed):
     passed, facts = verify_conservation(store, "raw_documents", DUMP, SHARD, None)
     assert passed, facts
     assert report.docs_out == 0 and report.docs_in >= len(files)
+
+
+# -- issue 12: the second hostile pass over the reader ---------------------------------------
+
+HELLO = b"<html><body>" + b"hello world " * 100 + b"</body></html>"
+GOOD_NEXT = b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:good>\r\nWARC-Target-URI: http://good.example/\r\nContent-Length: %d\r\n\r\n"
+
+
+def _raw_record(length_line: bytes, block: bytes, rec_type: bytes = b"WARC-Type: response\r\n") -> bytes:
+    return (b"WARC/1.0\r\n" + rec_type + b"WARC-Record-ID: <urn:uuid:a1>\r\n"
+            b"WARC-Target-URI: http://b.example/x\r\n" + length_line + b"\r\n" + block + b"\r\n\r\n")
+
+
+def _good_next() -> bytes:
+    block = http_response(b"<html><body>next page</body></html>")
+    return GOOD_NEXT % len(block) + block + b"\r\n\r\n"
+
+
+def _read(data: bytes, limit: int = 50) -> list[dict]:
+    import itertools
+    return list(itertools.islice(iter_warc_responses(io.BytesIO(data), "x.warc.gz"), limit))
+
+
+@pytest.mark.parametrize("length_line", [b"Content-Length: -5\r\n", b"Content-Length: abc\r\n",
+                                         b"Content-Length: \r\n", b"Content-Length: 1e3\r\n",
+                                         "Content-Length: \u0661\u0662\r\n".encode(), b"Content-Length: +12\r\n"],
+                         ids=["negative", "word", "empty", "float", "arabic-digits", "plus"])
+@pytest.mark.parametrize("gzipped", [True, False], ids=["gz", "plain"])
+def test_an_invalid_content_length_is_one_corrupt_record_and_reading_goes_on(length_line, gzipped):
+    bad = _raw_record(length_line, http_response(HELLO))
+    data = gzip.compress(bad) + gzip.compress(_good_next()) if gzipped else bad + _good_next()
+    docs = _read(data)
+    assert [d["read_error"].split(":")[0] for d in docs] == ["corrupt_record", ""], [d["read_error"] for d in docs]
+    assert docs[0]["warc_offset"] == 0 and docs[0]["url"] == "http://b.example/x"
+    assert docs[1]["url"] == "http://good.example/" and docs[1]["http_status"] == 200
+
+
+@pytest.mark.parametrize("gzipped", [True, False], ids=["gz", "plain"])
+def test_a_record_without_content_length_is_a_corrupt_record_not_a_cut_file(gzipped):
+    bad = _raw_record(b"", http_response(HELLO))
+    data = gzip.compress(bad) + gzip.compress(_good_next()) if gzipped else bad + _good_next()
+    docs = _read(data)
+    assert [d["read_error"].split(":")[0] for d in docs] == ["corrupt_record", ""], [d["read_error"] for d in docs]
+
+
+def test_recovery_never_moves_backwards(monkeypatch):
+    """Whatever offset a failure names, the next try starts after the previous one: a
+    failure that claims to be before the start cannot make the reader loop."""
+    from corpus_assets.steps import warc as warc_mod
+
+    real = warc_mod._Reader._members
+
+    def lying_members(self, start, probing):
+        yield from real(self, start, probing)
+        raise warc_mod._Failure("corrupt_record", "lie", -1000)
+
+    monkeypatch.setattr(warc_mod._Reader, "_members", lying_members)
+    data = gzip.compress(_good_next()) * 3
+    docs = _read(data, 1000)
+    assert len(docs) < 20, len(docs)
+
+
+def _header_bomb(header_mb: int, many_lines: bool) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://x/\r\n"
+    out = [c.compress(head if many_lines else head + b"X-Long: ")]
+    unit = (b"X: y\r\n" * (1 << 18))[: 1 << 20] if many_lines else b"A" * (1 << 20)
+    out += [c.compress(unit) for _ in range(header_mb)]
+    out += [c.compress(b"\r\nContent-Length: 0\r\n\r\n\r\n\r\n"), c.flush()]
+    return b"".join(out) + gzip.compress(_good_next())
+
+
+@pytest.mark.parametrize("many_lines", [False, True], ids=["one-long-line", "many-lines"])
+def test_an_endless_warc_header_is_a_corrupt_record_in_bounded_memory(tmp_path, many_lines):
+    import subprocess
+    import sys
+    path = tmp_path / "bomb.warc.gz"
+    path.write_bytes(_header_bomb(24 if many_lines else 48, many_lines))
+    code = (
+        "import sys, tracemalloc\n"
+        "from corpus_assets.steps.warc import iter_warc_responses\n"
+        "tracemalloc.start()\n"
+        f"docs = list(iter_warc_responses(open({str(path)!r}, 'rb'), 'bomb.warc.gz'))\n"
+        "peak = tracemalloc.get_traced_memory()[1]\n"
+        "print([d['read_error'].split(':')[0] for d in docs], [d['url'] for d in docs], peak // 2**20)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    errors, urls, peak_mb = out.stdout.strip().rsplit(" ", 1)[0], out.stdout, int(out.stdout.split()[-1])
+    assert errors.startswith("['corrupt_record', '']"), out.stdout
+    assert "http://good.example/" in urls
+    # Bounded, not proportional: ~45 MB whether the header is 48 MB or 200 MB (warcio
+    # inflates 16 KB of input at a time, up to ~16 MB of it); 160 MB before the cap.
+    assert peak_mb < 64, f"{peak_mb} MB for a 24-48 MB header"
+
+
+def test_memory_error_is_not_recorded_as_bad_data(monkeypatch):
+    from corpus_assets.steps import warc as warc_mod
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(warc_mod, "_parse_http", exhausted)
+    with pytest.raises(MemoryError):
+        _read(gzip.compress(_good_next()))
+    monkeypatch.undo()
+    monkeypatch.setattr(warc_mod.ArchiveIterator, "__next__", exhausted)
+    with pytest.raises(MemoryError):
+        _read(gzip.compress(_good_next()))
+
+
+def test_a_multi_member_gzip_body_is_decoded_whole():
+    from corpus_assets.steps.warc import _decode_payload
+    body = gzip.compress(b"<html><body>first half ") + gzip.compress(b"second half</body></html>")
+    assert _decode_payload(body, {"content-encoding": "gzip"}, 1 << 20) == \
+        b"<html><body>first half second half</body></html>"
+    # The cap holds over all members together.
+    many = gzip.compress(b"a" * 1000) * 50
+    assert len(_decode_payload(many, {"content-encoding": "gzip"}, 10_000)) <= 10_001
+
+
+@pytest.mark.parametrize("label", ["utf-16", "utf_16_be", "utf-16-be", "utf16", "UTF-16LE", "utf-32", "utf_32_le", "ucs-2"])
+def test_any_spelling_of_utf16_or_32_in_meta_is_read_as_utf8(label):
+    from corpus_assets.steps.warc import decode_html
+    body = f'<html><head><meta charset="{label}"></head><body>Grüße</body></html>'.encode()
+    text, codec = decode_html(body)
+    assert codec == "utf-8" and "Grüße" in text
+
+
+@pytest.mark.parametrize("type_line,expected", [
+    (b"WARC-Type: Response\r\n", [""]),          # accepted: the page is read
+    (b"WARC-Type: RESPONSE\r\n", [""]),
+    (b"", ["corrupt_record"]),                   # no WARC-Type at all: counted, not skipped
+], ids=["capital", "upper", "missing"])
+def test_warc_type_spelling_and_absence(type_line, expected):
+    block = http_response(HELLO)
+    rec = _raw_record(b"Content-Length: %d\r\n" % len(block), block, type_line)
+    docs = _read(gzip.compress(rec))
+    assert [d["read_error"].split(":")[0] for d in docs] == expected, [d["read_error"] for d in docs]
+
+
+def test_nul_bytes_are_removed_from_decoded_html():
+    from corpus_assets.steps.warc import decode_html
+    text, _ = decode_html(b"<html><body>a\x00b\x00\x00c</body></html>")
+    assert "\x00" not in text and "abc" in text
+    doc = {"http_status": 200, "content_type": "text/html", "body": b"<html><p>x\x00y</p></html>", "read_error": ""}
+    assert HtmlDecode().apply(doc) is None and "\x00" not in doc["html"]

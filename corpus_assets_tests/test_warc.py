@@ -134,8 +134,9 @@ def test_doc_ids_are_unique_and_stable(dump10):
     ids = [d["doc_id"] for d in docs]
     assert len(set(ids)) == len(ids)
     for doc in docs:
-        expected = hashlib.blake2b(doc["warc_record_id"].encode(), digest_size=12).hexdigest()
-        assert doc["doc_id"] == expected
+        # The physical record: file, offset and WARC-Record-ID (issue 12: an id alone may repeat).
+        key = f"{doc['warc_path']}@{doc['warc_offset']} {doc['warc_record_id']}"
+        assert doc["doc_id"] == hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     assert [d["doc_id"] for d in read_all(paths)] == ids
 
 

@@ -22,13 +22,16 @@ not http(s) (one real page of the sample has ``xhttps://``).
 document with ``read_error`` = ``"<code>: <detail>"``. Codes: ``truncated_file`` (a
 record or gzip member cut off by the end of the file; reading stops), ``corrupt_gzip``
 (compressed bytes that do not inflate), ``corrupt_record`` (bytes that are not a record
-where one should start), ``not_warc`` (nothing readable at the start of the file, an
-empty file, a file of blank lines, or text whose first line only looks like an ARC
-header: warcio takes any line for one), ``unexpected_error`` (a bug in this module).
+where one should start; a WARC record without WARC-Type or without a Content-Length of
+ASCII digits, whose end cannot be known; header lines over 64 KB), ``not_warc`` (nothing
+readable at the start of the file, an empty file, a file of blank lines, or text whose
+first line only looks like an ARC header: warcio takes any line for one),
+``unexpected_error`` (a bug in this module).
 After a corrupt member or record, reading resumes at the next gzip member (or ``WARC/``
-line) that parses. A payload above the memory cap keeps its HTTP status and type
-(``body`` empty, ``body_length`` its size), so it is judged as oversized or not HTML.
-Exceptions raised by the stream itself (disk, network) are not bad data and propagate,
+line) that parses, always after the place the failed try began, so no input loops. A
+payload above the memory cap keeps its HTTP status and type (``body`` empty,
+``body_length`` its size), so it is judged as oversized or not HTML. Exceptions raised by
+the stream itself (disk, network), and ``MemoryError``, are not bad data and propagate,
 so the orchestrator retries the partition rather than recording a healthy file as lost.
 The stream is never seeked: a replay window of recent bytes gives the same behaviour on
 a local file and on a non-seekable S3 or HTTP body.
@@ -86,6 +89,12 @@ RESPONSE_FIELDS = {
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 _READ_CHUNK = 1 << 20
 _MAX_HTTP_HEADER = 64 * 1024
+# A record's WARC (or ARC) header lines, together. Real ones are under 2 KB; warcio reads a
+# header line whole, however long, so a line with no end would be held in memory entire.
+_MAX_WARC_HEADER = 64 * 1024
+# Content-Length as the WARC standard writes it: ASCII digits only (int() would also take
+# "+12", "1_0" and other scripts' digits; warcio takes a negative one and steps backwards).
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,20}")
 # How many bytes behind the current record the replay window keeps at most.
 _MAX_WINDOW = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -263,13 +272,38 @@ def _inflate(data: bytes, wbits: int, cap: int) -> bytes:
     return zlib.decompressobj(wbits).decompress(data, cap + 1)
 
 
+def _gunzip_members(data: bytes, cap: int) -> bytes:
+    """Every gzip member of ``data`` in turn (a body may be several concatenated members,
+    which gzip.decompress also reads), at most ``cap + 1`` bytes in all. A member that
+    does not inflate after the first ends the body there."""
+    out, total = [], 0
+    first = True
+    while data and total <= cap:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            chunk = d.decompress(data, cap + 1 - total)
+        except zlib.error:
+            if first:
+                raise
+            break
+        out.append(chunk)
+        total += len(chunk)
+        first = False
+        if not d.eof:
+            break  # cut off, or over the cap
+        data = d.unused_data.lstrip(b"\x00")  # some writers pad members with NULs
+        if not data.startswith(b"\x1f\x8b"):
+            break
+    return b"".join(out)
+
+
 def _decode_content(data: bytes, encoding: str, cap: int) -> bytes:
     """Undo one Content-Encoding; raises on failure (the caller keeps the input)."""
     if encoding in ("gzip", "x-gzip"):
         if not data.startswith(b"\x1f\x8b"):
             # Header kept but payload already decoded (ClueWeb09, some crawlers).
             raise ValueError("not gzip data")
-        return _inflate(data, 16 + zlib.MAX_WBITS, cap)
+        return _gunzip_members(data, cap)
     if encoding == "deflate":
         try:
             return _inflate(data, zlib.MAX_WBITS, cap)
@@ -293,6 +327,8 @@ def _decode_payload(payload: bytes, headers: dict, cap: int) -> bytes:
     for encoding in reversed([e for e in encodings if e and e != "identity"]):
         try:
             payload = _decode_content(payload, encoding, cap)
+        except MemoryError:
+            raise
         except Exception:
             break  # keep what we have; HtmlDecode judges it
     return payload
@@ -384,6 +420,31 @@ def _blank_gzip(data: bytes) -> bool:
         return False
 
 
+class _HeaderTooLong(Exception):
+    """A record's header lines go on past ``_MAX_WARC_HEADER`` bytes."""
+
+
+def _cap_header_lines(reader, state: dict) -> None:
+    """warcio reads header lines with ``readline()`` and no length: one line with no end
+    would be read whole (about three times its size in memory, a 2 MB .warc.gz takes
+    3 GB), and millions of short lines pile up as header tuples. Bound both: the
+    non-blank lines read since ``state["header_bytes"]`` was last reset (after each record
+    is parsed) may not pass ``_MAX_WARC_HEADER``. Blocks are read with ``read()``, not
+    counted; runs of blank lines between records are not counted either."""
+    original = reader.readline
+
+    def readline(length=None):
+        budget = _MAX_WARC_HEADER + 1 - state["header_bytes"]
+        line = original(budget if length is None else max(1, min(length, budget)))
+        if line.strip():
+            state["header_bytes"] += len(line)
+            if state["header_bytes"] > _MAX_WARC_HEADER:
+                raise _HeaderTooLong(f"record header longer than {_MAX_WARC_HEADER} bytes")
+        return line
+
+    reader.readline = readline
+
+
 class _Framing(Exception):
     """gzip members do not line up with records: re-read from ``offset`` as one stream."""
 
@@ -451,6 +512,9 @@ class _Reader:
             # warcio's "record" of blank lines before the end of the data: no record at all.
             code = "not_warc" if offset == self.src.start and not self.records_read else "corrupt_record"
             raise _Failure(code, "blank lines where a record should start", offset)
+        if fmt != "arc":
+            self._check_warc_header(it, headers, offset, continuous)
+            rec_type = rec_type.strip().lower()  # "Response": the standard's names, another case
         if fmt == "arc":
             self._check_arc_header(headers, offset)
             url = _clean_url(headers.get_header("uri") or "")
@@ -497,12 +561,17 @@ class _Reader:
             body_length = len(body)
             if body_length > self.cap:
                 body = b""
+        # doc_id names the physical record: its place in its file, plus its WARC-Record-ID.
+        # The id alone is the writer's promise, not a fact: two files (or a hostile record
+        # reusing a victim's id) may share it, and dedup keys on doc_id.
         if continuous:
-            key = record_id or f"{self.path}@gunzip:{base}+{offset}"
+            key = f"{self.path}@gunzip:{base}+{offset}"
             warc_offset = -1
         else:
-            key = record_id or f"{self.path}@{offset}"
+            key = f"{self.path}@{offset}"
             warc_offset = offset
+        if record_id:
+            key += f" {record_id}"
         return {
             "doc_id": make_doc_id(key),
             "warc_record_id": record_id,
@@ -518,6 +587,36 @@ class _Reader:
             "warc_truncated": truncated,
             "read_error": "",
         }
+
+    def _check_warc_header(self, it, headers, offset: int, continuous: bool) -> None:
+        """A WARC record needs a WARC-Type and a Content-Length of ASCII digits. Without a
+        valid length the record's end is unknown: warcio reads a negative one backwards
+        (its offsets go negative) and a missing one as zero, leaving the block to be
+        misread as the next record. Either way the record is one ``corrupt_record`` and
+        reading resumes at the next record; only headers cut off by the end of the file
+        (nothing after them) are ``truncated_file``."""
+        url = _clean_url(headers.get_header("WARC-Target-URI") or "")
+        record_id = (headers.get_header("WARC-Record-ID") or "").strip()
+        date = (headers.get_header("WARC-Date") or "").strip()
+        declared = headers.get_header("Content-Length")
+        if declared is None or not _CONTENT_LENGTH.fullmatch(declared.strip()):
+            if declared is None and self._headers_cut_off(it, continuous):
+                raise _Failure("truncated_file", "record headers cut off (no Content-Length)",
+                               offset, url, record_id, date)
+            detail = "no Content-Length" if declared is None else f"invalid Content-Length {declared[:40]!r}"
+            raise _Failure("corrupt_record", detail, offset, url, record_id, date)
+        if not (headers.get_header("WARC-Type") or "").strip():
+            raise _Failure("corrupt_record", "no WARC-Type", offset, url, record_id, date)
+
+    def _headers_cut_off(self, it, continuous: bool) -> bool:
+        """The file ends right after these headers (or inside them)."""
+        if not self.src.at_eof():
+            return False
+        reader = it.reader
+        decomp = getattr(reader, "decompressor", None) if reader else None
+        if decomp is not None and not continuous:
+            return not decomp.eof  # the gzip member holding them is cut off
+        return reader is None or reader.rem_length() == 0
 
     def _check_arc_header(self, headers, offset: int) -> None:
         """warcio takes any line that does not start with ``WARC/`` for an ARC header
@@ -566,8 +665,9 @@ class _Reader:
         returns "no_record" instead (a resync candidate that was not one)."""
         self.src.seek(start)
         it = ArchiveIterator(self.src, no_record_parse=True, arc2warc=False)
-        seen: dict = {}
+        seen: dict = {"header_bytes": 0}
         _watch_gzip(it.reader, seen)
+        _cap_header_lines(it.reader, seen)
         prev_offset = start
         first = True
         while True:
@@ -576,7 +676,7 @@ class _Reader:
             except StopIteration:
                 self._check_tail(it.offset, seen.get("decomp"))
                 return None
-            except _StreamError:
+            except (_StreamError, MemoryError):
                 raise
             except Exception as exc:
                 # warcio has moved its offset to the start of the record that failed.
@@ -586,7 +686,9 @@ class _Reader:
                 if "non-chunked gzip" in str(exc):
                     raise _Framing(prev_offset, 1) from None
                 decomp = getattr(it.reader, "decompressor", None) if it.reader else None
-                if isinstance(exc, _CorruptGzip):
+                if isinstance(exc, _HeaderTooLong):
+                    code = "corrupt_record"
+                elif isinstance(exc, _CorruptGzip):
                     code = "corrupt_gzip"
                 elif decomp is not None and not decomp.eof and self.src.at_eof():
                     code = "truncated_file"  # the last gzip member stops inside the header
@@ -596,12 +698,13 @@ class _Reader:
                     code = "not_warc"
                 else:
                     code = "corrupt_record"
-                raise _Failure(code, _short(exc), offset) from None
+                raise _Failure(code, str(exc) if isinstance(exc, _HeaderTooLong) else _short(exc), offset) from None
             offset = it.offset
+            seen["header_bytes"] = 0
             self.src.release(min(prev_offset, offset))
             try:
                 doc = self._record(it, record, offset, False, start)
-            except (_Failure, _Framing, _StreamError):
+            except (_Failure, _Framing, _StreamError, MemoryError):
                 raise
             except _CorruptGzip as exc:
                 raise _Failure("corrupt_gzip", str(exc), offset, *self._known(record)) from None
@@ -661,11 +764,14 @@ class _Reader:
         self.src.retain = False
         gz = _NoEOFError(gzip.GzipFile(fileobj=self.src, mode="rb"))
         it = ArchiveIterator(gz, no_record_parse=True, arc2warc=False)
+        state = {"header_bytes": 0}
+        _cap_header_lines(it.reader, state)
         n = 0
         while True:
             offset = it.offset
             try:
                 record = next(it)
+                state["header_bytes"] = 0
                 offset = it.offset
                 if n < skip:
                     self._read_block(record)
@@ -675,7 +781,7 @@ class _Reader:
                     self.record_counts[record.rec_type or "unknown"] += 1
             except StopIteration:
                 return
-            except (_StreamError, _Failure):
+            except (_StreamError, _Failure, MemoryError):
                 raise
             except (_GzipTruncated, EOFError) as exc:
                 raise _Failure("truncated_file", str(exc), -1) from None
@@ -722,6 +828,8 @@ class _Reader:
                                       f"{self.path}@{self.src.start}")
         except _StreamError as exc:
             raise exc.original from None
+        except MemoryError:
+            raise  # the machine, not the file: the orchestrator retries the partition
         except Exception as exc:  # a bug here must not lose the partition either
             f = _Failure("unexpected_error", _short(exc), self.src.tell())
             yield self._error_doc(f, f"{self.path}@unexpected:{self.src.tell()}")
@@ -751,6 +859,10 @@ class _Reader:
                     yield self._error_doc(f, f"{self.path}@gunzip:{fr.offset}")
                 return
             except _Failure as f:
+                # A failure is never placed before the try it ended: warcio's offsets go
+                # negative after a negative length. Each resync then starts strictly after
+                # the previous start, so no input can make reading loop.
+                f.offset = max(f.offset, start)
                 yield self._error_doc(f, f"{self.path}@{f.offset}")
                 if f.code == "truncated_file":
                     return
@@ -852,7 +964,17 @@ def _try(body: bytes, codec: Optional[str], max_bad: float) -> Optional[str]:
 
 def decode_html(body: bytes, http_charset: str = "", max_replacement_share: float = 0.01,
                 meta_scan_bytes: int = 4096) -> tuple[Optional[str], str]:
-    """(text, codec used) or (None, reason). See HtmlDecode for the order."""
+    """(text, codec used) or (None, reason). See HtmlDecode for the order. NUL characters
+    are removed from the text: HTML allows none (WHATWG drops or replaces U+0000 in every
+    tokenizer state), and lxml and C-string tools downstream stop at one."""
+    text, codec = _decode_html(body, http_charset, max_replacement_share, meta_scan_bytes)
+    if text is not None and "\x00" in text:
+        text = text.replace("\x00", "")
+    return text, codec
+
+
+def _decode_html(body: bytes, http_charset: str, max_replacement_share: float,
+                 meta_scan_bytes: int) -> tuple[Optional[str], str]:
     for bom, codec in _BOMS:
         if body.startswith(bom):
             text = _try(body[len(bom):], codec, max_replacement_share)
@@ -867,7 +989,11 @@ def decode_html(body: bytes, http_charset: str = "", max_replacement_share: floa
             return text, codec
     meta = declared_charset(body[:meta_scan_bytes])
     if meta:
-        codec = "utf-8" if meta in _META_UTF16 else normalize_charset(meta)
+        codec = normalize_charset(meta)
+        # Compared by codec, not by label: "utf16", "utf_16_be" and "UTF-32" are the same
+        # impossibility as "utf-16" (a UTF-16/32 page's <meta> is not ASCII-readable).
+        if meta in _META_UTF16 or (codec or "").startswith(("utf-16", "utf-32")):
+            codec = "utf-8"
         if codec and codec not in tried:
             tried.add(codec)
             text = _try(body, codec, max_replacement_share)
@@ -882,6 +1008,8 @@ def decode_html(body: bytes, http_charset: str = "", max_replacement_share: floa
         from charset_normalizer import from_bytes
 
         best = from_bytes(body).best()
+    except MemoryError:
+        raise
     except Exception:
         best = None
     if best is not None:
@@ -913,14 +1041,16 @@ class HtmlDecodeConfig:
 
 # Read errors that are not about the file's bytes get their own removal reason rather
 # than ``read_error``: a manifest path outside the crawl root (never opened) is a
-# configuration or security problem a dashboard should show apart.
-READ_ERRORS_WITH_OWN_REASON = frozenset({"path_outside_root"})
+# configuration or security problem a dashboard should show apart, and a manifest entry
+# naming a file already listed is no loss at all (its records are read once, elsewhere).
+READ_ERRORS_WITH_OWN_REASON = frozenset({"path_outside_root", "duplicate_manifest_entry"})
 
 
 class HtmlDecode(Step):
     """Keep HTTP 200 HTML responses and decode their bytes into ``html``.
 
-    Removes, in this order: ``read_error`` (or ``path_outside_root``),
+    Removes, in this order: ``read_error`` (or ``path_outside_root``,
+    ``duplicate_manifest_entry``),
     ``http_status_not_200``, ``not_html``, ``empty_body``, ``oversized``,
     ``undecodable``. Decoding tries a byte-order mark,
     the HTTP charset, the page's own declaration in its first KB, strict UTF-8,
