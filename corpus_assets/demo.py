@@ -175,6 +175,8 @@ def run_selection(instance, defs, failures: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--through-dedup", action="store_true",
+                        help="stop after RW-Deduped (no domain subsets, selection or later artifacts)")
     args = parser.parse_args(argv)
     _prepare_environment()
 
@@ -224,14 +226,16 @@ def main(argv: list[str] | None = None) -> int:
             run_parallel(pool, [shard_partition_key(dump, shard) for shard in shards], ["rw_deduped"])
             run_parallel(pool, [dump], ["dedup_index"])
         # Domain subsets (docs/domains.md): seeds + classifiers, labels per shard, one subset per domain.
-        for dump in sorted(dumps, key=dump_sort_key):
-            for partition_keys, selection in domain_runs(dump, shards, config):
-                run_parallel(pool, partition_keys, selection)
-        run_parallel(pool, [None], ANALYSES)
+        if not args.through_dedup:
+            for dump in sorted(dumps, key=dump_sort_key):
+                for partition_keys, selection in domain_runs(dump, shards, config):
+                    run_parallel(pool, partition_keys, selection)
+            run_parallel(pool, [None], ANALYSES)
     print(f"materialized {len(keys)} shard partitions and their dedup in {time.perf_counter() - started:.1f}s")
     print_retention(retention_table(instance, dumps, shards))
-    print_domain_table(domain_table(instance, dumps, config))
-    run_selection(instance, defs, failures)
+    if not args.through_dedup:
+        print_domain_table(domain_table(instance, dumps, config))
+        run_selection(instance, defs, failures)
     print("\nOpen the UI with `make dev` (dagster dev on this DAGSTER_HOME) at http://127.0.0.1:3000")
     if failures:
         print(f"FAILED partitions: {failures}", file=sys.stderr)

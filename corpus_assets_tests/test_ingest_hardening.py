@@ -410,7 +410,7 @@ def test_demo_reads_an_s3_crawl_source(s3_client, s3_endpoint, tmp_path):
     env = {**os.environ, "CORPUS_CRAWL_ROOT": f"s3://{bucket}/cc", "CORPUS_S3_ENDPOINT_URL": s3_endpoint,
            "DAGSTER_HOME": str(tmp_path / "home"), "CORPUS_ROOT": str(tmp_path / "corpus"),
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "CORPUS_NUM_SHARDS": "1"}
-    done = subprocess.run([sys.executable, "-m", "corpus_assets.demo", "--workers", "1"], env=env,
+    done = subprocess.run([sys.executable, "-m", "corpus_assets.demo", "--workers", "1", "--through-dedup"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"dumps=['{DUMP}']" in done.stdout and f"crawl source=s3://{bucket}/cc" in done.stdout
