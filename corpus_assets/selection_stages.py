@@ -437,6 +437,12 @@ def build_selection_comparison(store: CorpusStore, target: str, config: Pipeline
     LM improves with data, so "same size" in documents favours whichever picks longer ones."""
     cfg = config.selection
     pool = load_pool_report(store, target)
+    heldout = [e["text"] for e in _target_examples(store, target) if e["split"] == HELDOUT]
+    if not heldout:
+        # The pool refuses such a target; a pool written before that rule would otherwise
+        # give a comparison with null bits per byte that reads like a result.
+        raise ValueError(f"selection target {target}: no held-out example to compare the selections on;"
+                         f" rematerialize {POOL}")
     selections = {ZIPFIT: _selection_rows(store, ZIPFIT, target), DSIR: _selection_rows(store, DSIR, target)}
     k = len(selections[ZIPFIT])
     rng = np.random.default_rng(cfg.seed)
@@ -445,7 +451,6 @@ def build_selection_comparison(store: CorpusStore, target: str, config: Pipeline
     picked = [(rank_of[i], r) for i, r in enumerate(store.iter_rows(table_path(POOL, target), ["doc_id", "source", "domain", "text"]))
               if i in rank_of]
     selections["random"] = [r for _, r in sorted(picked, key=lambda t: t[0])]
-    heldout = [e["text"] for e in _target_examples(store, target) if e["split"] == HELDOUT]
     sizes = {name: sum(len((r["text"] or "").encode("utf-8")) for r in rows) for name, rows in selections.items()}
     cap = cfg.lm_max_train_bytes if cfg.lm_max_train_bytes > 0 else None
     equal_budget = min([*sizes.values(), *([cap] if cap else [])])

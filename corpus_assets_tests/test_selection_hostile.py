@@ -12,7 +12,8 @@ import pytest
 from corpus_assets.config import ConfigError, load_config
 from corpus_assets.definitions import build_definitions
 from corpus_assets.selection_stages import (
-    POOL, build_dsir_selection, build_selection_pool, iter_jsonl, load_target_examples, table_path,
+    EXAMPLES_SCHEMA, POOL, build_dsir_selection, build_selection_comparison, build_selection_pool,
+    build_zipfit_selection, iter_jsonl, load_target_examples, table_path,
 )
 from corpus_assets.steps.selection import dsir, zipfit
 from corpus_assets.steps.selection.decontamination import EXACT_REASON, REASON, ContaminationIndex
@@ -170,3 +171,19 @@ def test_non_string_fields_are_json_text_and_bom_keeps_the_first_line(data):
     examples, _ = load_target_examples(cfg.selection, cfg.selection.target("t"))
     texts = [e["text"] for e in examples]
     assert 'true\n{"k": "é"}' in texts and "3" in texts
+
+
+def test_comparison_refuses_a_pool_without_held_out_examples(data):
+    cfg = load_config(settings(data, "  targets:\n    - {name: t, path: target.jsonl}\n"
+                                     "  sources:\n    - {name: s, path: source.jsonl}\n  workers: 1\n"))
+    store = CorpusStore(str(data / "corpus"))
+    build_selection_pool(store, "t", cfg)
+    build_zipfit_selection(store, "t", cfg)
+    build_dsir_selection(store, "t", cfg)
+    # A pool written before the 2-example rule: every example on the select side.
+    rel = table_path(POOL, "t", "target_examples.parquet")
+    rows = [dict(r, split="select") for r in store.iter_rows(rel)]
+    with store.table_writer(rel, EXAMPLES_SCHEMA) as writer:
+        writer.write_many(rows)
+    with pytest.raises(ValueError, match="no held-out example"):
+        build_selection_comparison(store, "t", cfg)
