@@ -154,6 +154,9 @@ def test_decontamination_sees_through_format_characters_and_compatibility_forms(
         assert index.first_match(text) is not None, text
     turkish = ContaminationIndex(["istanbul " + " ".join(words[:12])], n=13, min_tokens=8)
     assert turkish.first_match("İSTANBUL " + " ".join(words[:12]).upper()) is not None
+    cities = "İSTANBUL İZMİR ANKARA BURSA ADANA KONYA GAZİANTEP ŞANLIURFA KOCAELİ MERSİN DİYARBAKIR HATAY MANİSA"
+    lower = "istanbul izmir ankara bursa adana konya gaziantep şanlıurfa kocaeli mersin diyarbakır hatay manisa"
+    assert ContaminationIndex([cities], n=13, min_tokens=8).first_match(lower) is not None
 
 
 def test_lone_surrogates_do_not_crash_scoring():

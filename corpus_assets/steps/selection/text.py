@@ -11,6 +11,7 @@ from functools import cache
 
 _WORD_PUNCT = re.compile(r"\w+|[^\w\s]+")
 _WORDS = re.compile(r"\w+")
+_TURKISH_I = {0x0130: "I", 0x0131: "i"}
 
 
 def word_punct_tokens(text: str) -> list[str]:
@@ -21,8 +22,10 @@ def normalized(text: str) -> str:
     """NFKC (fullwidth and other compatibility forms to their plain letters), format
     characters (category Cf: soft hyphen, zero-width space and joiners, BOM) removed,
     lower-cased. Turkish dotted capital I becomes "i", not "i" + combining dot, which
-    ``\\w+`` would split into two tokens."""
-    text = unicodedata.normalize("NFKC", text.replace("\u0130", "I"))
+    ``\\w+`` would split into two tokens, and dotless "ı" becomes "i" (it is what
+    "I" lower-cases to in Turkish, and Python lower-cases "I" to "i"): upper- and
+    lower-case Turkish copies then give the same tokens."""
+    text = unicodedata.normalize("NFKC", text.translate(_TURKISH_I))
     if not text.isascii():
         text = text.translate(_format_characters())
     return text.lower()
