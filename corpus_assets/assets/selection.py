@@ -17,7 +17,7 @@ from corpus_assets.steps.selection.decontamination import REASONS as DECONTAMINA
 
 SELECTION_GROUP = "selection"
 # Bump when a stage's code changes what it writes; settings changes are fingerprinted.
-CODE_REVISION = {stages.POOL: "1", stages.ZIPFIT: "1", stages.DSIR: "1", stages.COMPARISON: "1"}
+CODE_REVISION = {stages.POOL: "2", stages.ZIPFIT: "1", stages.DSIR: "1", stages.COMPARISON: "1"}
 POOL_CHECK = "pool_conservation"
 # One run per target materializes these, in this order.
 SELECTION_ASSETS = [stages.POOL, stages.ZIPFIT, stages.DSIR, stages.COMPARISON]
