@@ -105,7 +105,23 @@ def _unknown_keys(cls: type, values: Any, where: tuple[str, ...]) -> list[str]:
             errors.append(f"{dotted}: unknown setting (known here: {', '.join(sorted(known))})")
         elif dataclasses.is_dataclass(known[key]):
             errors.extend(_unknown_keys(known[key], value, (*where, key)))
+        elif isinstance(value, list) and (item_type := _sequence_item_dataclass(known[key])):
+            # a list of records (selection.targets): each entry is checked, its index in the key
+            for index, item in enumerate(value):
+                errors.extend(_unknown_keys(item_type, item, (*where, key, str(index))))
     return errors
+
+
+def _sequence_item_dataclass(annotation: Any) -> Optional[type]:
+    """The dataclass of ``tuple[X, ...]`` / ``list[X]`` (through ``Annotated``), else None."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) not in (tuple, list):
+        return None
+    item_types = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+    if len(item_types) == 1 and dataclasses.is_dataclass(item_types[0]):
+        return item_types[0]
+    return None
 
 
 def _validation_errors(exc: pydantic.ValidationError) -> list[str]:

@@ -37,7 +37,7 @@ import pyarrow as pa
 from corpus_assets.config import PipelineConfig
 from corpus_assets.steps.selection import dsir, zipfit
 from corpus_assets.steps.selection.config import SelectionConfig, SelectionSource, SelectionTarget
-from corpus_assets.steps.selection.decontamination import REASON as CONTAMINATED, ContaminationIndex
+from corpus_assets.steps.selection.decontamination import REASONS as DECONTAMINATION_REASONS, ContaminationIndex
 from corpus_assets.steps.selection.ngram_lm import ByteNgramLM
 from corpus_assets.storage import CorpusStore
 
@@ -85,12 +85,18 @@ def resolve_path(cfg: SelectionConfig, path: str) -> Path:
 
 def _unit_hash(*parts) -> float:
     """A seeded, order-independent uniform number in [0, 1) for sampling and splits."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little") / 2**64
 
 
+def _field_text(value) -> str:
+    """A field as text: strings as they are, other JSON values (numbers, booleans, lists,
+    objects) as JSON text, so ``true`` stays ``true`` rather than Python's ``True``."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _joined(record: dict, fields: tuple[str, ...]) -> str:
-    text = "\n".join(str(record[f]) for f in fields if record.get(f) not in (None, ""))
+    text = "\n".join(_field_text(record[f]) for f in fields if record.get(f) not in (None, ""))
     # JSON may escape lone surrogates ("\ud800"), which no UTF-8 writer accepts.
     return text.encode("utf-8", "replace").decode("utf-8")
 
@@ -98,7 +104,8 @@ def _joined(record: dict, fields: tuple[str, ...]) -> str:
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Optional[dict]]]:
     """(line number, record or None when the line is not a JSON object); blank lines skipped."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+    # utf-8-sig: a byte order mark would otherwise make the first line unreadable JSON.
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
         for i, line in enumerate(fh):
             if not line.strip():
                 continue
@@ -127,8 +134,14 @@ def load_target_examples(cfg: SelectionConfig, target: SelectionTarget) -> tuple
             unusable["no_text_in_fields"] += 1
             continue
         examples.append({"example_id": f"{target.name}:{line}", "text": text})
+    if len(examples) < 2:
+        # One example to select with and one held out to judge with, at the least; with
+        # none, ZIP-FIT scores 0 everywhere and DSIR's target is uniform: nothing to select.
+        raise ValueError(f"selection target {target.name}: {len(examples)} usable example(s) in {path} "
+                         f"(fields {list(target.fields)}; unusable lines: {dict(unusable) or 'none'}); "
+                         "at least 2 are needed, one to select with and one held out")
     order = sorted(range(len(examples)), key=lambda i: _unit_hash(cfg.seed, target.name, examples[i]["example_id"]))
-    n_heldout = min(len(examples) - 1, max(1, round(target.heldout_fraction * len(examples)))) if len(examples) > 1 else 0
+    n_heldout = min(len(examples) - 1, max(1, round(target.heldout_fraction * len(examples))))
     heldout = set(order[:n_heldout])
     for i, ex in enumerate(examples):
         ex["split"] = HELDOUT if i in heldout else SELECT
@@ -150,6 +163,7 @@ def scoring_examples(cfg: SelectionConfig, examples: list[dict]) -> list[str]:
 # -- the pool -----------------------------------------------------------------------------------
 
 def _source_documents(cfg: SelectionConfig, source: SelectionSource, counts: Counter) -> Iterator[dict]:
+    seen: set[bytes] = set()  # 8-byte hashes of the doc ids read so far
     for line, record in iter_jsonl(resolve_path(cfg, source.path)):
         counts["available"] += 1
         if record is None:
@@ -159,9 +173,21 @@ def _source_documents(cfg: SelectionConfig, source: SelectionSource, counts: Cou
         if not text.strip():
             counts["empty_text"] += 1
             continue
-        lineage = str(record.get(source.id_field) or "") if source.id_field else ""
-        lineage = lineage or f"line:{line}"
-        yield {"doc_id": f"{source.name}/{lineage}", "source": source.name, "domain": source.domain_of(record),
+        value = record.get(source.id_field) if source.id_field else None
+        if value is None or value == "":
+            # The line number, under '#': a source name has no '#', so these doc ids cannot
+            # collide with a record whose own id reads "line:3" (doc id "<source>/line:3").
+            lineage, doc_id = f"line:{line}", f"{source.name}#line:{line}"
+        else:
+            # 0 is an id like any other; a lone surrogate cannot be written as UTF-8
+            lineage = _field_text(value).encode("utf-8", "replace").decode("utf-8")
+            doc_id = f"{source.name}/{lineage}"
+        key = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        if key in seen:
+            counts["duplicate_lineage_id"] += 1  # the first record with an id is kept
+            continue
+        seen.add(key)
+        yield {"doc_id": doc_id, "source": source.name, "domain": source.domain_of(record),
                "lineage_id": lineage, "url": None, "text": text}
 
 
@@ -226,12 +252,13 @@ def build_selection_pool(store: CorpusStore, target_name: str, config: PipelineC
             for doc in read(counts):
                 docs_in += 1
                 chars_in += len(doc["text"])
-                match = index.first_match(doc["text"])
+                match = index.match(doc["text"])
                 if match is not None:
-                    counts[CONTAMINATED] += 1
-                    removed_by_reason[CONTAMINATED] += 1
+                    reason, detail = match
+                    counts[reason] += 1
+                    removed_by_reason[reason] += 1
                     removed.write({"doc_id": doc["doc_id"], "source": name, "lineage_id": doc["lineage_id"],
-                                   "reason": CONTAMINATED, "detail": match[:200]})
+                                   "reason": reason, "detail": detail[:200]})
                     continue
                 kept.write(doc)
                 counts["kept"] += 1
@@ -243,7 +270,8 @@ def build_selection_pool(store: CorpusStore, target_name: str, config: PipelineC
         "chars_in": chars_in, "chars_out": chars_out, "removed_by_reason": dict(removed_by_reason),
         "per_source": per_source, "decontamination": {"n": cfg.decontamination_n,
                                                       "min_tokens": cfg.decontamination_min_tokens,
-                                                      "target_grams": len(index.grams)},
+                                                      "target_grams": len(index.grams),
+                                                      "target_whole_texts": len(index.whole_texts)},
         "seconds": round(time.perf_counter() - started, 3),
     }
     store.write_json(stats_path(POOL, target_name), report)
@@ -409,6 +437,12 @@ def build_selection_comparison(store: CorpusStore, target: str, config: Pipeline
     LM improves with data, so "same size" in documents favours whichever picks longer ones."""
     cfg = config.selection
     pool = load_pool_report(store, target)
+    heldout = [e["text"] for e in _target_examples(store, target) if e["split"] == HELDOUT]
+    if not heldout:
+        # The pool refuses such a target; a pool written before that rule would otherwise
+        # give a comparison with null bits per byte that reads like a result.
+        raise ValueError(f"selection target {target}: no held-out example to compare the selections on;"
+                         f" rematerialize {POOL}")
     selections = {ZIPFIT: _selection_rows(store, ZIPFIT, target), DSIR: _selection_rows(store, DSIR, target)}
     k = len(selections[ZIPFIT])
     rng = np.random.default_rng(cfg.seed)
@@ -417,7 +451,6 @@ def build_selection_comparison(store: CorpusStore, target: str, config: Pipeline
     picked = [(rank_of[i], r) for i, r in enumerate(store.iter_rows(table_path(POOL, target), ["doc_id", "source", "domain", "text"]))
               if i in rank_of]
     selections["random"] = [r for _, r in sorted(picked, key=lambda t: t[0])]
-    heldout = [e["text"] for e in _target_examples(store, target) if e["split"] == HELDOUT]
     sizes = {name: sum(len((r["text"] or "").encode("utf-8")) for r in rows) for name, rows in selections.items()}
     cap = cfg.lm_max_train_bytes if cfg.lm_max_train_bytes > 0 else None
     equal_budget = min([*sizes.values(), *([cap] if cap else [])])
@@ -437,7 +470,7 @@ def build_selection_comparison(store: CorpusStore, target: str, config: Pipeline
     b = {r["doc_id"] for r in selections[DSIR]}
     report = {
         "target": target, "k": k, "pool_docs": pool["docs_out"], "pool_chars": pool["chars_out"],
-        "decontamination_removed": pool["removed_by_reason"].get(CONTAMINATED, 0),
+        "decontamination_removed": sum(pool["removed_by_reason"].get(r, 0) for r in DECONTAMINATION_REASONS),
         "heldout_examples": len(heldout), "heldout_bytes": sum(len(h.encode("utf-8")) for h in heldout),
         "lm": f"byte-level {cfg.lm_order}-gram, interpolated Witten-Bell, uniform 1/256 base",
         "equal_train_bytes": equal_budget,

@@ -13,11 +13,11 @@ import dagster as dg
 from corpus_assets import selection_stages as stages
 from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.resources import CorpusStoreResource
-from corpus_assets.steps.selection.decontamination import REASON as CONTAMINATED
+from corpus_assets.steps.selection.decontamination import REASONS as DECONTAMINATION_REASONS
 
 SELECTION_GROUP = "selection"
 # Bump when a stage's code changes what it writes; settings changes are fingerprinted.
-CODE_REVISION = {stages.POOL: "1", stages.ZIPFIT: "1", stages.DSIR: "1", stages.COMPARISON: "1"}
+CODE_REVISION = {stages.POOL: "2", stages.ZIPFIT: "1", stages.DSIR: "1", stages.COMPARISON: "1"}
 POOL_CHECK = "pool_conservation"
 # One run per target materializes these, in this order.
 SELECTION_ASSETS = [stages.POOL, stages.ZIPFIT, stages.DSIR, stages.COMPARISON]
@@ -114,7 +114,7 @@ def build_selection_assets(config: PipelineConfig) -> list:
         removed = sum(report["removed_by_reason"].values())
         per_source = [dg.TableRecord({
             "source": name, "domain": s.get("domain", ""), "available": s.get("available", 0),
-            "sampled": s.get("sampled", 0), "removed": s.get(CONTAMINATED, 0), "kept": s.get("kept", 0),
+            "sampled": s.get("sampled", 0), "removed": sum(s.get(r, 0) for r in DECONTAMINATION_REASONS), "kept": s.get("kept", 0),
             "missing": bool(s.get("missing", False))}) for name, s in report["per_source"].items()]
         facts = report["target_facts"]
         kept_rows = store.row_count(stages.table_path(stages.POOL, target))
@@ -123,7 +123,7 @@ def build_selection_assets(config: PipelineConfig) -> list:
             "docs_in": report["docs_in"], "docs_out": report["docs_out"], "docs_removed": removed,
             "retention": round(report["docs_out"] / report["docs_in"], 6) if report["docs_in"] else 0.0,
             "chars_in": report["chars_in"], "chars_out": report["chars_out"],
-            "decontamination_removed": report["removed_by_reason"].get(CONTAMINATED, 0),
+            "decontamination_removed": removed,
             "removed_by_reason": dg.MetadataValue.table(
                 [dg.TableRecord({"step": "decontamination", "reason": r, "count": n})
                  for r, n in report["removed_by_reason"].items()], schema=REMOVED_SCHEMA),

@@ -14,6 +14,7 @@ Relative paths are under ``data_dir`` (empty: ``../shared/data`` beside the chec
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
@@ -24,6 +25,18 @@ from corpus_assets.steps.setting_types import ExistingDir, NonNegativeInt, Posit
 OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 TopFraction = Annotated[float, Field(gt=0.0, le=1.0)]
 CompressionLevel = Annotated[int, Field(ge=0, le=9)]
+# Target and source names become asset keys (selection_target_<name>) and static
+# partition keys, so they follow Dagster's name rule; a name it refuses would stop the
+# whole code location from loading rather than fail here with its key.
+NAME_PATTERN = r"^[A-Za-z0-9_]+$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+# At least one field: none would make every example empty.
+FieldNames = Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, name or ""):
+        raise ValueError(f"selection {kind} name {name!r}: letters, digits and '_' only (Dagster's name rule)")
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -32,17 +45,18 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SelectionTarget:
-    name: str
+    name: Name
     path: str
-    fields: tuple[str, ...] = ("text",)
+    fields: FieldNames = ("text",)
     # Share of the examples kept apart (never scored against, never in the pool) to judge
     # the selections; picked by a seeded hash of the example's line number.
     heldout_fraction: OpenFraction = 0.2
 
     def __post_init__(self):
         object.__setattr__(self, "fields", _strings(self.fields))
-        if not self.name or "|" in self.name or "/" in self.name:
-            raise ValueError(f"selection target name {self.name!r}: non-empty, no '|' or '/'")
+        _check_name("target", self.name)
+        if not self.fields:
+            raise ValueError(f"selection target {self.name}: fields must name at least one field")
         if not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"selection target {self.name}: heldout_fraction must be in (0, 1)")
 
@@ -51,9 +65,9 @@ class SelectionTarget:
 class SelectionSource:
     """An external pool source: a JSONL(.gz) file of documents."""
 
-    name: str
+    name: Name
     path: str
-    fields: tuple[str, ...] = ("text",)
+    fields: FieldNames = ("text",)
     domain: str = ""  # what the source is (math, code, ...): the composition report's label
     id_field: str = ""  # lineage id field; empty: the line number
     max_docs: int = -1  # -1: selection.max_docs_per_source
@@ -65,8 +79,9 @@ class SelectionSource:
     def __post_init__(self):
         object.__setattr__(self, "fields", _strings(self.fields))
         object.__setattr__(self, "domain_map", _strings(self.domain_map))
-        if not self.name or "/" in self.name:
-            raise ValueError(f"selection source name {self.name!r}: non-empty, no '/'")
+        _check_name("source", self.name)
+        if not self.fields:
+            raise ValueError(f"selection source {self.name}: fields must name at least one field")
         if any("=" not in entry for entry in self.domain_map):
             raise ValueError(f"selection source {self.name}: domain_map entries are VALUE=DOMAIN")
 
@@ -109,7 +124,7 @@ class SelectionConfig:
     # Deterministic sample per source: the documents with the lowest seeded hash of their
     # lineage id (independent of file order); <= 0 keeps every document.
     max_docs_per_source: int = 400
-    seed: int = 0
+    seed: NonNegativeInt = 0  # numpy's generators take no negative seed
     # Selection size: k documents, or top_fraction of the decontaminated pool when k <= 0.
     k: int = 0
     top_fraction: TopFraction = 0.1

@@ -33,9 +33,9 @@ DEFAULT_BUCKETS = 10_000
 def hashed_ngrams(text: str, num_buckets: int = DEFAULT_BUCKETS, order: int = 2) -> list[int]:
     """Bucket ids of every n-gram (n = 1..order) of the text, with repeats."""
     tokens = word_punct_tokens(text)
-    ids = [zlib.crc32(t.encode("utf-8")) % num_buckets for t in tokens]
+    ids = [zlib.crc32(t.encode("utf-8", "surrogatepass")) % num_buckets for t in tokens]
     for n in range(2, order + 1):
-        ids.extend(zlib.crc32(" ".join(tokens[i:i + n]).encode("utf-8")) % num_buckets
+        ids.extend(zlib.crc32(" ".join(tokens[i:i + n]).encode("utf-8", "surrogatepass")) % num_buckets
                    for i in range(len(tokens) - n + 1))
     return ids
 

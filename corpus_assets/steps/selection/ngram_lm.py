@@ -32,7 +32,7 @@ def _padded(texts: Iterable[str], order: int, max_bytes: Optional[int] = None) -
     chunks, real, total = [], [], 0
     for t in texts:
         # Zero bytes mark the start of a document: one inside a text becomes a space.
-        data = (t if isinstance(t, bytes) else (t or "").encode("utf-8")).replace(b"\0", b" ")
+        data = (t if isinstance(t, bytes) else (t or "").encode("utf-8", "surrogatepass")).replace(b"\0", b" ")
         if max_bytes is not None and total + len(data) > max_bytes:
             data = data[: max(0, max_bytes - total)]
         if not data:

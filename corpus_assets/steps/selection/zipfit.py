@@ -65,7 +65,8 @@ class TargetSet:
         if not examples:
             raise ValueError("ZIP-FIT needs at least one target example")
         self.level = level
-        self.encoded = [e.encode("utf-8") for e in examples]
+        # surrogatepass: a lone surrogate ("\ud800", which JSON allows) is bytes like any other
+        self.encoded = [e.encode("utf-8", "surrogatepass") for e in examples]
         self.sizes = np.array([gzip_len(b, level) for b in self.encoded], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -73,7 +74,7 @@ class TargetSet:
 
     def pair_lengths(self, candidate: str) -> tuple[int, np.ndarray]:
         """``C(x)`` and ``C(x + y)`` for every target example ``y``."""
-        x = candidate.encode("utf-8")
+        x = candidate.encode("utf-8", "surrogatepass")
         if self.level == 0 or len(x) < REUSE_MIN_BYTES:
             joint = [gzip_len(x + y, self.level) for y in self.encoded]
             return gzip_len(x, self.level), np.array(joint, dtype=np.int64)
