@@ -949,6 +949,14 @@ class CorpusStore:
                 f"{str(exc)[:200]}); re-materialize the partition"
             ) from exc
 
+    def _decoded(self, rel: str, entry: Optional[dict], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        while True:
+            with self._decoding(rel, entry):
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
+
     def _parquet(self, rel: str, path: str, entry: Optional[dict]) -> pq.ParquetFile:
         # Page CRCs (written by TableWriter) are checked as pages are decoded: a flipped
         # byte is caught for the price of a CRC32, without hashing the whole object.
@@ -977,12 +985,7 @@ class CorpusStore:
                     wanted = [c for c in columns if c in present]
                 schema = parquet.schema_arrow
                 stream.schema = pa.schema([schema.field(c) for c in wanted]) if wanted is not None else schema
-                batches = parquet.iter_batches(batch_size=batch_size, columns=wanted)
-                while True:
-                    with self._decoding(rel, entry):
-                        batch = next(batches, None)
-                    if batch is None:
-                        return
+                for batch in self._decoded(rel, entry, parquet.iter_batches(batch_size=batch_size, columns=wanted)):
                     yield from batch.to_pylist()
 
         return RowStream(rows)
@@ -996,13 +999,7 @@ class CorpusStore:
             parquet = self._parquet(rel, path, entry)
             if parquet.metadata.num_rows == 0:
                 return
-            batches = parquet.iter_batches(batch_size=batch_size, columns=columns)
-            while True:
-                with self._decoding(rel, entry):
-                    batch = next(batches, None)
-                if batch is None:
-                    return
-                yield batch
+            yield from self._decoded(rel, entry, parquet.iter_batches(batch_size=batch_size, columns=columns))
 
     def read_table(self, rel: str, columns: Optional[list[str]] = None,
                    filters: Optional[list[tuple]] = None) -> pa.Table:

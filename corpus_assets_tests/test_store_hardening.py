@@ -220,3 +220,31 @@ def test_bad_roots_are_refused(root):
 @pytest.mark.parametrize("root", ["s3://my-bucket.v2/p", "s3://abc", "/tmp/x y", "./name:x"])
 def test_good_roots_pass(root):
     parse_root(root)
+
+
+# -- 4. empty document partitions keep the asset's schema ------------------------------------
+
+def test_empty_shards_have_the_schema_of_non_empty_ones(fixture_crawl, tmp_path, monkeypatch):
+    """More shards than WARC files: some shards of every document asset are empty. Each
+    must carry the asset's real columns, so a dataset scan that meets it first still finds
+    ``text`` (it failed with ``No match for FieldRef.Name(text)``)."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from corpus_assets_tests.helpers import pipeline_run
+
+    monkeypatch.setenv("CORPUS_NUM_SHARDS", "4")
+    with pipeline_run(fixture_crawl / "pipeline.yaml", fixture_crawl, tmp_path / "corpus", ["CC-MAIN-2024-10"]) as run:
+        store = run[3]
+        for asset in ("raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered", "rw_deduped"):
+            paths = store.published_paths(asset, "documents.parquet")
+            rows = {p: pq.ParquetFile(p).metadata.num_rows for p in paths}
+            empty = [p for p in paths if rows[p] == 0]
+            full = [p for p in paths if rows[p] > 0]
+            assert empty and full, (asset, rows)
+            expected = pq.ParquetFile(full[0]).schema_arrow
+            for path in empty + full[1:]:
+                assert pq.ParquetFile(path).schema_arrow == expected, (asset, path)
+            wanted = ["doc_id", "html"] if asset == "raw_documents" else ["doc_id", "text"]
+            table = ds.dataset(empty + full, format="parquet").to_table(columns=wanted)
+            assert table.num_rows == sum(rows.values())
