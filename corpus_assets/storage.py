@@ -12,13 +12,16 @@ behind every logical file, with its byte size, SHA-256 and (for tables) row coun
 resolve ``folder/documents.parquet`` through the pointer, so they see the old partition or
 the new one, never a mix: a run killed between two writes, or an S3 upload that fails
 half-way, leaves the old pointer and so the old, complete partition. After the pointer is
-written, every object of the folder it does not name (an older version, a killed run's
-``.tmp-*`` staging file) is deleted. Identical output gets identical object names, so a
-re-run that produces the same tables leaves them where they were.
+written, every object of the folder that the current pointer does not name (an older
+version, a killed run's objects and ``.tmp-*`` staging files) is deleted, except those
+another publication still running has claimed (see ``_Publication``): two runs of one
+partition at once both commit whole, the last pointer wins. Objects are always stored
+anew, so a re-run repairs a damaged one; identical output gets identical names.
 
 Readers refuse a partition whose parts disagree (``PartitionIntegrityError``): an object
-missing or of another size than the pointer says, a table with another row count, a JSON
-file whose content is not the one published, an unreadable pointer.
+missing, of another size or SHA-256 than the pointer says (checked on every whole read),
+a table Parquet cannot decode, another row count, a pointer published for another folder
+or unreadable, content-addressed objects without a pointer.
 
 Folders without a pointer (corpora written before publications, or plain ``table_writer``
 calls outside any publication) are read and written as plain files, each write atomic on

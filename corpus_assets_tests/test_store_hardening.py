@@ -248,3 +248,17 @@ def test_empty_shards_have_the_schema_of_non_empty_ones(fixture_crawl, tmp_path,
             wanted = ["doc_id", "html"] if asset == "raw_documents" else ["doc_id", "text"]
             table = ds.dataset(empty + full, format="parquet").to_table(columns=wanted)
             assert table.num_rows == sum(rows.values())
+
+
+def test_a_rerun_after_a_umask_change_gives_its_objects_the_new_mode(tmp_path):
+    import stat
+
+    old = os.umask(0o077)
+    try:
+        _publish(CorpusStore(str(tmp_path)), FOLDER, 3, "x")
+        os.umask(0o022)
+        _publish(CorpusStore(str(tmp_path)), FOLDER, 3, "x")  # identical output
+    finally:
+        os.umask(old)
+    for path in (tmp_path / FOLDER).iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
