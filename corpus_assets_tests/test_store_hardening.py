@@ -89,10 +89,17 @@ def test_two_publications_at_once_always_leave_a_whole_partition(tmp_path):
     assert names == sorted([POINTER_NAME] + [e["object"] for e in pointer["files"].values()])
 
 
-def test_a_live_writers_objects_survive_another_publication(tmp_path):
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_live_writers_objects_survive_another_publication(tmp_path, kind, request):
     """The interleaving of the report, made deterministic: B has stored its objects
     when A commits and cleans; B commits afterwards and its partition is whole."""
-    a, b = CorpusStore(str(tmp_path)), CorpusStore(str(tmp_path))
+    if kind == "s3":
+        client = request.getfixturevalue("s3_client")
+        bucket = f"corpus-{uuid.uuid4().hex[:8]}"
+        client.create_bucket(Bucket=bucket)
+        a, b = (CorpusStore(f"s3://{bucket}/p", s3_client=client) for _ in range(2))
+    else:
+        a, b = CorpusStore(str(tmp_path)), CorpusStore(str(tmp_path))
     with b.publish_partition(FOLDER):
         with b.table_writer(f"{FOLDER}/documents.parquet", SCHEMA) as writer:
             writer.write_many([{"doc_id": f"b-{j}"} for j in range(7)])
@@ -100,6 +107,9 @@ def test_a_live_writers_objects_survive_another_publication(tmp_path):
         _publish(a, FOLDER, 5, "a")  # A's cleanup runs while B is between its writes and its commit
         assert _read(a)[0] == 5
     assert _read(a) == (7, {"tag": "b", "rows": 7})
+    _publish(a, FOLDER, 2, "c")  # the next publication cleans what the two left
+    objects = sorted(e["object"] for e in a.read_pointer(FOLDER)["files"].values())
+    assert sorted(n.rsplit("/", 1)[1] for n in a.list(FOLDER, physical=True)) == sorted([POINTER_NAME] + objects)
 
 
 # -- 2. a same-size corruption ------------------------------------------------------------
