@@ -939,12 +939,16 @@ class CorpusStore:
             )
 
     @contextmanager
-    def _decoding(self, rel: str, entry: Optional[dict]) -> Iterator[None]:
+    def _decoding(self, rel: str, entry: Optional[dict], footer: bool = False) -> Iterator[None]:
         """A published table that cannot be decoded (a bad footer, a page whose CRC or
-        compression frame fails) is a damaged partition, not a crash of the reader."""
+        compression frame fails: OSError) is a damaged partition, not a crash of the
+        reader. Only while the footer is parsed is any Arrow error one: later, an
+        ArrowInvalid may be the caller's (a filter on a column that does not exist)."""
         try:
             yield
         except (OSError, pa.ArrowException) as exc:
+            if not footer and not isinstance(exc, OSError):
+                raise
             if entry is None or isinstance(exc, FileNotFoundError):
                 raise
             raise PartitionIntegrityError(
@@ -963,7 +967,7 @@ class CorpusStore:
     def _parquet(self, rel: str, path: str, entry: Optional[dict]) -> pq.ParquetFile:
         # Page CRCs (written by TableWriter) are checked as pages are decoded: a flipped
         # byte is caught for the price of a CRC32, without hashing the whole object.
-        with self._decoding(rel, entry):
+        with self._decoding(rel, entry, footer=True):
             parquet = pq.ParquetFile(path, page_checksum_verification=True)
         self._check_rows(rel, entry, parquet.metadata.num_rows)
         return parquet
