@@ -26,7 +26,12 @@ dump_partitions = dg.DynamicPartitionsDefinition(name=DUMP_DIM)
 # A lab's own dump: letters, digits, '.', '_' and '-', starting with a letter or digit (so
 # never '.', '..' or a hidden name), at most 100 characters. No '|' (the multi-partition
 # key separator), no '/', no blank, nothing a shell or a URL would need to escape.
-OWN_DUMP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+OWN_DUMP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# A real Common Crawl name: the YYYY-WW names start with CC-MAIN-2013-20 (older crawls are
+# named otherwise), and WW is an ISO week, 01..53. Matched with fullmatch: ``$`` would
+# also match before a final newline.
+CC_YEARS = range(2013, 2100)
+CC_WEEKS = range(1, 54)
 
 
 class InvalidDumpName(ValueError):
@@ -37,11 +42,14 @@ def dump_name_problem(name: object) -> Optional[str]:
     """Why ``name`` cannot be a dump, or None. A name that starts like Common Crawl's
     (``CC-MAIN-``) must be one exactly, ``CC-MAIN-YYYY-WW``: crawl order (``dump_sort_key``)
     would put a misspelt one after every real dump."""
-    if not isinstance(name, str) or not OWN_DUMP_NAME.match(name):
+    if not isinstance(name, str) or not OWN_DUMP_NAME.fullmatch(name):
         return (f"invalid dump name {name!r}: expected Common Crawl's CC-MAIN-YYYY-WW or a name of letters, "
                 "digits, '.', '_' and '-' that starts with a letter or digit (at most 100 characters)")
-    if name.upper().startswith("CC-MAIN") and not DUMP_NAME.match(name):
-        return f"invalid dump name {name!r}: a Common Crawl dump name reads CC-MAIN-YYYY-WW (e.g. CC-MAIN-2024-10)"
+    if name.upper().startswith("CC-MAIN") and not (
+        DUMP_NAME.fullmatch(name) and int(name[8:12]) in CC_YEARS and int(name[13:15]) in CC_WEEKS
+    ):
+        return (f"invalid dump name {name!r}: a Common Crawl dump name reads CC-MAIN-YYYY-WW, a year from "
+                f"{CC_YEARS[0]} and an ISO week 01..53 (e.g. CC-MAIN-2024-10)")
     return None
 
 

@@ -18,6 +18,7 @@ Documents stream through in batches; no stage holds a whole shard in memory.
 from __future__ import annotations
 
 import time
+import typing
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator, Optional
@@ -34,7 +35,7 @@ from corpus_assets.steps.prescreen import LanguagePrescreen
 from corpus_assets.steps.quality.decisions import build_decision_steps
 from corpus_assets.steps.quality.signals import SIGNAL_COLUMNS, QualitySignals
 from corpus_assets.steps.url_filter import UrlFilter
-from corpus_assets.steps.warc import HtmlDecode, iter_warc_responses
+from corpus_assets.steps.warc import RESPONSE_FIELDS, HtmlDecode, iter_warc_responses
 from corpus_assets.storage import CorpusStore, PartitionIntegrityError, publishes
 
 REMOVED_SCHEMA = pa.schema(
@@ -61,14 +62,48 @@ MANIFEST_SCHEMA = pa.schema(
 LINEAGE_COLUMNS = ["doc_id", "url", "dump", "shard", "warc_path", "warc_offset", "warc_record_id", "warc_date"]
 
 
-def empty_documents_schema(documents: Iterable[Document], drop_columns: Iterable[str] = ()) -> pa.Schema:
-    """The schema of a documents table that kept no row and has no declared schema: the
-    upstream table's columns (known once ``documents``, a ``RowStream``, was read) plus
-    any lineage column missing from them. A table without columns would break every
-    dataset scan that meets it first; this one reads like its non-empty neighbours."""
+# The WARC reader's records as the raw_documents stage receives them (every field the
+# reader yields, then the dump and shard the ingest adds): the upstream schema of the one
+# stage whose input is not a stored table.
+RECORD_COLUMNS = {**{name: type(value) for name, value in RESPONSE_FIELDS.items()}, "dump": str, "shard": str}
+DECLARED_INPUTS = {"raw_documents": RECORD_COLUMNS}
+
+_ARROW_TYPES = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), bytes: pa.binary()}
+
+
+def arrow_type(declared) -> pa.DataType:
+    """The Arrow type ``pa.Table.from_pylist`` infers for values of a declared Python type."""
+    if isinstance(declared, pa.DataType):
+        return declared
+    if typing.get_origin(declared) is list:
+        return pa.list_(arrow_type(typing.get_args(declared)[0]))
+    return _ARROW_TYPES[declared]
+
+
+def _declared_schema(columns: dict) -> pa.Schema:
+    return pa.schema([pa.field(name, arrow_type(kind)) for name, kind in columns.items()])
+
+
+def empty_documents_schema(documents: Iterable[Document], drop_columns: Iterable[str] = (),
+                           steps: Iterable[Step] = (), asset: Optional[str] = None) -> pa.Schema:
+    """The schema of a documents table that kept no row and has no declared schema: what
+    a kept document would have had. The upstream table's columns (known once
+    ``documents``, a ``RowStream``, was read; for raw_documents the reader's declared
+    record columns), then each step's ``dropped_columns`` removed and ``output_columns``
+    appended, in the order a document's fields would be, then ``drop_columns`` removed;
+    any lineage column still missing is added. A table without these columns would break
+    every dataset scan that meets it first (``No match for FieldRef.Name(text)``)."""
     upstream = getattr(documents, "schema", None)
+    if upstream is None and asset in DECLARED_INPUTS:
+        upstream = _declared_schema(DECLARED_INPUTS[asset])
+    fields = list(upstream) if upstream is not None else []
+    for step in steps:
+        gone = set(getattr(step, "dropped_columns", ()))
+        present = {f.name for f in fields}
+        added = [pa.field(n, arrow_type(k)) for n, k in getattr(step, "output_columns", {}).items() if n not in present]
+        fields = [f for f in fields if f.name not in gone] + [f for f in added if f.name not in gone]
     dropped = set(drop_columns)
-    fields = [f for f in upstream if f.name not in dropped] if upstream is not None else []
+    fields = [f for f in fields if f.name not in dropped]
     present = {f.name for f in fields}
     fields += [pa.field(c, REMOVED_SCHEMA.field(c).type if c in REMOVED_SCHEMA.names else pa.string())
                for c in LINEAGE_COLUMNS if c not in present]
@@ -225,7 +260,7 @@ def run_document_stage(
                     doc.pop(column, None)
                 kept.write(doc)
             check_step_errors(stats, step_errors or StepErrorPolicy(), f"{asset} {dump}|{shard}")
-            kept.empty_schema = empty_documents_schema(documents, drop_columns)
+            kept.empty_schema = empty_documents_schema(documents, drop_columns, steps, asset)
     finally:
         for step in steps:
             step.close()

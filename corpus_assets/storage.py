@@ -12,13 +12,16 @@ behind every logical file, with its byte size, SHA-256 and (for tables) row coun
 resolve ``folder/documents.parquet`` through the pointer, so they see the old partition or
 the new one, never a mix: a run killed between two writes, or an S3 upload that fails
 half-way, leaves the old pointer and so the old, complete partition. After the pointer is
-written, every object of the folder it does not name (an older version, a killed run's
-``.tmp-*`` staging file) is deleted. Identical output gets identical object names, so a
-re-run that produces the same tables leaves them where they were.
+written, every object of the folder that the current pointer does not name (an older
+version, a killed run's objects and ``.tmp-*`` staging files) is deleted, except those
+another publication still running has claimed (see ``_Publication``): two runs of one
+partition at once both commit whole, the last pointer wins. Objects are always stored
+anew, so a re-run repairs a damaged one; identical output gets identical names.
 
 Readers refuse a partition whose parts disagree (``PartitionIntegrityError``): an object
-missing or of another size than the pointer says, a table with another row count, a JSON
-file whose content is not the one published, an unreadable pointer.
+missing, of another size or SHA-256 than the pointer says (checked on every whole read),
+a table Parquet cannot decode, another row count, a pointer published for another folder
+or unreadable, content-addressed objects without a pointer.
 
 Folders without a pointer (corpora written before publications, or plain ``table_writer``
 calls outside any publication) are read and written as plain files, each write atomic on
@@ -74,6 +77,20 @@ OBJECT_HASH_CHARS = 16
 # another host sharing the folder) is deleted once it is this old.
 STALE_TMP_SECONDS = 3600
 _TMP_OWNER = re.compile(r"^\.tmp-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{32}")
+# A live publication's claim, ``.tmp-<host>-<pid>-<uuid>.claim``: the objects it has stored
+# and not yet named in a pointer. Another publication's cleanup leaves them alone while
+# the claim's writer lives (same host: its process exists; another host: the claim is
+# younger than STALE_TMP_SECONDS), so two runs of one partition at once both commit whole.
+CLAIM_SUFFIX = ".claim"
+# A content-addressed object's name, as ``_object_name`` makes it.
+_OBJECT_NAME = re.compile(r"^[^/]+\.[0-9a-f]{%d}(\.[^./]+)?$" % OBJECT_HASH_CHARS)
+# S3 staging files and read copies live on this machine, in one folder of the temp dir,
+# named ``<host>-<pid>-<uuid><suffix>`` so a killed process's leftovers can be told apart.
+STAGING_DIR = "corpus-staging"
+_STAGING_OWNER = re.compile(r"^(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{32}")
+# S3 bucket names (AWS rules, the part that matters here): 3-63 of [a-z0-9.-], starting and
+# ending with a letter or digit, no "..".
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class PartitionIntegrityError(RuntimeError):
@@ -104,6 +121,8 @@ def parse_root(root: str) -> tuple[str, str]:
     (a scheme of two or more letters and a colon) must be ``s3://bucket[/prefix]`` or a
     ``file:`` URL of this machine; any other scheme is an error, never a local folder named
     ``gs:``. A local folder whose name has a colon is written ``./name:x``."""
+    if not isinstance(root, str) or not root or root != root.strip() or re.search(r"[\x00-\x1f\x7f]", root):
+        raise ValueError(f"corpus root {root!r}: empty, blank at an edge or has a control character")
     match = _SCHEME.match(root)
     if not match:
         return "local", root
@@ -112,6 +131,9 @@ def parse_root(root: str) -> tuple[str, str]:
         bucket, _, prefix = rest[2:].partition("/") if rest.startswith("//") else ("", "", "")
         if not bucket:
             raise ValueError(f"corpus root {root!r}: an S3 root is s3://bucket or s3://bucket/prefix")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise ValueError(f"corpus root {root!r}: {bucket!r} is not an S3 bucket name "
+                             "(3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit)")
         prefix = prefix.strip("/")
         if prefix:
             check_rel_path(prefix, what="S3 prefix of the corpus root")
@@ -176,6 +198,22 @@ def _unlink_quiet(path: str) -> None:
         pass
 
 
+def _is_object_name(name: str) -> bool:
+    return bool(_OBJECT_NAME.match(name)) and not name.startswith(TMP_PREFIX) and name != POINTER_NAME
+
+
+def _is_claim(name: str) -> bool:
+    return name.startswith(TMP_PREFIX) and name.endswith(CLAIM_SUFFIX)
+
+
+def _owner_gone(match: Optional[re.Match], age: Optional[float]) -> bool:
+    """Is the writer named in a staging or claim name (host, pid) gone? A process of this
+    host is asked directly; one of another host is judged by the file's age."""
+    if match and match.group("host") == socket.gethostname():
+        return not _process_alive(int(match.group("pid")))
+    return age is not None and age > STALE_TMP_SECONDS
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -224,15 +262,15 @@ class _LocalBackend:
         _new_file(path)
         return path
 
-    def is_stale_tmp(self, rel: str) -> bool:
-        """Is this staging file a leftover (its writer dead), not a live writer's?"""
-        owner = _TMP_OWNER.match(_split(rel)[1])
-        if owner and owner.group("host") == socket.gethostname():
-            return not _process_alive(int(owner.group("pid")))
+    def age(self, rel: str) -> Optional[float]:
         try:
-            return time.time() - (self.root / rel).stat().st_mtime > STALE_TMP_SECONDS
+            return time.time() - (self.root / rel).stat().st_mtime
         except FileNotFoundError:
-            return False
+            return None
+
+    def is_stale_tmp(self, rel: str) -> bool:
+        """Is this staging file or claim a leftover (its writer dead), not a live writer's?"""
+        return _owner_gone(_TMP_OWNER.match(_split(rel)[1]), self.age(rel))
 
     def put(self, local_tmp: str, rel: str) -> None:
         try:
@@ -303,14 +341,42 @@ class _S3Backend:
                 return None
             raise
 
-    def new_tmp(self, folder: str, suffix: str) -> str:
-        # Staged on this machine; nothing in the bucket until the single upload.
-        fd, path = tempfile.mkstemp(prefix="corpus-staging-", suffix=suffix)
-        os.close(fd)
+    def age(self, rel: str) -> Optional[float]:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
+        except ClientError:
+            return None
+        return time.time() - head["LastModified"].timestamp()
+
+    _staging_cleaned = False
+
+    def _staging_file(self, suffix: str) -> str:
+        """A new file in this machine's staging folder. The first call of a store deletes
+        the leftovers of dead processes there (a killed run's half upload or read copy)."""
+        folder = Path(tempfile.gettempdir()) / STAGING_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        if not self._staging_cleaned:
+            self._staging_cleaned = True
+            for path in folder.iterdir():
+                try:
+                    age = time.time() - path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if _owner_gone(_STAGING_OWNER.match(path.name), age):
+                    _unlink_quiet(str(path))
+        path = str(folder / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}{suffix}")
+        _new_file(path)
         return path
 
+    def new_tmp(self, folder: str, suffix: str) -> str:
+        # Staged on this machine; nothing in the bucket until the single upload.
+        return self._staging_file(suffix)
+
     def is_stale_tmp(self, rel: str) -> bool:
-        return True  # never written by this store: any such object is someone's leftover
+        # Staging files never reach the bucket; claims do, named by their writer.
+        return _owner_gone(_TMP_OWNER.match(_split(rel)[1]), self.age(rel))
 
     def put(self, local_tmp: str, rel: str) -> None:
         # One upload: an S3 object becomes visible whole or not at all.
@@ -321,8 +387,7 @@ class _S3Backend:
 
     @contextmanager
     def local_copy(self, rel: str) -> Iterator[str]:
-        fd, tmp = tempfile.mkstemp(suffix=Path(rel).suffix)
-        os.close(fd)
+        tmp = self._staging_file(Path(rel).suffix)
         try:
             try:
                 self.client.download_file(self.bucket, self._key(rel), tmp)
@@ -389,7 +454,8 @@ class TableWriter:
             self._schema = table.schema
         table = table.select(self._schema.names).cast(self._schema)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._path, self._schema, compression=PARQUET_COMPRESSION)
+            self._writer = pq.ParquetWriter(self._path, self._schema, compression=PARQUET_COMPRESSION,
+                                            write_page_checksum=True)
         self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.rows += table.num_rows
 
@@ -402,7 +468,7 @@ class TableWriter:
         table = pa.Table.from_pylist(self._pending, schema=self._schema)
         if self._writer is None:
             self._writer = pq.ParquetWriter(
-                self._path, self._schema, compression=PARQUET_COMPRESSION
+                self._path, self._schema, compression=PARQUET_COMPRESSION, write_page_checksum=True
             )
         self._writer.write_table(table)
         self.rows += len(self._pending)
@@ -413,7 +479,8 @@ class TableWriter:
         if self._writer is None:
             # An empty partition is still a partition: write a file with the schema.
             schema = self._schema or self.empty_schema or pa.schema([])
-            pq.write_table(schema.empty_table(), self._path, compression=PARQUET_COMPRESSION)
+            pq.write_table(schema.empty_table(), self._path, compression=PARQUET_COMPRESSION,
+                           write_page_checksum=True)
         else:
             self._writer.close()
 
@@ -440,35 +507,45 @@ class RowStream:
 # -- publications ---------------------------------------------------------------------------------
 
 class _Publication:
-    """The files of one partition being written; committed by one pointer write."""
+    """The files of one partition being written; committed by one pointer write.
+
+    Every object it stores is first named in its claim (``.tmp-<host>-<pid>-<uuid>.claim``
+    in the folder), so a cleanup by another publication of the same folder, running at the
+    same time, leaves it alone; the claim goes once the pointer is written and the folder
+    cleaned."""
 
     def __init__(self, store: "CorpusStore", folder: str, files: dict):
         self.store = store
         self.folder = folder
         self.files = files
-        self.created: list[str] = []  # objects this publication stored (removed if it fails)
+        self.created: list[str] = []  # objects this publication stored
+        self.claim = _join(folder, f"{TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}{CLAIM_SUFFIX}")
+        self.claimed: list[str] = []
+
+    def _write_claim(self, objects: list[str]) -> None:
+        backend = self.store._backend
+        tmp = backend.new_tmp(self.folder, ".json")
+        with open(tmp, "w") as fh:
+            json.dump(objects, fh)
+        backend.put(tmp, self.claim)
+        self.claimed = objects
 
     def add(self, name: str, local_tmp: str, rows: Optional[int]) -> None:
         backend = self.store._backend
         try:
             size = os.path.getsize(local_tmp)
             sha = _sha256_file(local_tmp)
+            obj = _object_name(name, sha)
+            if obj not in self.claimed:
+                self._write_claim(self.claimed + [obj])  # claimed before it exists
         except BaseException:
             _unlink_quiet(local_tmp)
             raise
-        obj = _object_name(name, sha)
         rel = _join(self.folder, obj)
-        try:
-            present = backend.size(rel) == size
-        except BaseException:
-            _unlink_quiet(local_tmp)
-            raise
-        if present:
-            # Same content as an object already there (an identical re-run): keep it.
-            _unlink_quiet(local_tmp)
-        else:
-            backend.put(local_tmp, rel)
-            self.created.append(rel)
+        # Always stored, even when an object of that name is there: identical content
+        # then, unless that object was damaged, and a re-run is how a partition is repaired.
+        backend.put(local_tmp, rel)
+        self.created.append(rel)
         entry = {"object": obj, "bytes": size, "sha256": sha}
         if rows is not None:
             entry["rows"] = rows
@@ -500,36 +577,62 @@ class _Publication:
                 committed = False
             if not committed:
                 raise
-        self._clean(set(entry["object"] for entry in files.values()))
+        self._clean(None)
         return pointer
 
-    def _clean(self, keep: set[str]) -> None:
-        """Delete every object of the folder the pointer does not name: older versions,
-        legacy unversioned files, a killed run's objects and staging files (``.tmp-*``)
-        whose writer is gone. Best effort: whatever fails to go now goes with the next
-        publication. A run of the same partition at the same time that wrote other
-        content finds its objects gone and fails at its commit, saying so."""
+    def _protected(self, names: list[str]) -> Optional[set[str]]:
+        """The objects nobody may delete now: those named by a live claim of another
+        publication and by the current pointer. Claims are read BEFORE the pointer: a
+        publication drops its claim only after writing its pointer, so each object is
+        seen in one or the other. None when it cannot be told (then delete nothing)."""
+        backend = self.store._backend
+        keep: set[str] = set()
+        try:
+            for name in names:
+                rel = _join(self.folder, name)
+                if not _is_claim(name) or rel == self.claim or backend.is_stale_tmp(rel):
+                    continue
+                data = backend.read_bytes(rel)
+                if data is not None:
+                    keep.update(json.loads(data))
+            keep.update(e["object"] for e in (self.store.read_pointer(self.folder) or {"files": {}})["files"].values())
+        except Exception:
+            return None
+        return keep
+
+    def _clean(self, only: Optional[list[str]]) -> None:
+        """Delete the objects of the folder nobody needs (``only``: of these): older
+        versions, legacy unversioned files, a killed run's objects, staging files and
+        claims whose writer is gone; then this publication's claim. Best effort:
+        whatever fails to go now goes with the next publication."""
         backend = self.store._backend
         try:
             names = backend.list_dir(self.folder)
         except Exception:
-            return
-        for name in names:
-            if name == POINTER_NAME or name in keep:
+            names = []
+        keep = self._protected(names)
+        if only is not None:
+            names = [n for n in names if _join(self.folder, n) in only]
+        for name in names if keep is not None else []:
+            rel = _join(self.folder, name)
+            if name == POINTER_NAME or name in keep or rel == self.claim:
                 continue
-            if name.startswith(TMP_PREFIX) and not backend.is_stale_tmp(_join(self.folder, name)):
+            if name.startswith(TMP_PREFIX) and not backend.is_stale_tmp(rel):
                 continue
             try:
-                backend.delete(_join(self.folder, name))
+                backend.delete(rel)
+            except Exception:
+                pass
+        if self.claimed:
+            try:
+                backend.delete(self.claim)
             except Exception:
                 pass
 
     def discard(self) -> None:
-        for rel in self.created:
-            try:
-                self.store._backend.delete(rel)
-            except Exception:
-                pass
+        """A failed publication: remove what it stored, unless the current pointer or
+        another live publication names it (identical content)."""
+        self._clean(list(self.created))
 
 
 def publishes(folder_template: str) -> Callable:
@@ -567,6 +670,8 @@ class CorpusStore:
     root: str
     s3_client: Any = None
     _open: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Objects whose SHA-256 was checked: (path, size, mtime, inode) -> sha256.
+    _verified: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kind, self.root = parse_root(self.root)
@@ -595,7 +700,10 @@ class CorpusStore:
         pointer = self.read_pointer(folder)
         if pointer is not None:
             return name in pointer["files"]
-        return self._backend.exists(rel)
+        if self._backend.exists(rel):
+            return True
+        self._check_unpublished(folder, self._backend.list_dir(folder))
+        return False
 
     def list(self, rel_prefix: str, physical: bool = False) -> list[str]:
         """Files under ``rel_prefix``: the logical files (a published partition's names,
@@ -616,7 +724,9 @@ class CorpusStore:
                 pointer = self.read_pointer(folder) or {"files": {}}
                 out.extend(_join(folder, n) for n in pointer["files"])
             else:
-                out.extend(_join(folder, n) for n in names)
+                self._check_unpublished(folder, names)
+                # Objects and staging files of a first publication in progress are no files yet.
+                out.extend(_join(folder, n) for n in names if not _is_object_name(n) and not n.startswith(TMP_PREFIX))
         return sorted(out)
 
     def delete_prefix(self, rel_prefix: str) -> None:
@@ -648,11 +758,25 @@ class CorpusStore:
             pointer, problem = None, f"not JSON ({exc})"
         if problem is None:
             problem = _pointer_problem(pointer)
+        if problem is None and pointer.get("partition") != folder:
+            problem = (f"it was published for partition {pointer.get('partition')!r}, not {folder!r} "
+                       "(a folder moved or copied by hand?)")
         if problem:
             raise PartitionIntegrityError(
                 f"unreadable partition pointer {self._backend.describe(rel)}: {problem}; re-materialize the partition"
             )
         return pointer
+
+    def _check_unpublished(self, folder: str, names: list[str]) -> None:
+        """A folder without a pointer holds plain files, or a first publication's objects
+        while it runs (its claim or staging files are there). Content-addressed objects
+        with neither mean the pointer was lost: refuse, never read it as absent."""
+        objects = [n for n in names if _is_object_name(n)]
+        if objects and not any(n.startswith(TMP_PREFIX) for n in names):
+            raise PartitionIntegrityError(
+                f"{self._backend.describe(folder)} holds published objects ({objects[:3]}) but no pointer "
+                f"({POINTER_NAME}); re-materialize the partition"
+            )
 
     def partition_version(self, folder: str) -> Optional[str]:
         pointer = self.read_pointer(check_rel_path(folder))
@@ -758,9 +882,27 @@ class CorpusStore:
             )
         return _join(folder, entry["object"]), entry
 
+    def _check_content(self, rel: str, path: str, entry: dict) -> None:
+        """The object's SHA-256 against the pointer's. Costs one pass over the file
+        (hashlib runs at several hundred MB/s, far faster than decoding the table to
+        rows); a local object checked once is not hashed again while it is unchanged."""
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+        sha = self._verified.get(key)
+        if sha is None:
+            sha = _sha256_file(path)
+            if isinstance(self._backend, _LocalBackend):
+                self._verified[key] = sha
+        if sha != entry["sha256"]:
+            raise PartitionIntegrityError(
+                f"{self._backend.describe(rel)}: {entry['object']} is not the content that was published "
+                "(SHA-256 differs from the partition's pointer); re-materialize the partition"
+            )
+
     @contextmanager
-    def _open_copy(self, rel: str) -> Iterator[tuple[str, Optional[dict]]]:
-        """A local path of ``rel``'s current object, checked against the pointer."""
+    def _open_copy(self, rel: str, verify: bool = False) -> Iterator[tuple[str, Optional[dict]]]:
+        """A local path of ``rel``'s current object, checked against the pointer (with
+        ``verify``, its content too)."""
         with ExitStack() as stack:
             for attempt in range(2):
                 physical, entry = self._resolve(rel)
@@ -769,6 +911,7 @@ class CorpusStore:
                     break
                 except FileNotFoundError:
                     if entry is None:
+                        self._check_unpublished(_split(rel)[0], self._backend.list_dir(_split(rel)[0]))
                         raise
                     # A newer publication may have replaced the object between reading
                     # the pointer and the object: follow the new pointer once.
@@ -784,6 +927,8 @@ class CorpusStore:
                         f"{self._backend.describe(rel)}: {entry['object']} holds {size} bytes, the partition's "
                         f"pointer says {entry['bytes']}; re-materialize the partition"
                     )
+                if verify:
+                    self._check_content(rel, path, entry)
             yield path, entry
 
     def _check_rows(self, rel: str, entry: Optional[dict], rows: int) -> None:
@@ -793,19 +938,43 @@ class CorpusStore:
                 f"its table holds {rows}; re-materialize the partition"
             )
 
+    @contextmanager
+    def _decoding(self, rel: str, entry: Optional[dict], footer: bool = False) -> Iterator[None]:
+        """A published table that cannot be decoded (a bad footer, a page whose CRC or
+        compression frame fails: OSError) is a damaged partition, not a crash of the
+        reader. Only while the footer is parsed is any Arrow error one: later, an
+        ArrowInvalid may be the caller's (a filter on a column that does not exist)."""
+        try:
+            yield
+        except (OSError, pa.ArrowException) as exc:
+            if not footer and not isinstance(exc, OSError):
+                raise
+            if entry is None or isinstance(exc, FileNotFoundError):
+                raise
+            raise PartitionIntegrityError(
+                f"{self._backend.describe(rel)}: {entry['object']} cannot be read ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); re-materialize the partition"
+            ) from exc
+
+    def _decoded(self, rel: str, entry: Optional[dict], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        while True:
+            with self._decoding(rel, entry):
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
+
     def _parquet(self, rel: str, path: str, entry: Optional[dict]) -> pq.ParquetFile:
-        parquet = pq.ParquetFile(path)
+        # Page CRCs (written by TableWriter) are checked as pages are decoded: a flipped
+        # byte is caught for the price of a CRC32, without hashing the whole object.
+        with self._decoding(rel, entry, footer=True):
+            parquet = pq.ParquetFile(path, page_checksum_verification=True)
         self._check_rows(rel, entry, parquet.metadata.num_rows)
         return parquet
 
     def read_json(self, rel: str) -> Any:
-        with self._open_copy(rel) as (path, entry):
+        with self._open_copy(rel, verify=True) as (path, entry):
             data = Path(path).read_bytes()
-        if entry is not None and hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise PartitionIntegrityError(
-                f"{self._backend.describe(rel)}: {entry['object']} is not the content that was published "
-                "(SHA-256 differs from the partition's pointer); re-materialize the partition"
-            )
         return json.loads(data)
 
     def iter_rows(
@@ -815,7 +984,7 @@ class CorpusStore:
         check_rel_path(rel)
 
         def rows(stream: RowStream) -> Iterator[dict]:
-            with self._open_copy(rel) as (path, entry):
+            with self._open_copy(rel, verify=True) as (path, entry):
                 parquet = self._parquet(rel, path, entry)
                 wanted = None
                 if columns is not None:
@@ -823,7 +992,7 @@ class CorpusStore:
                     wanted = [c for c in columns if c in present]
                 schema = parquet.schema_arrow
                 stream.schema = pa.schema([schema.field(c) for c in wanted]) if wanted is not None else schema
-                for batch in parquet.iter_batches(batch_size=batch_size, columns=wanted):
+                for batch in self._decoded(rel, entry, parquet.iter_batches(batch_size=batch_size, columns=wanted)):
                     yield from batch.to_pylist()
 
         return RowStream(rows)
@@ -833,20 +1002,21 @@ class CorpusStore:
     ) -> Iterator[pa.RecordBatch]:
         """Stream record batches of the named columns (columnar readers: band keys). A
         table without rows yields nothing: an empty partition's file may have no columns."""
-        with self._open_copy(rel) as (path, entry):
+        with self._open_copy(rel, verify=True) as (path, entry):
             parquet = self._parquet(rel, path, entry)
             if parquet.metadata.num_rows == 0:
                 return
-            yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+            yield from self._decoded(rel, entry, parquet.iter_batches(batch_size=batch_size, columns=columns))
 
     def read_table(self, rel: str, columns: Optional[list[str]] = None,
                    filters: Optional[list[tuple]] = None) -> pa.Table:
         """Read a whole (small) table: manifests, ledgers, reports. ``filters`` (pyarrow's
         ``[(column, op, value)]``) keeps only matching rows, skipping row groups that
         cannot match."""
-        with self._open_copy(rel) as (path, entry):
+        with self._open_copy(rel, verify=True) as (path, entry):
             self._parquet(rel, path, entry)
-            return pq.read_table(path, columns=columns, filters=filters)
+            with self._decoding(rel, entry):
+                return pq.read_table(path, columns=columns, filters=filters, page_checksum_verification=True)
 
     def row_count(self, rel: str) -> int:
         with self._open_copy(rel) as (path, entry):

@@ -6,6 +6,7 @@ import shutil
 import uuid
 
 import dagster as dg
+import pytest
 
 from corpus_assets.definitions import build_definitions
 from corpus_assets.partitions import DUMP_DIM
@@ -112,14 +113,18 @@ def test_sensor_skips_and_logs_dump_names_that_are_not_safe(tmp_path, fixture_cr
     assert "a|b" in logged and "dump name" in logged
 
 
-def test_dedup_order_sensor_ignores_a_bad_dump_added_by_hand(tmp_path):
+@pytest.mark.parametrize("bad", ["..", "CC-MAIN-2024-10\n", "CC-MAIN-9999-99"])
+def test_dedup_order_sensor_ignores_a_bad_dump_added_by_hand(tmp_path, bad, capfd):
+    """A trailing newline passed a ``$``-anchored check and then made every tick raise
+    (the store refuses the path), blocking every later dump."""
     defs = build_definitions(crawl_root=str(tmp_path / "crawl"), corpus_root=str(tmp_path / "corpus"))
     from corpus_assets.resources import CorpusStoreResource
 
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(DUMP_DIM, ["..", "CC-MAIN-2024-10"])
+        instance.add_dynamic_partitions(DUMP_DIM, [bad, "CC-MAIN-2024-10"])
         sensor = defs.get_sensor_def("dedup_order_sensor")
         ctx = dg.build_sensor_context(instance=instance, resources={"corpus_store": CorpusStoreResource(root=str(tmp_path / "corpus"))})
         result = sensor(ctx)
         assert isinstance(result, dg.SkipReason)
         assert "CC-MAIN-2024-10" in result.skip_message
+    assert "dump partition skipped" in capfd.readouterr().err

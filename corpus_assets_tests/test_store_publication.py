@@ -122,6 +122,8 @@ def test_a_rerun_killed_after_its_first_file_leaves_the_old_partition(store, mon
     put, calls = store._backend.put, []
 
     def put_then_die(local_tmp, rel):
+        if rel.endswith(".claim"):  # a publication's claim on its objects, not an object
+            return put(local_tmp, rel)
         calls.append(rel)
         if len(calls) == 2:
             os.unlink(local_tmp)

@@ -142,6 +142,10 @@ class Step:
     # out (extraction reads ``html`` and writes ``text``).
     chars_in_field: str = "text"
     chars_out_field: str = "text"
+    # The columns a kept document gains (name -> Python type: str, int, float, bool, bytes,
+    # list[...]) and loses here: an empty table's schema is derived from them.
+    output_columns: dict = {}
+    dropped_columns: tuple = ()
 
     def apply(self, doc: Document):  # pragma: no cover - interface
         raise NotImplementedError

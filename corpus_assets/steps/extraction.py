@@ -139,6 +139,8 @@ class Extract(Step):
     """
 
     name = "extraction"
+    output_columns = {"text": str}
+    dropped_columns = ("html",)
     chars_in_field = "html"
     chars_out_field = "text"
 

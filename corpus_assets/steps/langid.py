@@ -101,6 +101,7 @@ class LanguageId(Step):
     """
 
     name = "language_id"
+    output_columns = {"language": str, "language_score": float}
     chars_in_field = "text"
     chars_out_field = "text"
 

@@ -135,6 +135,7 @@ class LanguagePrescreen(Step):
     """
 
     name = "language_prescreen"
+    output_columns = {"prescreen_audit": bool, "prescreen_words": int}
     chars_in_field = "html"
     chars_out_field = "html"
 

@@ -1062,6 +1062,8 @@ class HtmlDecode(Step):
     name = "raw_documents"
     chars_in_field = "body"
     chars_out_field = "html"
+    output_columns = {"html": str, "charset": str}
+    dropped_columns = ("body",)
 
     def __init__(self, config: Optional[HtmlDecodeConfig] = None):
         self.config = config or HtmlDecodeConfig()

@@ -460,6 +460,10 @@ class MinHashDedupStep(Step):
         step.size_field = size_field
         return step
 
+    @property
+    def output_columns(self) -> dict:
+        return {self.size_field: int} if self.size_field else {}
+
     def apply(self, doc):
         key = doc[self.key_field]
         hit = self._removed.get(key)

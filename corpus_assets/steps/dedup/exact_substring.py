@@ -462,6 +462,10 @@ class ExactSubstringStep(Step):
         self.id_field = id_field
         self.mask_field = mask_field
 
+    @property
+    def output_columns(self) -> dict:
+        return {self.mask_field: list[list[int]]} if self.mode is Mode.MASK else {}
+
     def apply(self, doc):
         spans = self.spans_by_doc.get(doc.get(self.id_field))
         if spans and self.spans_in_tokens:

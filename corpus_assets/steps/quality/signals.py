@@ -396,6 +396,7 @@ class QualitySignals(Step):
     """Annotate each document with :data:`SIGNAL_COLUMNS`; never removes one."""
 
     name = "quality_signals"
+    output_columns = SIGNAL_COLUMNS
 
     def __init__(self, config: Optional[SignalConfig] = None):
         self.config = config or SignalConfig()
