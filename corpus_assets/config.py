@@ -35,7 +35,7 @@ from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.selection.config import SelectionConfig
-from corpus_assets.steps.setting_types import ShardCount
+from corpus_assets.steps.setting_types import MAX_SHARDS, ShardCount
 from corpus_assets.steps.url_filter import UrlFilterConfig
 from corpus_assets.steps.warc import HtmlDecodeConfig
 
@@ -176,7 +176,7 @@ def _num_shards_from_env(path: Path) -> Optional[int]:
         return None
     # the length check first: int() refuses more than 4,300 digits with a ValueError
     if not (value.strip().isascii() and value.strip().isdigit()) or len(value.strip()) > 20 or int(value) < 1:
-        raise ConfigError(f"{NUM_SHARDS_ENV}={value!r}: must be a whole number >= 1"
+        raise ConfigError(f"{NUM_SHARDS_ENV}={value[:40]!r}: must be a whole number from 1 to {MAX_SHARDS:,}"
                           f" (it overrides num_shards of {path})")
     return int(value)
 
