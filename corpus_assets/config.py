@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.selection.config import SelectionConfig
-from corpus_assets.steps.setting_types import PositiveInt
+from corpus_assets.steps.setting_types import MAX_SHARDS, ShardCount
 from corpus_assets.steps.url_filter import UrlFilterConfig
 from corpus_assets.steps.warc import HtmlDecodeConfig
 
@@ -63,7 +64,7 @@ class PipelineConfig:
     dataclass. A section added here is read, and validated field by field, with no other
     change to the loader (see :func:`load_config`)."""
 
-    num_shards: PositiveInt = 4
+    num_shards: ShardCount = 4
     html_decode: HtmlDecodeConfig = field(default_factory=HtmlDecodeConfig)
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
     html_guard: HtmlGuardConfig = field(default_factory=HtmlGuardConfig)
@@ -124,10 +125,53 @@ def _sequence_item_dataclass(annotation: Any) -> Optional[type]:
     return None
 
 
+class _SettingsLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` made strict for a settings file:
+
+    - a key given twice in one mapping is an error (PyYAML keeps the last silently);
+    - anchors and aliases are refused: a settings file has no need for them, and nested
+      aliases expand exponentially ("billion laughs") before any check could run;
+    - an int is decimal only: YAML 1.1 reads ``1:20`` as 80 (base 60), ``010`` as 8,
+      ``0x10`` and ``1_0`` too; such values stay strings, which the typed fields refuse.
+    """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases are not allowed in a settings file", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (a later value would replace the earlier one)",
+                    key_node.start_mark)
+            if isinstance(key, typing.Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_SettingsLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _INT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SettingsLoader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
+
+
 def _validation_errors(exc: pydantic.ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         dotted = ".".join(str(part) for part in error["loc"]) or "(file)"
+        # A __post_init__ check is reported on its section; its message names the key
+        # ("url_filter.blocklist_categories: ..."), so report it on that key.
+        named = re.match(r"Value error, ([\w.]+)[: ]", error["msg"])
+        if named and dotted != "(file)" and named.group(1).startswith(dotted + "."):
+            dotted = named.group(1)
         given = error.get("input")
         shown = "" if isinstance(given, dict) else f" (got {repr(given)[:80]})"
         lines.append(f"{dotted}: {error['msg']}{shown}")
@@ -146,8 +190,9 @@ def _num_shards_from_env(path: Path) -> Optional[int]:
     value = os.environ.get(NUM_SHARDS_ENV)
     if value is None or value.strip() == "":
         return None
-    if not (value.strip().isascii() and value.strip().isdigit()) or int(value) < 1:
-        raise ConfigError(f"{NUM_SHARDS_ENV}={value!r}: must be a whole number >= 1"
+    # the length check first: int() refuses more than 4,300 digits with a ValueError
+    if not (value.strip().isascii() and value.strip().isdigit()) or len(value.strip()) > 20 or int(value) < 1:
+        raise ConfigError(f"{NUM_SHARDS_ENV}={value[:40]!r}: must be a whole number from 1 to {MAX_SHARDS:,}"
                           f" (it overrides num_shards of {path})")
     return int(value)
 
@@ -158,11 +203,23 @@ def load_config(path: Optional[str | os.PathLike] = None) -> PipelineConfig:
     the setting's dotted key (``language_id.min_score``); nothing is checked later than
     here that could be checked here (a path that does not exist, a value out of range)."""
     path = Path(path or os.environ.get("CORPUS_CONFIG") or DEFAULT_CONFIG_FILE)
+    if path.is_dir():
+        raise ConfigError(f"pipeline settings file {path} is a folder, not a file")
     if not path.is_file():
         raise ConfigError(f"pipeline settings file not found: {path}")
     try:
+        return _load_config(path)
+    except (RecursionError, ValueError, OverflowError, MemoryError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        # hostile files: nesting deeper than Python's recursion limit, ints over 4,300 digits
+        raise ConfigError(f"{path}: not a usable settings file: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _load_config(path: Path) -> PipelineConfig:
+    try:
         with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+            raw = yaml.load(fh, Loader=_SettingsLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a readable YAML file: {exc}") from exc
     if raw is None:

@@ -220,6 +220,22 @@ def test_config_validation_and_pickling():
         ("ftp://files.example.net/pub/x.tar.gz is old", " is old"),
         ("line one\nhttps://only.example/url\nline three", "line one\n\nline three"),
         ("no urls here, e-mail a@b.org or example.com", "no urls here, e-mail a@b.org or example.com"),
+        # straight after CJK text, no space (\b saw no word boundary there)
+        ("请访问https://example.com/a获取更多信息。", "请访问获取更多信息。"),
+        ("詳しくはhttps://example.jp/x/をご覧ください", "詳しくはをご覧ください"),
+        # a URL ends at CJK text, full-width punctuation, curly quotes, | and ;
+        ("（https://example.com/a）説明", "（）説明"),
+        ("see https://example.com/a’s page", "see ’s page"),
+        ("“https://example.com/a”and", "“”and"),
+        ("a https://example.com/a|b", "a |b"),
+        ("a https://example.com/a;b", "a ;b"),
+        ("a https://example.com/a\u200band", "a \u200band"),
+        ("链接：https://example.com/a，谢谢", "链接：，谢谢"),
+        ("x https://example.com/a한국어", "x 한국어"),
+        # not after an ASCII letter or digit: "xhttps://" stays as it was
+        ("xhttps://example.com/a", "xhttps://example.com/a"),
+        # full-width scheme letters
+        ("见ｈｔｔｐｓ://example.com/a。", "见。"),
     ],
 )
 def test_remove_urls(text, expected):

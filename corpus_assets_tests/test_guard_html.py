@@ -26,16 +26,26 @@ HOSTILE = {
     "nested_divs_1.6mb": ("<html><body>" + "<div>" * 150_000 + "x" + "</div>" * 150_000 + "</body></html>",
                           "too_many_tags"),
     # under the tag limit, still quadratic: 40,000 unclosed divs, 6 s
-    "unclosed_divs_200kb": ("<html><body>" + "<div>" * 40_000 + "text</body></html>", "too_deeply_nested"),
-    # nested lists: 20,000 x <ul><li>, 8 s
-    "nested_lists": ("<html><body>" + "<ul><li>x" * 20_000 + "</body></html>", "too_deeply_nested"),
-    # formatting and block tags interleaved: 20,000 x <font><div>, 4 s
-    "font_div": ("<html><body>" + "<font><div>" * 20_000 + "</body></html>", "too_deeply_nested"),
+    "unclosed_divs_200kb": ("<html><body>" + "<div>" * 25_000 + "text</body></html>", "too_deeply_nested"),  # 25,000: under the tag limit
+    # nested lists: 20,000 x <ul><li>, 8 s (14,000: under the tag limit)
+    "nested_lists": ("<html><body>" + "<ul><li>x" * 14_000 + "</body></html>", "too_deeply_nested"),
+    # formatting and block tags interleaved: 20,000 x <font><div>, 4 s (14,000: under the tag limit)
+    "font_div": ("<html><body>" + "<font><div>" * 14_000 + "</body></html>", "too_deeply_nested"),
     # a few thousand open blocks, then many closed ones: every start tag walks the stack
-    "deep_then_wide": ("<html><body>" + "<section>" * 3_000 + "<div>x</div>" * 20_000 + "</body></html>",
+    "deep_then_wide": ("<html><body>" + "<section>" * 3_000 + "<div>x</div>" * 12_000 + "</body></html>",
                        "too_deeply_nested"),
     # flat, but 80,000 blocks: 8 s in trafilatura
     "flat_blocks": ("<html><body>" + "<div>x</div>" * 80_000 + "</body></html>", "too_many_tags"),
+    # one tag, 50,000 distinct attributes: 10-60 s (lexbor and trafilatura are quadratic
+    # in the attributes of one element)
+    "many_attributes": ("<html><body><div " + " ".join(f"a{i}=1" for i in range(50_000)) + ">x</div></body></html>",
+                        "too_many_attributes"),
+    "many_bare_attributes": ("<html><body><div " + " ".join(f"a{i}" for i in range(50_000)) + ">x</div></body></html>",
+                             "too_many_attributes"),
+    # a <select> of 45,000 unclosed <option>: lexbor ~quadratic (25,000: under the tag limit)
+    "select_options": ("<html><body><select>" + "<option>" * 25_000 + "</select></body></html>", "too_deeply_nested"),
+    # 49,000 table cells, under the old tag limit: 10-14 s in trafilatura
+    "table_cells_49k": ("<html><body><table><tr>" + "<td>x" * 49_000 + "</table></body></html>", "too_many_tags"),
 }
 
 
@@ -73,7 +83,9 @@ def test_moderate_pages_pass():
     ordinary = "<html><body>" + ("<div class='c'><p>Text <b>bold</b><br><img src=x></p></div>" * 2_000) + "</body></html>"
     deep_but_sane = "<html><body>" + "<div>" * 500 + "<span>x</span>" * 3_000 + "</div>" * 500 + "</body></html>"
     broken_fonts = "<html><body>" + "<font size=2>x" * 2_000 + "<p>y</p>" * 2_000 + "</body></html>"
-    for html in (ordinary, deep_but_sane, broken_fonts, "", "plain text, no tags"):
+    many_quoted = "<html><body><div data-x='" + "a " * 5_000 + "' class=\"" + "b " * 5_000 + "\">x</div></body></html>"
+    closed_options = "<html><body><select>" + "<option>x</option>" * 3_000 + "</select></body></html>"
+    for html in (ordinary, deep_but_sane, broken_fonts, many_quoted, closed_options, "", "plain text, no tags"):
         assert guard.check(html) is None
 
 

@@ -274,7 +274,25 @@ _HOST_FORMS = [
 ]
 
 
-@pytest.mark.parametrize("url, listed", _HOST_FORMS)
+# ---------------------------------------------- URL forms a browser reads (break-it round)
+
+_URL_FORMS = [
+    ("http://0-casino.info\\@good.com/", "0-casino.info"),  # WHATWG: "\" is "/" in http(s)
+    ("http://0-casino.info\\good.com/", "0-casino.info"),
+    ("http:0-casino.info/", "0-casino.info"),  # slashes after the scheme are optional
+    ("http:/0-casino.info/", "0-casino.info"),
+    ("http:///0-casino.info/", "0-casino.info"),
+    ("//0-casino.info/x", "0-casino.info"),
+    ("http://[::ffff:159.153.253.16]/", "159.153.253.16"),  # IPv4-mapped IPv6
+    ("http://[2001:0db8::2]/", "[2001:db8::2]"),  # IPv6 forms, either side
+    ("http://[2001:db8:0:0:0:0:0:2]:80/", "2001:DB8::2"),
+    ("http://percent.listed.com/", "percent%2Elisted.com"),  # the entry escaped
+    ("http://schemed.com/a", "http://schemed.com/"),  # entries written as URLs, with ports
+    ("http://ported.com/a", "ported.com:8080"),
+]
+
+
+@pytest.mark.parametrize("url, listed", _HOST_FORMS + _URL_FORMS)
 def test_blocklist_matches_every_form_of_a_listed_host(tmp_path, url, listed):
     root = _write_ut1(tmp_path / "ut1", {"gambling": {"domains": [listed]}})
     step = UrlFilter(UrlFilterConfig(blocklist_dir=str(root), blocklist_categories=("gambling",)))
@@ -313,3 +331,21 @@ def test_hostile_hosts_are_cheap():
         start = time.perf_counter()
         step.check_url(url)
         assert time.perf_counter() - start < 1.0, url[:40]
+
+
+def test_userinfo_after_a_backslash_is_not_the_host(tmp_path):
+    root = _write_ut1(tmp_path / "ut1", {"gambling": {"domains": ["0-casino.info"]}})
+    step = UrlFilter(UrlFilterConfig(blocklist_dir=str(root), blocklist_categories=("gambling",)))
+    assert _verdict(step, "http://good.com\\@0-casino.info/") is None
+
+
+@pytest.mark.parametrize("url", [
+    "http://bad.com/%73k", "http://bad.com//sk", "http://bad.com/./sk", "http://bad.com/x/../sk",
+    "http://bad.com/sk/more",
+])
+@pytest.mark.parametrize("entry", ["bad.com/sk", "bad.com/%73k", "bad.com/./sk"])
+def test_url_entries_match_equivalent_paths(tmp_path, url, entry):
+    root = _write_ut1(tmp_path / "ut1", {"phishing": {"urls": [entry]}})
+    step = UrlFilter(UrlFilterConfig(blocklist_dir=str(root), blocklist_categories=("phishing",)))
+    assert (_verdict(step, url) or ("kept",))[0] == "blocklisted_url", (url, entry)
+    assert _verdict(step, "http://bad.com/skx") is None

@@ -25,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional
 
+from corpus_assets.steps.setting_types import Fraction, PositiveInt
+
 Document = dict
 
 # Called for every removed document: (document, step name, reason, detail).
@@ -43,8 +45,8 @@ class StepErrorPolicy:
     large shard fails on a pattern, not on a handful. ``max_error_share: 1.0`` never fails.
     """
 
-    max_error_share: float = 0.05
-    min_errors: int = 3
+    max_error_share: Fraction = 0.05
+    min_errors: PositiveInt = 3
 
     def __post_init__(self):
         if not 0.0 <= self.max_error_share <= 1.0:

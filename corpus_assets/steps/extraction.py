@@ -73,10 +73,19 @@ class ExtractionConfig:
 # The host of a "www." link stops at any character that may open another match, and
 # nothing backtracks (possessive "++"), so text like "(www.(www.(www...." costs linear
 # time, not quadratic.
-_URL_CHARS = r"""[^\s<>"'`]"""
+# A URL also ends at "|", ";", curly quotes and guillemets, and at CJK text or full-width
+# punctuation: CJK prose puts no space after a URL ("请访问https://example.com/a获取..."),
+# and at zero-width spaces and joiners. A URL whose host is written in CJK
+# (https://例子.测试/) is therefore not matched at all and stays.
+_URL_END = (r"""\s<>"'`|;\u2018\u2019\u201c\u201d\u00ab\u00bb\u200b-\u200d\u2060\ufeff"""
+            "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef")
+_URL_CHARS = rf"[^{_URL_END}]"
 _OPENERS = r"""(\[{<"'«“‘"""
 _URL_RE = re.compile(
-    rf"""(?i)\b(?:https?|ftp)://{_URL_CHARS}++"""
+    # The scheme may follow any character but an ASCII letter or digit (not \b: CJK
+    # characters are word characters, so "访问https://" has no word boundary); its
+    # letters may be full-width (ｈｔｔｐｓ://).
+    rf"""(?i)(?<![A-Za-z0-9])(?:https?|ftp|ｈｔｔｐｓ?|ｆｔｐ)://{_URL_CHARS}++"""
     rf"""|(?<![^\s{_OPENERS}])www\.[^\s{_OPENERS}>`/)\]}}»”’]++/{_URL_CHARS}*+"""
 )
 _TRAILING_PUNCT = ".,;:!?)]}»”’"
@@ -103,9 +112,11 @@ def remove_urls(text: str) -> str:
     RefinedWeb says only "we also remove URLs" (Penedo et al. 2023, section 3.1). A URL
     here is what a reader sees as a link to follow:
 
-    * an absolute web URL: ``http://``, ``https://`` or ``ftp://`` (any case) and
-      everything up to white space, ``<``, ``>``, a quote or a backtick; wherever it
-      stands, in prose or in code (``curl https://api.example.com/v1`` loses the URL);
+    * an absolute web URL: ``http://``, ``https://`` or ``ftp://`` (any case, full-width
+      letters too) and everything up to white space, ``<``, ``>``, a quote (straight or
+      curly), a backtick, ``|``, ``;``, CJK text or full-width punctuation; wherever it
+      stands, in prose, in code (``curl https://api.example.com/v1`` loses the URL) or
+      straight after CJK text (``请访问https://example.com/a获取`` keeps ``请访问获取``);
     * a scheme-less ``www.`` link with a path (``www.example.org/about``) that starts a
       token: at the start of the text or after white space, an opening bracket or quote.
 

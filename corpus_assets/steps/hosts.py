@@ -18,11 +18,17 @@ ASCII string, the one a browser would look up (WHATWG URL Standard, "host parsin
 6. a leading ``www.`` label dropped: ``www.example.com`` and ``example.com`` serve the
    same site in the overwhelming majority of cases.
 
-IPv6 literals (they hold ``:``) are only lower-cased.
+IPv6 literals (they hold ``:``) are written in their canonical compressed form
+(``2001:db8::2``), and an IPv4-mapped one (``::ffff:159.153.253.16``) as its IPv4 address.
+
+:func:`url_host` finds the host of a URL as a browser does for http(s), where
+``urlsplit`` does not: a backslash is a slash (``http://bad.com\\@good.com/`` goes to
+bad.com), and any number of slashes, or none, may follow the scheme (``http:bad.com``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from encodings import idna
@@ -69,6 +75,45 @@ def ipv4_of(host: str) -> Optional[str]:
     return ".".join(str((value >> shift) & 0xFF) for shift in (24, 16, 8, 0))
 
 
+def _ipv6(host: str) -> str:
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.IPv6Address(bare)
+    except ValueError:
+        return bare
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return address.compressed
+
+
+# Schemes whose URLs the WHATWG URL Standard parses as "special": backslash = slash, and
+# slashes after the scheme are optional and repeatable.
+_SPECIAL_SCHEME = re.compile(r"^(?:https?|ftp|wss?):")
+_ANY_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``url`` lower-cased -> (host as written, the rest after the authority: path and
+    query, no fragment), read the way a browser reads an http(s) URL; a URL with no
+    scheme is read as one. The host is not normalized (see :func:`normalize_host`)."""
+    rest = (url or "").strip().lower().replace("\\", "/").split("#", 1)[0]
+    scheme = _SPECIAL_SCHEME.match(rest) or _ANY_SCHEME.match(rest)
+    if scheme:
+        rest = rest[scheme.end():]
+    rest = rest.lstrip("/")
+    end = re.search(r"[/?]", rest)
+    authority, after = (rest[:end.start()], rest[end.start():]) if end else (rest, "")
+    host = authority.rsplit("@", 1)[-1]  # drop user:password@
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]", after
+    return host.split(":", 1)[0], after  # drop :port
+
+
+def url_host(url: str) -> str:
+    """The host of ``url`` as a browser reads it, not normalized."""
+    return split_url(url)[0]
+
+
 # The longest host name DNS allows (RFC 1035: 255 octets on the wire, 253 as text).
 MAX_HOST_LENGTH = 253
 
@@ -91,7 +136,7 @@ def normalize_host(host: str) -> str:
         host = _IDEOGRAPHIC_DOTS.sub(".", unicodedata.normalize("NFKC", host))
     host = host.strip().lower().rstrip(".")
     if ":" in host:  # IPv6 literal
-        return host
+        return _ipv6(host)
     # A name longer than DNS allows (253) cannot resolve, so no IDNA form is needed and
     # none is computed (Python's punycode encoder is quadratic in a label's length).
     if not host.isascii() and len(host) <= MAX_HOST_LENGTH:

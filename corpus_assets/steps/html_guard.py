@@ -15,17 +15,25 @@ machine's speed, where the pipeline promises the same output bytes for the same 
 So the guard measures the page's structure instead, deterministically, before parsing:
 
 * ``too_many_tags``: more than ``max_tags`` tags (``<`` followed by a letter or ``/``);
+* ``too_many_attributes``: one tag with more than ``max_tag_attributes`` attributes.
+  lexbor and trafilatura check each new attribute of an element against the ones before
+  (duplicates), so one ``<div>`` of 50,000 attributes took 10-60 s. A tag of K attributes
+  is at least 2K characters long, so only tags that long are counted (quoted values
+  removed first, so spaces inside a long ``style`` or ``data-`` value do not count);
+  the most in one tag on the sample crawl and real WARCs is 284, the default limit 2,000;
 * ``too_deeply_nested``: the scan's estimate of the tree builder's work, the sum over all
   start tags of how many elements are open around each one, exceeds ``max_nesting_work``.
   The scan does not count void elements (``<br>``, ``<img>``...) nor elements whose end
-  tag is optional (``<p>``, ``<li>``, ``<td>``...), and lets an end tag close one
+  tag is optional (``<p>``, ``<li>``, ``<td>``...; but ``<option>`` counts: lexbor was
+  near-quadratic on a ``<select>`` of 45,000 unclosed options), and lets an end tag close one
   element. It over-counts unclosed inline tags (``<font>``, which lexbor handles
   cheaply) and tags written inside scripts, which is why the limit sits far above real
   pages: the most on the sample crawl and the real WARCs of ../shared/data is 1.3
   million, the default limit 20 million (about 0.15 s of lexbor on the worst shape of
   page).
 
-Cost: one ``str.count("<")`` for an ordinary page; the regex scans run only on pages
+Cost: one ``str.count("<")`` and one ``str.split("<")`` for an ordinary page (0.5 ms on
+average on the sample's pages); the regex scans run only on pages
 with more ``<`` than the limits could be reached with, since N tags hold at most
 N^2/2 units of nesting work.
 """
@@ -47,12 +55,17 @@ class HtmlGuardConfig:
     """Settings of :class:`HtmlGuard` (the ``html_guard`` section).
 
     max_tags: remove pages with more tags than this (``too_many_tags``); None = no limit.
+    max_tag_attributes: remove pages with a tag of more attributes than this
+        (``too_many_attributes``); None = no limit.
     max_nesting_work: remove pages whose estimated nesting work (see the module
         docstring) exceeds this (``too_deeply_nested``); None = no limit. 20 million is
         ~0.15 s of lexbor on the worst shape of page.
     """
 
-    max_tags: Optional[PositiveInt] = 50_000
+    max_tag_attributes: Optional[PositiveInt] = 2_000
+    # 30,000: 49,000 flat <td> or <li> took trafilatura 10-14 s; the sample's largest page
+    # has 19,617 tags.
+    max_tags: Optional[PositiveInt] = 30_000
     max_nesting_work: Optional[PositiveInt] = 20_000_000
 
 
@@ -63,7 +76,7 @@ _TAG_START = re.compile(r"</?[A-Za-z]")
 _NOT_NESTING = (
     "area base basefont bgsound br col embed frame hr image img input keygen link meta "
     "param source track wbr "
-    "p li dt dd option optgroup tr td th thead tbody tfoot colgroup caption rb rp rt rtc "
+    "p li dt dd tr td th thead tbody tfoot colgroup caption rb rp rt rtc "
     "html head body"
 ).split()
 # The nesting scan: each start or end tag of an element that nests yields one character,
@@ -74,6 +87,26 @@ _NEST_SCAN = re.compile(
     rf"<(?!/?(?:{'|'.join(_NOT_NESTING)})[\s/>])(/(?=[A-Za-z])|[A-Za-z])", re.IGNORECASE
 )
 _SLASH = ord("/")
+# Attribute names inside one tag, once quoted values are removed.
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+_ATTRIBUTE = re.compile(r"[\s/]+[^\s=/>\"']")
+
+
+def most_attributes(html: str, at_least: int) -> int:
+    """The most attributes in one tag of ``html``, counting only tags long enough to
+    hold ``at_least`` of them (one space and one letter each); 0 when none is.
+
+    ``str.split`` on "<" (in C) finds the long stretches; a regex over the whole page
+    made the guard five times slower on ordinary pages."""
+    min_chars = 2 * at_least
+    most = 0
+    for piece in html.split("<"):
+        if len(piece) < min_chars or not piece[:1].isascii() or not piece[:1].isalpha():
+            continue
+        tag = piece.split(">", 1)[0]
+        if len(tag) >= min_chars:
+            most = max(most, len(_ATTRIBUTE.findall(_QUOTED.sub("", tag))))
+    return most
 
 
 def nesting_work(html: str) -> int:
@@ -98,7 +131,8 @@ class HtmlGuard(Step):
     """Remove pages whose structure would make parsing them take seconds or minutes,
     before the language pre-screen and extraction parse them.
 
-    Reasons: ``too_many_tags`` (detail: the count and the limit), ``too_deeply_nested``
+    Reasons: ``too_many_tags`` (detail: the count and the limit), ``too_many_attributes``,
+    ``too_deeply_nested``
     (detail: the estimated nesting work and the limit)."""
 
     name = "html_guard"
@@ -111,6 +145,10 @@ class HtmlGuard(Step):
     def check(self, html: str):
         """None (parse it) or (reason, detail)."""
         c = self.config
+        if c.max_tag_attributes is not None:
+            attributes = most_attributes(html, c.max_tag_attributes)
+            if attributes > c.max_tag_attributes:
+                return "too_many_attributes", f"{attributes} attributes in one tag > {c.max_tag_attributes}"
         # Every tag starts with "<", so this bound is free and settles ordinary pages.
         bound = html.count("<")
         if c.max_tags is not None and bound > c.max_tags:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Optional
 
 from corpus_assets.steps.base import Document, Step
-from corpus_assets.steps.setting_types import ExistingFile, Fraction
+from corpus_assets.steps.setting_types import ExistingFile, Fraction, LanguageCode
 
 _LABEL_PREFIX = "__label__"
 
@@ -66,7 +66,7 @@ class LanguageIdConfig:
     """
 
     model_path: Optional[ExistingFile] = None
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[LanguageCode, ...] = ("en",)
     min_score: Fraction = 0.65
     text_field: str = "text"
 

@@ -31,10 +31,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from corpus_assets.steps.base import Document, Step
-from corpus_assets.steps.hosts import MAX_HOST_LENGTH, normalize_host
+from corpus_assets.steps.dedup.urls import normalize_path
+from corpus_assets.steps.hosts import MAX_HOST_LENGTH, normalize_host, split_url
 from corpus_assets.steps.setting_types import ExistingDir, ExistingFile, PositiveInt
 
 _WORDS_DIR = Path(__file__).resolve().parent.parent / "defaults" / "url_words"
@@ -86,21 +87,27 @@ class UrlFilterConfig:
 _TOKEN_SPLIT = re.compile(r"[\W_]+")
 
 
+_SLASHES = re.compile(r"/{2,}")
+
+
 def _normalize_url_entry(entry: str) -> str:
-    """A ``urls`` list entry or a URL -> ``host/path?query`` lower-cased, no scheme, no
-    ``www.``, no port, no fragment, no trailing slash."""
-    entry = entry.strip().lower()
-    if "://" in entry:
-        entry = entry.split("://", 1)[1]
-    entry = entry.split("#", 1)[0]
-    host, sep, rest = entry.partition("/")
-    host = host.rsplit("@", 1)[-1]  # drop user:password@
-    if host.startswith("["):  # IPv6 literal, maybe followed by :port
-        host = host.split("]", 1)[0] + "]"
-    else:
-        host = host.split(":", 1)[0]  # drop :port
-    host = normalize_host(host)
-    return (host + sep + rest).rstrip("/")
+    """A ``urls`` list entry or a page's URL -> ``host/path?query`` lower-cased, the host
+    normalized, no scheme, no port, no fragment, no trailing slash, and the path in one
+    form (``/%73k``, ``//sk``, ``/./sk`` and ``/x/../sk`` are all ``/sk``): the same
+    function for both sides, so an entry matches every way of writing it."""
+    host, rest = split_url(entry)
+    path, sep, query = rest.partition("?")
+    path = _SLASHES.sub("/", normalize_path(path)).rstrip("/")
+    return normalize_host(host) + path + sep + query
+
+
+def _normalize_domain_entry(entry: str) -> str:
+    """A ``domains`` list entry -> the form :func:`normalize_host` gives a page's host;
+    entries written as URLs, with a port, ``*.`` or a leading dot are read as their host."""
+    entry = entry.strip().lower().lstrip("*.")
+    if entry.count(":") >= 2 and "[" not in entry and "/" not in entry:
+        return normalize_host(entry)  # a bare IPv6 address
+    return normalize_host(split_url(entry)[0])
 
 
 def _read_entries(path: Path) -> list[str]:
@@ -145,7 +152,7 @@ def load_blocklist(
         domains_file = folder / "domains"
         if domains_file.is_file():
             for entry in _read_entries(domains_file):
-                domains.setdefault(normalize_host(entry), category)
+                domains.setdefault(_normalize_domain_entry(entry), category)
         urls_file = folder / "urls"
         if urls_file.is_file():
             for entry in _read_entries(urls_file):
@@ -218,11 +225,7 @@ class UrlFilter(Step):
         """The verdict for one URL: None (keep) or (reason, detail)."""
         raw = (url or "").strip()
         lowered = raw.lower()
-        try:
-            host = urlsplit(lowered if "://" in lowered else "http://" + lowered).hostname or ""
-        except ValueError:  # e.g. an invalid IPv6 literal
-            host = ""
-        host = normalize_host(host)
+        host = normalize_host(split_url(lowered)[0])
         hosts = _host_candidates(host)
 
         if self.allowlist and any(h in self.allowlist for h in hosts):

@@ -50,13 +50,15 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional
+from typing import Annotated, BinaryIO, Iterator, Optional
+
+from pydantic import Field
 
 from warcio.archiveiterator import ArchiveIterator
 
 from corpus_assets.steps.base import Document, Step
 from corpus_assets.steps.base import describe_exception as _short
-from corpus_assets.steps.setting_types import Fraction, NonNegativeInt, PositiveInt
+from corpus_assets.steps.setting_types import Fraction, NonEmptyStr, NonNegativeInt, PositiveInt
 
 try:  # brotli and zstandard are optional: without them such payloads stay encoded.
     import brotli  # type: ignore
@@ -1031,7 +1033,8 @@ class HtmlDecodeConfig:
     # above this, bodies are feeds, data dumps and generated listings whose parse and
     # extraction time grows with size while their text is rarely prose.
     max_body_bytes: PositiveInt = 2_000_000
-    html_content_types: tuple[str, ...] = ("text/html", "application/xhtml+xml")
+    # Non-empty: an empty list would remove every page as not_html.
+    html_content_types: Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)] = ("text/html", "application/xhtml+xml")
     # Accept a decoding when at most this share of characters are U+FFFD replacements.
     max_replacement_share: Fraction = 0.01
     # How far into the page to look for <meta charset> (WHATWG prescans 1024 bytes;

@@ -100,6 +100,12 @@ def _remove_dot_segments(path: str) -> str:
     return result
 
 
+def normalize_path(path: str) -> str:
+    """Escapes of unreserved characters decoded, the others upper-cased, and ``.`` and
+    ``..`` segments removed (also used by the URL blocklist for its ``urls`` entries)."""
+    return _remove_dot_segments(_normalize_escapes(path))
+
+
 def _is_tracking(key: str) -> bool:
     k = _normalize_escapes(key).lower()
     return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
@@ -127,7 +133,7 @@ def normalize_url(url: str) -> str:
     if port is not None and port != DEFAULT_PORTS.get(original_scheme):
         netloc = f"{host}:{port}"
     path = _JSESSION_RE.sub("", parts.path)
-    path = _remove_dot_segments(_normalize_escapes(path))
+    path = normalize_path(path)
     path = path.rstrip("/") or "/"
     params = []
     for piece in parts.query.split("&"):
