@@ -233,11 +233,11 @@ def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.So
 
 
 def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
-                           spec: Optional[MixtureSpec] = None) -> dict:
+                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
     cfg = config.mixture
     spec = spec or cfg.specs()[name]
     started = time.perf_counter()
-    counter = TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
+    counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
 
     # 1. units and token counts
     per_source, units_of, counts_of = {}, {}, {}

@@ -165,3 +165,41 @@ def test_tokenizer_loads_without_network():
         "PYTHONPATH": ":".join(sys.path), "TIKTOKEN_CACHE_DIR": "/nonexistent-cache"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[2]"
+
+
+def test_asset_materializes_with_shares_table_chart_and_check(tmp_path, data_dir):
+    import dagster as dg
+
+    from corpus_assets.assets.mixture import SHARES_CHECK, build_mixture_assets
+    from corpus_assets.resources import CorpusStoreResource, TokenizerResource
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "mix.yaml").write_text(json.dumps({"name": "mix", "version": 2, "token_budget": 6000, "sources": [
+        {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 0.7},
+        {"name": "c", "asset": "external", "partitions": ["cc"], "weight": 0.3}]}))
+    config = _config(data_dir)
+    config = dataclasses.replace(config, mixture=dataclasses.replace(config.mixture, specs_dir=str(specs)))
+    assets = build_mixture_assets(config)
+    result = dg.materialize(assets, partition_key="mix", resources={
+        "corpus_store": CorpusStoreResource(root=str(tmp_path / "store")), "tokenizer": TokenizerResource()})
+    assert result.success
+    meta = result.asset_materializations_for_node("training_mixture")[0].metadata
+    assert meta["tokens"].value >= 6000
+    assert "data:image/png;base64," in meta["shares_chart"].value
+    assert {r.data["source"] for r in meta["achieved_mixture"].value.records} == {"a", "c"}
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [(SHARES_CHECK, True)]
+
+
+def test_hf_tokenizer_json_by_setting(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    from corpus_assets.steps.mixture.tokens import TokenCounter
+
+    counter = TokenCounter(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    assert counter.count(["hello world again", ""]) == [3, 0]
+    assert counter.name.startswith("hf-tokenizer-")
