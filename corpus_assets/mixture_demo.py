@@ -41,3 +41,31 @@ def run_mixtures(instance, defs, failures: list[str]) -> None:
         for source, s in manifest["sources"].items():
             print(f"{source:<10}{s['asset']:<18}{s['requested_share']:>10.3f}{s['achieved_share']:>10.3f}"
                   f"{s['tokens']:>10,}{s['available_tokens']:>11,}{s['docs']:>7}{s['epochs']:>8.3f}")
+        run_search(instance, defs, store, name, failures)
+
+
+def run_search(instance, defs, store, name: str, failures: list[str]) -> None:
+    import dagster as dg
+
+    from corpus_assets.mixture_stages import SEARCH, search_path
+
+    started = time.perf_counter()
+    result = dg.materialize(defs.assets, selection=[SEARCH], partition_key=name, instance=instance,
+                            resources=defs.resources, raise_on_error=False, run_config=QUIET,
+                            tags={"corpus_assets/launched_by": "demo"})
+    print(f"\n  {name} {SEARCH}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+    if not result.success:
+        failures.append(f"{name} [{SEARCH}]")
+        return
+    report = store.read_json(search_path(name, "report.json"))
+    print(f"== RegMix-style search around {name}: {len(report['candidates'])} candidates, byte {report['lm_order']}-gram "
+          f"proxies on {report['train_bytes']:,} bytes, {report['regression']}; objective {report['objective']}")
+    print(f"{'validation set':<20}{'examples':>9}{'Spearman (held-out mixtures)':>30}")
+    for v, f in report["fit"].items():
+        print(f"{v:<20}{report['validation_sets'][v]:>9}{f['spearman_heldout']:>30.3f}")
+    print(f"{'source':<10}{'natural':>9}{'spec':>8}{'proposed':>10}")
+    for i, source in enumerate(report["sources"]):
+        print(f"{source:<10}{report['natural'][i]:>9.3f}{report['spec_weights'][i]:>8.3f}{report['proposal'][i]:>10.3f}")
+    p = report["predicted_objective"]
+    print(f"predicted objective (bits/byte): natural {p['natural']:.4f}, proposal {p['proposal']:.4f}; "
+          f"proposal spec: {store.uri(search_path(name, 'proposal.yaml'))}")

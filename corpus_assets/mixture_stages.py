@@ -232,14 +232,11 @@ def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.So
                            "token_count": counts[row["doc_id"]]}
 
 
-def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
-                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
+def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, counter: TokenCounter):
+    """Every source's units, its usable documents' token counts (doc_id -> tokens) and its
+    facts for the manifest (docs in = available + removed); and how many units had to be
+    tokenized (0 when every count table existed)."""
     cfg = config.mixture
-    spec = spec or cfg.specs()[name]
-    started = time.perf_counter()
-    counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
-
-    # 1. units and token counts
     per_source, units_of, counts_of = {}, {}, {}
     tokenized_units = 0
     for source in spec.sources:
@@ -268,6 +265,18 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
             "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version} for u in units],
             "docs_in": docs_in, "removed_by_reason": dict(removed), "available_docs": len(counts),
             "available_tokens": sum(counts.values()), "epoch_cap": spec.cap(source)}
+    return per_source, units_of, counts_of, tokenized_units
+
+
+def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
+                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
+    cfg = config.mixture
+    spec = spec or cfg.specs()[name]
+    started = time.perf_counter()
+    counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
+
+    # 1. units and token counts
+    per_source, units_of, counts_of, tokenized_units = read_sources(store, spec, config, counter)
 
     # 2. plan
     available = {n: s["available_tokens"] for n, s in per_source.items()}
@@ -330,3 +339,74 @@ def verify_shares(manifest: dict) -> tuple[bool, dict]:
     gaps = {n: round(abs(s["achieved_share"] - s["requested_share"]), 6) for n, s in manifest["sources"].items()}
     return all(g <= tol for g in gaps.values()), {"tolerance": tol, "max_gap": max(gaps.values(), default=0.0),
                                                    "gaps": gaps}
+
+
+# -- the mixture search (RegMix-style) ------------------------------------------------------
+
+SEARCH = "mixture_search"
+
+
+def search_path(name: str, file: str) -> str:
+    return f"{SEARCH}/{name}/{file}"
+
+
+def _search_texts(store, spec, config, counter) -> tuple[dict, dict, dict]:
+    """Per source: a seeded sample of document texts for proxy training, and a held-out
+    fifth of it as that source's validation set; and the natural (available) tokens."""
+    cfg = config.mixture
+    per_source, units_of, counts_of, _ = read_sources(store, spec, config, counter)
+    train, heldout = {}, {}
+    for source in spec.sources:
+        ids = sorted(counts_of[source.name], key=lambda d: (planning.unit_hash(cfg.search_seed, "search", d), d))
+        chosen = set(ids[: cfg.search_docs_per_source])
+        held = {d for d in chosen if planning.unit_hash(cfg.search_seed, "heldout", d) < 0.2}
+        train[source.name], heldout[source.name] = [], []
+        seen: set = set()
+        for unit in units_of[source.name]:
+            for row in _usable(unit, Counter(), seen):
+                if row["doc_id"] in chosen:
+                    (heldout if row["doc_id"] in held else train)[source.name].append(row["text"])
+    return train, heldout, {n: s["available_tokens"] for n, s in per_source.items()}
+
+
+def build_mixture_search(store: CorpusStore, name: str, config: PipelineConfig,
+                         spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
+    import dataclasses
+
+    import numpy as np
+    import yaml
+
+    from corpus_assets.steps.mixture import regmix
+
+    cfg = config.mixture
+    spec = spec or cfg.specs()[name]
+    counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
+    started = time.perf_counter()
+    train, heldout, available = _search_texts(store, spec, config, counter)
+    validation = {f"heldout_{n}": texts for n, texts in heldout.items() if texts}
+    missing_targets = []
+    for target in config.selection.targets:
+        try:
+            examples, _ = selection_stages.load_target_examples(config.selection, target)
+        except FileNotFoundError:
+            missing_targets.append(target.name)
+            continue
+        validation[target.name] = [e["text"] for e in examples if e["split"] == selection_stages.HELDOUT]
+    objective = [o for o in cfg.search_objective if o in validation] or sorted(validation)
+    names = [s.name for s in spec.sources]
+    natural = np.array([max(available[n], 1) for n in names], dtype=np.float64)
+    measure = regmix.ngram_measure([train[n] for n in names], validation, cfg.search_train_bytes, cfg.search_lm_order)
+    result = regmix.search(names, natural, measure, objective, n_candidates=cfg.search_candidates, seed=cfg.search_seed)
+    base = dataclasses.asdict(spec)
+    proposal = regmix.proposal_spec(result, base, f"{spec.name}_regmix")
+    result.update(mixture=spec.name, validation_sets={k: len(v) for k, v in validation.items()},
+                  missing_targets=missing_targets, train_bytes=cfg.search_train_bytes, lm_order=cfg.search_lm_order,
+                  spec_weights=[round(spec.requested_weights()[n], 6) for n in names], proposal_spec=proposal)
+    with store.publish_partition(f"{SEARCH}/{name}"):
+        with store.file_writer(search_path(name, "proposal.yaml"), ".yaml") as (tmp, _):
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(f"# RegMix-style proposal for {spec.name} (mixture_search); copy into mixture.specs_dir to build it\n")
+                yaml.safe_dump(proposal, fh, sort_keys=False)
+        store.write_json(search_path(name, "report.json"), result)
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result

@@ -203,3 +203,27 @@ def test_hf_tokenizer_json_by_setting(tmp_path):
     counter = TokenCounter(tokenizer_file=str(tmp_path / "tokenizer.json"))
     assert counter.count(["hello world again", ""]) == [3, 0]
     assert counter.name.startswith("hf-tokenizer-")
+
+
+def test_search_asset_reports_fit_and_weights(tmp_path, data_dir):
+    import dagster as dg
+
+    from corpus_assets.assets.mixture import build_mixture_assets
+    from corpus_assets.resources import CorpusStoreResource, TokenizerResource
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "mix.yaml").write_text(json.dumps({"name": "mix", "token_budget": 3000, "sources": [
+        {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 0.5},
+        {"name": "b", "asset": "external", "partitions": ["bb"], "weight": 0.5}]}))
+    config = _config(data_dir)
+    config = dataclasses.replace(config, mixture=dataclasses.replace(
+        config.mixture, specs_dir=str(specs), search_candidates=8, search_train_bytes=3000, search_lm_order=2,
+        search_docs_per_source=30))
+    result = dg.materialize(build_mixture_assets(config), selection=["mixture_search"], partition_key="mix",
+                            resources={"corpus_store": CorpusStoreResource(root=str(tmp_path / "store")),
+                                       "tokenizer": TokenizerResource()})
+    assert result.success
+    meta = result.asset_materializations_for_node("mixture_search")[0].metadata
+    assert [r.data["source"] for r in meta["weights"].value.records] == ["a", "b"]
+    assert {r.data["validation_set"] for r in meta["fit_quality"].value.records} == {"heldout_a", "heldout_b"}

@@ -43,3 +43,42 @@ def test_ngram_proxy_search_prefers_the_matching_source():
         {"name": n, "asset": "external", "partitions": [n], "weight": 1 / 3} for n in ("x", "y", "z")]}, "proposed")
     parsed = parse_spec(spec)  # a spec training_mixture accepts
     assert parsed.requested_weights()["y"] > 0.4
+
+
+def test_search_stage_writes_a_buildable_proposal(tmp_path):
+    import dataclasses
+    import json
+
+    import yaml
+
+    from corpus_assets import mixture_stages as stages
+    from corpus_assets.config import PipelineConfig
+    from corpus_assets.steps.mixture.config import MixtureConfig
+    from corpus_assets.steps.selection.config import SelectionConfig, SelectionSource, SelectionTarget
+    from corpus_assets.storage import CorpusStore
+
+    rng = random.Random(0)
+    alphabets = {"aa": "abcde ", "bb": "vwxyz ", "cc": "0123456789 "}
+    for name, alphabet in alphabets.items():
+        with open(tmp_path / f"{name}.jsonl", "w") as fh:
+            for i in range(60):
+                fh.write(json.dumps({"id": str(i), "text": "".join(rng.choice(alphabet) for _ in range(200))}) + "\n")
+    with open(tmp_path / "target.jsonl", "w") as fh:
+        for i in range(30):
+            fh.write(json.dumps({"text": "".join(rng.choice(alphabets["bb"]) for _ in range(200))}) + "\n")
+    config = dataclasses.replace(
+        PipelineConfig(),
+        selection=SelectionConfig(data_dir=str(tmp_path), targets=(SelectionTarget("tgt", "target.jsonl"),),
+                                  sources=tuple(SelectionSource(n, f"{n}.jsonl", ("text",), n, "id") for n in alphabets)),
+        mixture=MixtureConfig(search_candidates=12, search_train_bytes=4000, search_lm_order=3,
+                              search_docs_per_source=40, search_objective=("tgt",)))
+    spec = parse_spec({"name": "mix", "token_budget": 2000, "sources": [
+        {"name": n, "asset": "external", "partitions": [n], "weight": w} for n, w in zip(alphabets, (0.4, 0.3, 0.3))]})
+    store = CorpusStore(str(tmp_path / "store"))
+    result = stages.build_mixture_search(store, "mix", config, spec)
+    assert result["objective"] == ["tgt"] and int(np.argmax(result["proposal"])) == 1
+    assert {"heldout_aa", "heldout_bb", "heldout_cc", "tgt"} <= set(result["validation_sets"])
+    with open(store.uri(stages.search_path("mix", "proposal.yaml"))) as fh:
+        proposed = parse_spec(yaml.safe_load(fh))
+    manifest = stages.build_training_mixture(store, proposed.name, config, proposed)
+    assert manifest["sources"]["bb"]["requested_share"] > 0.4

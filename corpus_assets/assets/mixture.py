@@ -27,6 +27,17 @@ SHARES_SCHEMA = dg.TableSchema(columns=[
 ])
 
 
+FIT_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("validation_set", "string"), dg.TableColumn("examples", "int"),
+    dg.TableColumn("in_objective", "bool"), dg.TableColumn("spearman_heldout", "float"),
+    dg.TableColumn("heldout_candidates", "int"),
+])
+WEIGHTS_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("source", "string"), dg.TableColumn("natural", "float"),
+    dg.TableColumn("spec", "float"), dg.TableColumn("proposed", "float"),
+])
+
+
 def mixture_partitions_def(config: PipelineConfig) -> dg.StaticPartitionsDefinition:
     return dg.StaticPartitionsDefinition(sorted(config.mixture.specs()))
 
@@ -79,4 +90,39 @@ def build_mixture_assets(config: PipelineConfig) -> list:
         yield dg.AssetCheckResult(check_name=SHARES_CHECK, passed=passed, metadata={
             "tolerance": facts["tolerance"], "max_gap": facts["max_gap"], "gaps": dg.MetadataValue.json(facts["gaps"])})
 
-    return [training_mixture]
+    @dg.asset(
+        name=stages.SEARCH,
+        partitions_def=mixture_partitions_def(config),
+        deps=deps,
+        code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)])}",
+        group_name=MIXTURE_GROUP,
+        kinds={"json", "yaml"},
+        description=f"RegMix-style search (Liu et al. 2024) around one mixture spec's sources: "
+        f"{cfg.search_candidates} Dirichlet candidates around the natural token shares, a byte "
+        f"{cfg.search_lm_order}-gram proxy LM each on {cfg.search_train_bytes:,} bytes, ridge regression from "
+        f"weights to each validation loss, Spearman on held-out candidates, and proposal.yaml: a spec "
+        f"minimizing the mean predicted loss on {list(cfg.search_objective)}.",
+    )
+    def mixture_search(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource,
+                       tokenizer: TokenizerResource):
+        store = corpus_store.get_store()
+        name = context.partition_key
+        result = stages.build_mixture_search(store, name, config, specs[name], tokenizer.get_counter(cfg))
+        fit_rows = [dg.TableRecord({"validation_set": v, "examples": result["validation_sets"].get(v, 0),
+                                    "in_objective": v in result["objective"],
+                                    "spearman_heldout": f["spearman_heldout"],
+                                    "heldout_candidates": f["heldout_candidates"]}) for v, f in result["fit"].items()]
+        weight_rows = [dg.TableRecord({"source": n, "natural": result["natural"][i], "spec": result["spec_weights"][i],
+                                       "proposed": result["proposal"][i]}) for i, n in enumerate(result["sources"])]
+        objective_rho = [result["fit"][o]["spearman_heldout"] for o in result["objective"]]
+        return dg.MaterializeResult(metadata={
+            "fit_quality": dg.MetadataValue.table(fit_rows, schema=FIT_SCHEMA),
+            "weights": dg.MetadataValue.table(weight_rows, schema=WEIGHTS_SCHEMA),
+            "objective": ", ".join(result["objective"]),
+            "min_objective_spearman": min(objective_rho) if objective_rho else 0.0,
+            "predicted_objective": dg.MetadataValue.json(result["predicted_objective"]),
+            "regression": result["regression"], "seconds": result["seconds"],
+            "path": dg.MetadataValue.path(store.uri(stages.search_path(name, "proposal.yaml"))),
+        })
+
+    return [training_mixture, mixture_search]

@@ -151,6 +151,16 @@ class MixtureConfig:
     # The asset check: every source's achieved share within this (absolute) of the request.
     share_tolerance: Fraction = 0.02
     token_batch: PositiveInt = 512
+    # mixture_search (RegMix-style, docs/mixture.md): candidates, the proxy n-gram LM's
+    # training bytes and order, documents sampled per source (a seeded fifth of them held
+    # out as the source's own validation set), and the validation sets whose mean loss the
+    # proposal minimizes (selection targets' held-out examples, or heldout_<source>).
+    search_candidates: Annotated[int, Field(ge=8)] = 32
+    search_train_bytes: PositiveInt = 300_000
+    search_lm_order: Annotated[int, Field(ge=1, le=8)] = 4
+    search_docs_per_source: Annotated[int, Field(ge=10)] = 300
+    search_objective: tuple[str, ...] = ("gsm8k", "humaneval")
+    search_seed: int = 0
 
     def specs_folder(self) -> Path:
         return Path(self.specs_dir) if self.specs_dir else BUNDLED_SPECS
