@@ -9,9 +9,20 @@ import time
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_mixtures(instance, defs, failures: list[str]) -> None:
+def _materialize(instance, defs, asset: str, partition: str, failures: list[str]) -> bool:
     import dagster as dg
 
+    started = time.perf_counter()
+    result = dg.materialize(defs.assets, selection=[asset], partition_key=partition, instance=instance,
+                            resources=defs.resources, raise_on_error=False, run_config=QUIET,
+                            tags={"corpus_assets/launched_by": "demo"})
+    print(f"\n  {partition} {asset}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+    if not result.success:
+        failures.append(f"{partition} [{asset}]")
+    return result.success
+
+
+def run_mixtures(instance, defs, failures: list[str]) -> None:
     from corpus_assets.config import load_config
     from corpus_assets.mixture_stages import MIXTURE, manifest_path, verify_shares
 
@@ -22,13 +33,7 @@ def run_mixtures(instance, defs, failures: list[str]) -> None:
         return
     store = defs.resources["corpus_store"].get_store()
     for name in sorted(specs):
-        started = time.perf_counter()
-        result = dg.materialize(defs.assets, selection=[MIXTURE], partition_key=name, instance=instance,
-                                resources=defs.resources, raise_on_error=False, run_config=QUIET,
-                                tags={"corpus_assets/launched_by": "demo"})
-        print(f"\n  {name} {MIXTURE}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
-        if not result.success:
-            failures.append(f"{name} [{MIXTURE}]")
+        if not _materialize(instance, defs, MIXTURE, name, failures):
             continue
         manifest = store.read_json(manifest_path(name))
         passed, facts = verify_shares(manifest)
@@ -45,17 +50,9 @@ def run_mixtures(instance, defs, failures: list[str]) -> None:
 
 
 def run_search(instance, defs, store, name: str, failures: list[str]) -> None:
-    import dagster as dg
-
     from corpus_assets.mixture_stages import SEARCH, search_path
 
-    started = time.perf_counter()
-    result = dg.materialize(defs.assets, selection=[SEARCH], partition_key=name, instance=instance,
-                            resources=defs.resources, raise_on_error=False, run_config=QUIET,
-                            tags={"corpus_assets/launched_by": "demo"})
-    print(f"\n  {name} {SEARCH}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
-    if not result.success:
-        failures.append(f"{name} [{SEARCH}]")
+    if not _materialize(instance, defs, SEARCH, name, failures):
         return
     report = store.read_json(search_path(name, "report.json"))
     print(f"== RegMix-style search around {name}: {len(report['candidates'])} candidates, byte {report['lm_order']}-gram "

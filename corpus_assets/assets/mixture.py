@@ -54,12 +54,13 @@ def build_mixture_assets(config: PipelineConfig) -> list:
         deps += [external_asset_key("source", n) for n in sorted({p for spec in specs.values() for s in spec.sources
                                                            if s.asset == "external" for p in s.partitions} & known)]
 
+    # Both assets read the same sources, per the same partitions and settings.
+    common = dict(partitions_def=mixture_partitions_def(config), deps=deps, group_name=MIXTURE_GROUP,
+                  code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)])}")
+
     @dg.asset(
         name=stages.MIXTURE,
-        partitions_def=mixture_partitions_def(config),
-        deps=deps,
-        code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)])}",
-        group_name=MIXTURE_GROUP,
+        **common,
         kinds={"parquet", "json"},
         check_specs=[dg.AssetCheckSpec(SHARES_CHECK, asset=stages.MIXTURE, description=(
             f"Every source's achieved share of output tokens within {cfg.share_tolerance} (absolute) of "
@@ -92,10 +93,7 @@ def build_mixture_assets(config: PipelineConfig) -> list:
 
     @dg.asset(
         name=stages.SEARCH,
-        partitions_def=mixture_partitions_def(config),
-        deps=deps,
-        code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)])}",
-        group_name=MIXTURE_GROUP,
+        **common,
         kinds={"json", "yaml"},
         description=f"RegMix-style search (Liu et al. 2024) around one mixture spec's sources: "
         f"{cfg.search_candidates} Dirichlet candidates around the natural token shares, a byte "
