@@ -44,6 +44,7 @@ TOKEN_COUNTS = "mixture_token_counts"
 RW = "rw_deduped"
 COUNTS_SCHEMA = pa.schema([("doc_id", pa.string()), ("token_count", pa.int64())])
 EMPTY_TEXT, DUPLICATE_ID = "empty_text", "duplicate_doc_id"
+MISSING_UPSTREAM = "not_in_rw_deduped"  # a domain subset's doc id its rw_deduped shard lacks
 
 
 def folder(name: str) -> str:
@@ -247,10 +248,12 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
         for unit in units:
             unit_counts, fresh = unit_token_counts(store, unit, counter, cfg.token_batch)
             tokenized_units += fresh
+            found = 0
             for row in unit.rows():
                 if unit.keep is not None and row["doc_id"] not in unit.keep:
                     continue
                 docs_in += 1
+                found += 1
                 if not row["text"].strip():
                     removed[EMPTY_TEXT] += 1
                 elif row["doc_id"] in seen:
@@ -260,6 +263,11 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
                     counts[row["doc_id"]] = unit_counts[row["doc_id"]]
             removed.update(unit.reader_removed)
             docs_in += sum(unit.reader_removed.values())
+            if unit.keep is not None:  # subset ids its rw_deduped shard no longer holds
+                lost = len(unit.keep) - found
+                if lost:
+                    removed[MISSING_UPSTREAM] += lost
+                    docs_in += lost
         units_of[source.name], counts_of[source.name] = units, counts
         per_source[source.name] = {
             "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version} for u in units],

@@ -227,3 +227,40 @@ def test_search_asset_reports_fit_and_weights(tmp_path, data_dir):
     meta = result.asset_materializations_for_node("mixture_search")[0].metadata
     assert [r.data["source"] for r in meta["weights"].value.records] == ["a", "b"]
     assert {r.data["validation_set"] for r in meta["fit_quality"].value.records} == {"heldout_a", "heldout_b"}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"weigth": 0.5}, "sources.0.weigth: unknown key"),
+    ({"weight": float("nan")}, "sources.0.weight"),
+    ({"asset": "rw_dedup"}, "is not one of"),
+    ({"asset": "external", "partitions": []}, "needs its partitions named"),
+])
+def test_hostile_specs_are_refused_with_the_key(raw, message):
+    source = {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 1.0}
+    source.update(raw)
+    with pytest.raises(MixtureSpecError, match=message):
+        parse_spec({"name": "mix", "token_budget": 10, "sources": [source]})
+    with pytest.raises(MixtureSpecError, match="budget: unknown key"):
+        parse_spec({"name": "mix", "budget": 10, "token_budget": 10, "sources": [
+            {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 1.0}]})
+
+
+def test_domain_subset_ids_missing_upstream_are_counted(tmp_path):
+    import pyarrow as pa
+
+    store = CorpusStore(str(tmp_path / "store"))
+    with store.table_writer("rw_deduped/D/000/documents.parquet") as w:
+        w.write_table(pa.table({"doc_id": ["d1", "d2", "d3"], "url": ["u1", "u2", "u3"],
+                                "text": ["one two three", "", "four five"]}))
+    store.write_json("rw_deduped/D/000/stats.json", {"docs": 3})
+    with store.table_writer("domain_subsets/D/math/docs.parquet") as w:
+        w.write_table(pa.table({"doc_id": ["d1", "d2", "gone"], "shard": ["000"] * 3}))
+    store.write_json("domain_subsets/D/math/stats.json", {"docs": 3})
+    spec = parse_spec({"name": "mix", "token_budget": 3, "sources": [
+        {"name": "m", "asset": "domain_subsets", "partitions": ["D|math"], "weight": 1.0}]})
+    manifest = stages.build_training_mixture(store, "mix", PipelineConfig(), spec)
+    m = manifest["sources"]["m"]
+    assert m["removed_by_reason"] == {"empty_text": 1, "not_in_rw_deduped": 1}
+    assert m["docs_in"] == 3 and m["available_docs"] == 1
+    rows = _shard_rows(store, manifest)[0]
+    assert [(r["id"], r["domain"], r["url"]) for r in rows] == [("m/d1", "math", "u1")]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
@@ -88,6 +89,8 @@ class MixtureSpec:
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"mixture {self.name}: source names must be unique: {names}")
+        if not all(math.isfinite(s.weight) and s.weight >= 0 for s in self.sources):
+            raise ValueError(f"mixture {self.name}: weights must be finite and >= 0")
         if self.temperature is None:
             total = sum(s.weight for s in self.sources)
             if total <= 0:
@@ -113,7 +116,23 @@ class MixtureSpec:
 _SPEC_VALIDATOR = pydantic.TypeAdapter(MixtureSpec)
 
 
+def _unknown_keys(raw: dict) -> list[str]:
+    """pydantic ignores keys a stdlib dataclass does not have: a misspelt ``weigth`` would
+    silently be a weight of 0."""
+    known = {f.name for f in dataclasses.fields(MixtureSpec)}
+    known_source = {f.name for f in dataclasses.fields(MixtureSourceSpec)}
+    errors = [f"{k}: unknown key (known: {', '.join(sorted(known))})" for k in raw if k not in known]
+    for i, source in enumerate(raw.get("sources") or []):
+        if isinstance(source, dict):
+            errors += [f"sources.{i}.{k}: unknown key (known: {', '.join(sorted(known_source))})"
+                       for k in source if k not in known_source]
+    return errors
+
+
 def parse_spec(raw: dict, where: str = "(spec)") -> MixtureSpec:
+    unknown = _unknown_keys(raw)
+    if unknown:
+        raise MixtureSpecError(f"mixture spec {where}:\n  " + "\n  ".join(unknown))
     if isinstance(raw.get("version"), (int, float)):
         raw = {**raw, "version": str(raw["version"])}  # `version: 2` in YAML is a number
     try:
