@@ -299,7 +299,7 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
 
     # 3. write
     streams = {s.name: _source_rows(s, units_of[s.name], plans[s.name], counts_of[s.name]) for s in spec.sources}
-    remaining = {n: p.tokens for n, p in plans.items()}
+    remaining = {n: p.docs for n, p in plans.items()}
     shard_facts, written = [], Counter()
     with store.publish_partition(folder(name)):
         rows = shard_io.interleave(streams, remaining, spec.seed)

@@ -3,8 +3,10 @@
 Weights are shares of the OUTPUT tokens: source i is asked for ``w_i * budget`` tokens.
 A source with ``n_i`` available tokens gives ``floor(asked / n_i)`` full passes over its
 documents, then a seeded sample of documents (lowest seeded hash of the doc id first,
-independent of file order) until the remainder is reached; the overshoot is at most one
-document. Asking more than ``epoch_cap * n_i`` is an error naming the source; nothing is
+independent of file order) filling the remainder: documents that would overshoot it are
+passed over while smaller ones fit, so the gap to the asked tokens is about one small
+document either way (a slight preference for shorter documents in the last, partial
+epoch only). Asking more than ``epoch_cap * n_i`` is an error naming the source; nothing is
 ever silently short.
 """
 
@@ -85,13 +87,26 @@ def plan_source(name: str, counts: Sequence[tuple[str, int]], asked: int, epoch_
     plan.tokens = plan.full_epochs * available
     plan.docs = plan.full_epochs * len(counts)
     if remainder:
+        # Seeded order; a document that would overshoot the remainder is passed over while
+        # smaller ones still fit, then the smallest passed-over one is added if that lands
+        # closer to the remainder: |achieved - asked| is at most about one small document.
+        passed_over: list[tuple[int, str]] = []
         for doc_id, tokens in sorted(counts, key=lambda c: (unit_hash(seed, name, c[0]), c[0])):
             if remainder <= 0:
                 break
             if tokens <= 0:
                 continue
+            if tokens > remainder:
+                passed_over.append((tokens, doc_id))
+                continue
             plan.partial.add(doc_id)
             plan.tokens += tokens
             plan.docs += 1
             remainder -= tokens
+        if remainder > 0 and passed_over:
+            tokens, doc_id = min(passed_over)
+            if tokens - remainder < remainder:
+                plan.partial.add(doc_id)
+                plan.tokens += tokens
+                plan.docs += 1
     return plan

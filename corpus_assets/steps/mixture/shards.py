@@ -27,11 +27,14 @@ SHARD_SCHEMA = pa.schema([
 COLUMNS = [f.name for f in SHARD_SCHEMA]
 
 
-def interleave(streams: dict[str, Iterator[dict]], remaining: dict[str, int], seed: int) -> Iterator[dict]:
-    """Rows of all ``streams``, the next source drawn ∝ its remaining tokens."""
+def interleave(streams: dict[str, Iterator[dict]], remaining_docs: dict[str, int], seed: int) -> Iterator[dict]:
+    """Rows of all ``streams``, the next source drawn ∝ the documents it still has to give.
+    (Drawing ∝ remaining tokens would drain sources of long documents first: each draw of
+    theirs takes more tokens. ∝ documents, each source's tokens go at the rate of its
+    remaining tokens, so all of them end together.)"""
     rng = np.random.default_rng(seed)
-    names = sorted(n for n in streams if remaining.get(n, 0) > 0)
-    left = {n: remaining[n] for n in names}
+    names = sorted(n for n in streams if remaining_docs.get(n, 0) > 0)
+    left = {n: remaining_docs[n] for n in names}
     while names:
         weights = np.array([max(left[n], 0) for n in names], dtype=np.float64)
         total = weights.sum()
@@ -40,7 +43,7 @@ def interleave(streams: dict[str, Iterator[dict]], remaining: dict[str, int], se
         if row is None:
             names.remove(name)
             continue
-        left[name] -= row["token_count"]
+        left[name] -= 1
         yield row
 
 
