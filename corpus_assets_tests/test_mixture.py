@@ -266,3 +266,20 @@ def test_domain_subset_ids_missing_upstream_are_counted(tmp_path):
     assert m["docs_in"] == 3 and m["available_docs"] == 1
     rows = _shard_rows(store, manifest)[0]
     assert [(r["id"], r["domain"], r["url"]) for r in rows] == [("m/d1", "math", "u1")]
+
+
+def test_interleave_keeps_long_and_short_document_sources_together():
+    """A source of long documents must not be drained first: every shard carries both
+    sources near their planned token shares (half each here)."""
+    from corpus_assets.steps.mixture import shards
+
+    def stream(name, docs, tokens):
+        return iter({"id": f"{name}/{i}", "source": name, "token_count": tokens} for i in range(docs))
+
+    streams = {"long": stream("long", 40, 1000), "short": stream("short", 4000, 10)}
+    rows = shards.interleave(streams, {"long": 40, "short": 4000}, seed=0)
+    batches = list(shards.shard_batches(rows, 10_000, seed=0))
+    assert len(batches) == 8
+    for batch in batches:
+        long_tokens = sum(r["token_count"] for r in batch if r["source"] == "long")
+        assert 0.25 <= long_tokens / sum(r["token_count"] for r in batch) <= 0.75
