@@ -187,7 +187,7 @@ def test_asset_materializes_with_shares_table_chart_and_check(tmp_path, data_dir
         "corpus_store": CorpusStoreResource(root=str(tmp_path / "store")), "tokenizer": TokenizerResource()})
     assert result.success
     meta = result.asset_materializations_for_node("training_mixture")[0].metadata
-    assert meta["tokens"].value >= 6000
+    assert abs(meta["tokens"].value - 6000) <= 100  # within about a document of the budget
     assert "data:image/png;base64," in meta["shares_chart"].value
     assert {r.data["source"] for r in meta["achieved_mixture"].value.records} == {"a", "c"}
     checks = result.get_asset_check_evaluations()
