@@ -22,6 +22,21 @@ def _materialize(instance, defs, asset: str, partition: str, failures: list[str]
     return result.success
 
 
+def _sources_without_documents(store, spec, config, defs) -> str:
+    """Why the mixture cannot be built from what this corpus holds ("" when it can): a
+    weighted source with no documents or a missing input. The counts computed here are
+    the ones the asset then reads."""
+    from corpus_assets.mixture_stages import read_sources
+
+    try:
+        per_source = read_sources(store, spec, config, defs.resources["tokenizer"].get_counter(config.mixture))[0]
+    except (FileNotFoundError, KeyError) as exc:
+        return str(exc)
+    weights = spec.requested_weights() if spec.temperature is None else {n: 1.0 for n in per_source}
+    empty = [n for n, s in per_source.items() if weights.get(n, 0) > 0 and s["available_tokens"] == 0]
+    return f"no documents in source(s) {empty}" if empty else ""
+
+
 def run_mixtures(instance, defs, failures: list[str]) -> None:
     from corpus_assets.config import load_config
     from corpus_assets.mixture_stages import MIXTURE, manifest_path, verify_shares
@@ -33,6 +48,11 @@ def run_mixtures(instance, defs, failures: list[str]) -> None:
         return
     store = defs.resources["corpus_store"].get_store()
     for name in sorted(specs):
+        empty = _sources_without_documents(store, specs[name], config, defs)
+        if empty:
+            # A tiny crawl (a test's one-page dump) leaves rw_deduped empty: nothing to mix.
+            print(f"\nmixture {name}: skipped ({empty})")
+            continue
         if not _materialize(instance, defs, MIXTURE, name, failures):
             continue
         manifest = store.read_json(manifest_path(name))
