@@ -31,6 +31,7 @@ from corpus_assets.steps.domains.config import DomainConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.html_guard import HtmlGuardConfig
 from corpus_assets.steps.langid import LanguageIdConfig
+from corpus_assets.steps.mixture.config import MixtureConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
@@ -77,6 +78,7 @@ class PipelineConfig:
     step_errors: StepErrorPolicy = field(default_factory=StepErrorPolicy)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
     source_file: str = ""
 
 

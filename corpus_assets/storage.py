@@ -862,6 +862,13 @@ class CorpusStore:
             writer.close()
             info["rows"] = writer.rows
 
+    @contextmanager
+    def file_writer(self, rel: str, suffix: str) -> Iterator[tuple[str, dict]]:
+        """A local file to fill with any bytes (a shard in a format pyarrow does not write);
+        stored at ``rel`` like a table is. Set ``info["rows"]`` for a Parquet file."""
+        with self._staged(rel, suffix) as staged:
+            yield staged
+
     def write_json(self, rel: str, obj: Any) -> None:
         with self._staged(rel, ".json") as (tmp, _):
             with open(tmp, "w") as fh:

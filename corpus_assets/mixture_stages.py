@@ -1,0 +1,420 @@
+"""The training mixture as a stage function: what the ``training_mixture`` asset calls; no
+Dagster here.
+
+``build_training_mixture(store, name, config)`` for one mixture spec:
+
+1. Read every source's inputs ("units": one upstream file each, with its data version) and
+   their token counts. Counts are an attribute table per unit and tokenizer,
+   ``mixture_token_counts/<tokenizer>/<unit>/<version>/token_counts.parquet`` (doc_id,
+   token_count), written the first time and joined by doc_id afterwards: changing weights
+   or the budget never re-tokenizes, and new upstream data (a new version) is counted once.
+2. Plan: tokens asked of each source (weight x budget, or temperature sampling), full
+   epochs and a seeded sample of documents for the remainder (``steps/mixture/plan.py``);
+   over the epoch cap is an error naming the source.
+3. Write: the sources streamed in a seeded interleave, cut into shards of about
+   ``mixture.shard_tokens`` tokens, each shuffled and written as ``shard-NNNNN.parquet``
+   and ``shard-NNNNN.jsonl.zst``, then ``manifest.json``; all under
+   ``training_mixture/<mixture>/``, published as one partition.
+
+Documents in = kept + removed per source: an empty text or a doc id seen twice in a source
+is a counted removal in the manifest, never silent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pyarrow as pa
+
+from corpus_assets import selection_stages
+from corpus_assets.config import PipelineConfig
+from corpus_assets.steps.mixture import plan as planning
+from corpus_assets.steps.mixture import shards as shard_io
+from corpus_assets.steps.mixture.config import MixtureSourceSpec, MixtureSpec
+from corpus_assets.steps.mixture.tokens import TokenCounter
+from corpus_assets.storage import CorpusStore
+
+MIXTURE = "training_mixture"
+TOKEN_COUNTS = "mixture_token_counts"
+RW = "rw_deduped"
+COUNTS_SCHEMA = pa.schema([("doc_id", pa.string()), ("token_count", pa.int64())])
+EMPTY_TEXT, DUPLICATE_ID = "empty_text", "duplicate_doc_id"
+MISSING_UPSTREAM = "not_in_rw_deduped"  # a domain subset's doc id its rw_deduped shard lacks
+
+
+def folder(name: str) -> str:
+    return f"{MIXTURE}/{name}"
+
+
+def manifest_path(name: str) -> str:
+    return f"{folder(name)}/manifest.json"
+
+
+def shard_name(index: int, ext: str) -> str:
+    return f"shard-{index:05d}.{ext}"
+
+
+@dataclass
+class Unit:
+    """One upstream file a source reads: ``rows()`` yields dicts with doc_id, text, url,
+    lineage_id, domain (doc ids unique within the source)."""
+
+    key: str  # store-path-safe name: the token-count table's folder
+    partition: str  # what the manifest shows
+    version: str
+    rows: Callable[[], Iterator[dict]]
+    keep: Optional[set] = None  # only these doc ids (a domain subset of an rw_deduped shard)
+    # What the unit's own reader dropped in its last pass (the JSONL reader skips
+    # unparsable lines and empty texts itself): reported as removals, never lost.
+    reader_removed: Counter = field(default_factory=Counter)
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _partition_version(store: CorpusStore, part_folder: str, stats: str) -> str:
+    version = store.partition_version(part_folder)
+    return version or _digest(store.read_json(stats))
+
+
+def _rw_shards(store: CorpusStore, partitions: tuple[str, ...]) -> list[tuple[str, str]]:
+    complete = sorted({tuple(rel.split("/")[1:3]) for rel in store.list(f"{RW}/")
+                       if rel.count("/") >= 3 and store.exists("/".join(rel.split("/")[:3]) + "/stats.json")})
+    if not partitions:
+        return complete
+    chosen = []
+    for part in partitions:
+        dump, _, shard = part.partition("|")
+        hits = [(d, s) for d, s in complete if d == dump and (not shard or s == shard)]
+        if not hits:
+            raise FileNotFoundError(f"rw_deduped has no complete partition for {part!r} in {store.uri(RW)}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+def _rw_unit(store: CorpusStore, dump: str, shard: str, domain: str = "web", keep: Optional[set] = None) -> Unit:
+    part = f"{RW}/{dump}/{shard}"
+
+    def rows() -> Iterator[dict]:
+        for row in store.iter_rows(f"{part}/documents.parquet", ["doc_id", "url", "text"]):
+            yield {"doc_id": row["doc_id"], "text": row.get("text") or "", "url": row.get("url"),
+                   "lineage_id": row["doc_id"], "domain": domain}
+
+    return Unit(f"{RW}/{dump}/{shard}", f"{dump}|{shard}", _partition_version(store, part, f"{part}/stats.json"),
+                rows, keep)
+
+
+def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig) -> list[Unit]:
+    if source.asset == RW:
+        return [_rw_unit(store, d, s) for d, s in _rw_shards(store, source.partitions)]
+    if source.asset == "domain_subsets":
+        units = []
+        for part in source.partitions:
+            dump, _, domain = part.partition("|")
+            rel = f"domain_subsets/{dump}/{domain}/docs.parquet"
+            if not domain or not store.exists(rel):
+                raise FileNotFoundError(f"mixture source {source.name}: domain_subsets has no partition {part!r} "
+                                        "(partitions are dump|domain)")
+            by_shard: dict[str, set] = {}
+            for row in store.iter_rows(rel, ["doc_id", "shard"]):
+                by_shard.setdefault(row["shard"], set()).add(row["doc_id"])
+            subset_version = _partition_version(store, f"domain_subsets/{dump}/{domain}",
+                                                f"domain_subsets/{dump}/{domain}/stats.json")
+            for shard in sorted(by_shard):
+                unit = _rw_unit(store, dump, shard, domain, by_shard[shard])
+                unit.partition = f"{part} (rw_deduped {dump}|{shard}, subset version {subset_version})"
+                units.append(unit)
+        return units
+    if source.asset in (selection_stages.ZIPFIT, selection_stages.DSIR):
+        units = []
+        for target in source.partitions:
+            rel = selection_stages.table_path(source.asset, target)
+            if not store.exists(rel):
+                raise FileNotFoundError(f"mixture source {source.name}: {source.asset} has no partition {target!r}")
+
+            def rows(rel=rel) -> Iterator[dict]:
+                for row in store.iter_rows(rel, ["doc_id", "text", "url", "lineage_id", "domain"]):
+                    yield {**row, "text": row.get("text") or ""}
+
+            units.append(Unit(f"{source.asset}/{target}", target, _partition_version(
+                store, f"{source.asset}/{target}", selection_stages.stats_path(source.asset, target)), rows))
+        return units
+    # external JSONL files: the selection settings' sources, read by the selection's reader
+    cfg = config.selection
+    units = []
+    for name in source.partitions:
+        match = [s for s in cfg.sources if s.name == name]
+        if not match:
+            raise KeyError(f"mixture source {source.name}: no external source {name!r} in selection.sources "
+                           f"(known: {[s.name for s in cfg.sources]})")
+        path = selection_stages.resolve_path(cfg, match[0].path)
+        if not path.is_file():
+            raise FileNotFoundError(f"mixture source {source.name}: external source {name}: no such file {path}")
+
+        unit = Unit(f"external/{name}", f"{name} ({path.name})", _file_sha(path), lambda: iter(()))
+
+        def rows(ext=match[0], unit=unit) -> Iterator[dict]:
+            counts = Counter()
+            yield from selection_stages._source_documents(cfg, ext, counts)
+            unit.reader_removed = Counter({k: v for k, v in counts.items() if k != "available"})
+
+        unit.rows = rows
+        units.append(unit)
+    return units
+
+
+def _usable(unit: Unit, removed: Counter, seen: set) -> Iterator[dict]:
+    for row in unit.rows():
+        if unit.keep is not None and row["doc_id"] not in unit.keep:
+            continue
+        if not row["text"].strip():
+            removed[EMPTY_TEXT] += 1
+            continue
+        if row["doc_id"] in seen:
+            removed[DUPLICATE_ID] += 1
+            continue
+        seen.add(row["doc_id"])
+        yield row
+
+
+def unit_token_counts(store: CorpusStore, unit: Unit, counter: TokenCounter, batch: int) -> tuple[dict, bool]:
+    """doc_id -> tokens for every non-empty document of the whole unit (before ``keep``),
+    read from its attribute table, or counted and written there the first time."""
+    rel = f"{TOKEN_COUNTS}/{counter.name}/{unit.key}/{_digest(unit.version)}/token_counts.parquet"
+    if store.exists(rel):
+        table = store.read_table(rel)
+        return dict(zip(table.column("doc_id").to_pylist(), table.column("token_count").to_pylist())), False
+    counts: dict[str, int] = {}
+    whole = Unit(unit.key, unit.partition, unit.version, unit.rows)
+    with store.table_writer(rel, COUNTS_SCHEMA) as writer:
+        pending: list[dict] = []
+
+        def flush():
+            tokens = counter.count([r["text"] for r in pending])
+            writer.write_table(pa.table({"doc_id": [r["doc_id"] for r in pending], "token_count": tokens},
+                                        schema=COUNTS_SCHEMA))
+            counts.update(zip((r["doc_id"] for r in pending), tokens))
+            pending.clear()
+
+        for row in _usable(whole, Counter(), set()):
+            pending.append(row)
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+    return counts, True
+
+
+def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.SourcePlan,
+                 counts: dict[str, int]) -> Iterator[dict]:
+    passes = plan.full_epochs + (1 if plan.partial else 0)
+    for epoch in range(passes):
+        seen: set = set()
+        for unit in units:
+            for row in _usable(unit, Counter(), seen):
+                if epoch < plan.full_epochs or row["doc_id"] in plan.partial:
+                    yield {"text": row["text"], "id": f"{source.name}/{row['doc_id']}" + (f"#{epoch}" if epoch else ""),
+                           "source": source.name, "lineage_id": row.get("lineage_id") or row["doc_id"],
+                           "url": row.get("url"), "domain": row.get("domain") or "",
+                           "token_count": counts[row["doc_id"]]}
+
+
+def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, counter: TokenCounter):
+    """Every source's units, its usable documents' token counts (doc_id -> tokens) and its
+    facts for the manifest (docs in = available + removed); and how many units had to be
+    tokenized (0 when every count table existed)."""
+    cfg = config.mixture
+    per_source, units_of, counts_of = {}, {}, {}
+    tokenized_units = 0
+    for source in spec.sources:
+        units = source_units(store, source, config)
+        counts: dict[str, int] = {}
+        removed, seen = Counter(), set()
+        docs_in = 0
+        for unit in units:
+            unit_counts, fresh = unit_token_counts(store, unit, counter, cfg.token_batch)
+            tokenized_units += fresh
+            found = 0
+            for row in unit.rows():
+                if unit.keep is not None and row["doc_id"] not in unit.keep:
+                    continue
+                docs_in += 1
+                found += 1
+                if not row["text"].strip():
+                    removed[EMPTY_TEXT] += 1
+                elif row["doc_id"] in seen:
+                    removed[DUPLICATE_ID] += 1
+                else:
+                    seen.add(row["doc_id"])
+                    counts[row["doc_id"]] = unit_counts[row["doc_id"]]
+            removed.update(unit.reader_removed)
+            docs_in += sum(unit.reader_removed.values())
+            if unit.keep is not None:  # subset ids its rw_deduped shard no longer holds
+                lost = len(unit.keep) - found
+                if lost:
+                    removed[MISSING_UPSTREAM] += lost
+                    docs_in += lost
+        units_of[source.name], counts_of[source.name] = units, counts
+        per_source[source.name] = {
+            "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version} for u in units],
+            "docs_in": docs_in, "removed_by_reason": dict(removed), "available_docs": len(counts),
+            "available_tokens": sum(counts.values()), "epoch_cap": spec.cap(source)}
+    return per_source, units_of, counts_of, tokenized_units
+
+
+def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
+                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
+    cfg = config.mixture
+    spec = spec or cfg.specs()[name]
+    started = time.perf_counter()
+    counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
+
+    # 1. units and token counts
+    per_source, units_of, counts_of, tokenized_units = read_sources(store, spec, config, counter)
+
+    # 2. plan
+    available = {n: s["available_tokens"] for n, s in per_source.items()}
+    weights = (planning.temperature_weights(available, spec.temperature) if spec.temperature is not None
+               else spec.requested_weights())
+    asked = planning.asked_tokens(weights, spec.token_budget)
+    plans = {}
+    for source in spec.sources:
+        counts = counts_of[source.name]
+        plans[source.name] = planning.plan_source(source.name, sorted(counts.items()), asked[source.name],
+                                                  spec.cap(source), spec.seed)
+
+    # 3. write
+    streams = {s.name: _source_rows(s, units_of[s.name], plans[s.name], counts_of[s.name]) for s in spec.sources}
+    remaining = {n: p.docs for n, p in plans.items()}
+    shard_facts, written = [], Counter()
+    with store.publish_partition(folder(name)):
+        rows = shard_io.interleave(streams, remaining, spec.seed)
+        for index, batch in enumerate(shard_io.shard_batches(rows, cfg.shard_tokens, spec.seed)):
+            pq_name, js_name = shard_name(index, "parquet"), shard_name(index, "jsonl.zst")
+            with store.file_writer(f"{folder(name)}/{pq_name}", ".parquet") as (tmp, info):
+                shard_io.write_parquet(batch, tmp)
+                info["rows"] = len(batch)
+            with store.file_writer(f"{folder(name)}/{js_name}", ".jsonl.zst") as (tmp, _):
+                shard_io.write_jsonl_zst(batch, tmp, cfg.zstd_level)
+            by_source = Counter(r["source"] for r in batch)
+            for r in batch:
+                written[r["source"]] += r["token_count"]
+            shard_facts.append({"parquet": pq_name, "jsonl_zst": js_name, "docs": len(batch),
+                                "tokens": sum(r["token_count"] for r in batch), "docs_by_source": dict(by_source),
+                                "doc_ids": [r["id"] for r in batch]})
+        total = sum(written.values())
+        for n, s in per_source.items():
+            p = plans[n]
+            s.update(requested_share=round(weights[n], 6), asked_tokens=asked[n], tokens=written[n],
+                     planned_tokens=p.tokens, docs=p.docs, full_epochs=p.full_epochs,
+                     epochs=round(p.epochs, 4), achieved_share=round(written[n] / total, 6) if total else 0.0)
+        manifest = {
+            "mixture": spec.name, "version": spec.version, "config_hash": spec.config_hash(),
+            "spec": _spec_dict(spec), "tokenizer": counter.name, "token_budget": spec.token_budget,
+            "seed": spec.seed, "temperature": spec.temperature, "weights_meaning": "share of output tokens",
+            "tokens": total, "docs": sum(f["docs"] for f in shard_facts), "shards": shard_facts,
+            "sources": per_source, "share_tolerance": cfg.share_tolerance,
+        }
+        store.write_json(manifest_path(name), manifest)
+    manifest["tokenized_units"] = tokenized_units
+    manifest["seconds"] = round(time.perf_counter() - started, 3)
+    return manifest
+
+
+def _spec_dict(spec: MixtureSpec) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(spec)
+
+
+def verify_shares(manifest: dict) -> tuple[bool, dict]:
+    """Every source's achieved token share within the tolerance of the requested one."""
+    tol = manifest["share_tolerance"]
+    gaps = {n: round(abs(s["achieved_share"] - s["requested_share"]), 6) for n, s in manifest["sources"].items()}
+    return all(g <= tol for g in gaps.values()), {"tolerance": tol, "max_gap": max(gaps.values(), default=0.0),
+                                                   "gaps": gaps}
+
+
+# -- the mixture search (RegMix-style) ------------------------------------------------------
+
+SEARCH = "mixture_search"
+
+
+def search_path(name: str, file: str) -> str:
+    return f"{SEARCH}/{name}/{file}"
+
+
+def _search_texts(store, spec, config, counter) -> tuple[dict, dict, dict]:
+    """Per source: a seeded sample of document texts for proxy training, and a held-out
+    fifth of it as that source's validation set; and the natural (available) tokens."""
+    cfg = config.mixture
+    per_source, units_of, counts_of, _ = read_sources(store, spec, config, counter)
+    train, heldout = {}, {}
+    for source in spec.sources:
+        ids = sorted(counts_of[source.name], key=lambda d: (planning.unit_hash(cfg.search_seed, "search", d), d))
+        chosen = set(ids[: cfg.search_docs_per_source])
+        held = {d for d in chosen if planning.unit_hash(cfg.search_seed, "heldout", d) < 0.2}
+        train[source.name], heldout[source.name] = [], []
+        seen: set = set()
+        for unit in units_of[source.name]:
+            for row in _usable(unit, Counter(), seen):
+                if row["doc_id"] in chosen:
+                    (heldout if row["doc_id"] in held else train)[source.name].append(row["text"])
+    return train, heldout, {n: s["available_tokens"] for n, s in per_source.items()}
+
+
+def build_mixture_search(store: CorpusStore, name: str, config: PipelineConfig,
+                         spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
+    import dataclasses
+
+    import numpy as np
+    import yaml
+
+    from corpus_assets.steps.mixture import regmix
+
+    cfg = config.mixture
+    spec = spec or cfg.specs()[name]
+    counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
+    started = time.perf_counter()
+    train, heldout, available = _search_texts(store, spec, config, counter)
+    validation = {f"heldout_{n}": texts for n, texts in heldout.items() if texts}
+    missing_targets = []
+    for target in config.selection.targets:
+        try:
+            examples, _ = selection_stages.load_target_examples(config.selection, target)
+        except FileNotFoundError:
+            missing_targets.append(target.name)
+            continue
+        validation[target.name] = [e["text"] for e in examples if e["split"] == selection_stages.HELDOUT]
+    objective = [o for o in cfg.search_objective if o in validation] or sorted(validation)
+    names = [s.name for s in spec.sources]
+    natural = np.array([max(available[n], 1) for n in names], dtype=np.float64)
+    measure = regmix.ngram_measure([train[n] for n in names], validation, cfg.search_train_bytes, cfg.search_lm_order)
+    result = regmix.search(names, natural, measure, objective, n_candidates=cfg.search_candidates, seed=cfg.search_seed)
+    base = dataclasses.asdict(spec)
+    proposal = regmix.proposal_spec(result, base, f"{spec.name}_regmix")
+    result.update(mixture=spec.name, validation_sets={k: len(v) for k, v in validation.items()},
+                  missing_targets=missing_targets, train_bytes=cfg.search_train_bytes, lm_order=cfg.search_lm_order,
+                  spec_weights=[round(spec.requested_weights()[n], 6) for n in names], proposal_spec=proposal)
+    with store.publish_partition(f"{SEARCH}/{name}"):
+        with store.file_writer(search_path(name, "proposal.yaml"), ".yaml") as (tmp, _):
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(f"# RegMix-style proposal for {spec.name} (mixture_search); copy into mixture.specs_dir to build it\n")
+                yaml.safe_dump(proposal, fh, sort_keys=False)
+        store.write_json(search_path(name, "report.json"), result)
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result

