@@ -172,19 +172,30 @@ def build_domain_seed_labels(store: CorpusStore, dump: str, shards: list[str], c
             vectors.append(v)
         batch.clear()
 
+    def persist_answers() -> None:
+        # Paid-for answers reach the store after every batch, and in the finally below
+        # when the annotator gives up or anything else stops the stage.
+        if annotator is not None and annotator.new_answers:
+            save_llm_answers(store, annotator.model, annotator.prompt_version, annotator.new_answers, dump)
+            annotator.new_answers.clear()
+
     empty = 0
-    for row in _iter_dump_docs(store, dump, shards, ["doc_id", "url", "text"]):
-        if docs_seen >= cfg.train_max_docs:
-            break
-        docs_seen += 1
-        if not (row.get("text") or "").strip():
-            empty += 1  # nothing to label: counted, no seed
-            continue
-        batch.append(row)
-        if len(batch) >= EMBED_BATCH:
+    try:
+        for row in _iter_dump_docs(store, dump, shards, ["doc_id", "url", "text"]):
+            if docs_seen >= cfg.train_max_docs:
+                break
+            docs_seen += 1
+            if not (row.get("text") or "").strip():
+                empty += 1  # nothing to label: counted, no seed
+                continue
+            batch.append(row)
+            if len(batch) >= EMBED_BATCH:
+                flush()
+                persist_answers()
+        if batch:
             flush()
-    if batch:
-        flush()
+    finally:
+        persist_answers()
     with store.table_writer(_file(SEEDS, dump, "seeds.parquet"), SEEDS_SCHEMA) as writer:
         writer.write_many(rows)
     dim = len(vectors[0]) if vectors else 0
@@ -210,8 +221,6 @@ def build_domain_seed_labels(store: CorpusStore, dump: str, shards: list[str], c
         "taxonomy": taxonomy.name, "taxonomy_hash": taxonomy.content_hash,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if annotator is not None:
-        save_llm_answers(store, annotator.model, annotator.prompt_version, annotator.new_answers, dump)
     store.write_json(_file(SEEDS, dump, "stats.json"), report)
     return report
 

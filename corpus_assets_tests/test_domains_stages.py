@@ -157,3 +157,16 @@ def test_llm_seeds_label_roots_first_and_a_rerun_pays_nothing(store):
         assert len(script.requests) == first_requests  # every answer came from the store's cache
         assert again["annotator_stats"]["cached"] == 7 + len(others)
         assert store.read_table("domain_seed_labels/D1/seeds.parquet").to_pylist() == rows
+
+
+def test_a_stage_stopped_by_a_dead_llm_keeps_the_answers_it_paid_for(store):
+    from corpus_assets.steps.domains.annotator import LlmUnavailable
+    cfg = config(annotator="llm")
+    with run_server() as (url, script):
+        script.steps = ["ok", "ok"]  # the roots, one batch of documents; then the server dies
+        script.default = "503"
+        ann = LlmAnnotator(url, "test-model", TAXONOMY.names, batch_size=8, timeout_s=2, max_retries=0,
+                           cache={}, sleep=lambda s: None, max_failed_batches=2)
+        with pytest.raises(LlmUnavailable):
+            domain_stages.build_domain_seed_labels(store, "D1", SHARDS, cfg, TAXONOMY, HashedBagEncoder(), ann)
+        assert len(domain_stages.load_llm_cache(store, "test-model", "v1")) == 7 + 8
