@@ -25,7 +25,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -412,23 +412,31 @@ def build_domain_subset(store: CorpusStore, dump: str, domain: str, shards: list
     return report
 
 
-def verify_subset(store: CorpusStore, dump: str, domain: str, shards: list[str]) -> tuple[bool, dict]:
+def verify_subset(store: CorpusStore, dump: str, domain: str, shards: list[str],
+                  partitions: Sequence[str]) -> tuple[bool, dict]:
     """The subset holds exactly the documents labelled ``domain``; and over the dump, every
-    rw_deduped document has exactly one label, so documents in = the sum over subsets."""
+    rw_deduped document has exactly one label, and every label's domain is one of the
+    subset partitions (``partitions``: the current taxonomy's names + unclassified), so
+    documents in = the sum over subsets. Labels made with another taxonomy fail it."""
     subset_ids = store.read_table(subset_path(dump, domain), columns=["doc_id"]).column("doc_id").to_pylist()
     expected: list[str] = []
     upstream = labelled = 0
     shards_ok = True
+    label_domains: set = set()
     for shard in shards:
         ok, facts = verify_labels(store, dump, shard)
         shards_ok &= ok
         upstream += facts["docs_in"]
         labelled += facts["label_rows"]
-        table = store.read_table(labels_path(dump, shard), columns=["doc_id"], filters=[("domain", "=", domain)])
-        expected.extend(table.column("doc_id").to_pylist())
+        table = store.read_table(labels_path(dump, shard), columns=["doc_id", "domain"])
+        label_domains.update(pc.unique(table.column("domain")).to_pylist())
+        mask = pc.fill_null(pc.equal(table.column("domain"), domain), False)
+        expected.extend(table.filter(mask).column("doc_id").to_pylist())
+    orphans = sorted(str(d) for d in label_domains - set(partitions))
     facts = {"subset_docs": len(subset_ids), "labelled_as_domain": len(expected), "dump_docs_in": upstream,
-             "dump_label_rows": labelled, "every_doc_in_one_subset": bool(shards_ok)}
-    passed = shards_ok and sorted(subset_ids) == sorted(expected) and upstream == labelled
+             "dump_label_rows": labelled, "every_doc_in_one_subset": bool(shards_ok) and not orphans,
+             "domains_without_partition": orphans[:50], "domains_without_partition_count": len(orphans)}
+    passed = shards_ok and not orphans and sorted(subset_ids) == sorted(expected) and upstream == labelled
     return passed, facts
 
 

@@ -196,7 +196,7 @@ def build_domain_assets(config: PipelineConfig) -> list:
         dump, domain = keys[DUMP_DIM], keys[DOMAIN_DIM]
         store = corpus_store.get_store()
         report = domain_stages.build_domain_subset(store, dump, domain, shards)
-        passed, facts = domain_stages.verify_subset(store, dump, domain, shards)
+        passed, facts = domain_stages.verify_subset(store, dump, domain, shards, taxonomy.names + [UNCLASSIFIED])
         return dg.MaterializeResult(
             metadata={"docs": report["docs"], "chars": report["chars"], "dagster/row_count": report["docs"],
                       "dump_docs": report["dump_docs"], "share_of_dump": report["share_of_dump"],
