@@ -60,7 +60,6 @@ class DomainConfig:
     llm_max_retries: NonNegativeInt = 4
     llm_backoff_s: NonNegativeFloat = 1.0
     llm_prompt_version: str = "v1"
-    llm_max_roots: PositiveInt = 2000
     # Analyses: equal-size samples per domain and benchmark; null benchmark_dir = the
     # shared sample's benchmarks/ when present.
     benchmark_dir: Optional[ExistingDir] = None
