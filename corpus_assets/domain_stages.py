@@ -442,19 +442,30 @@ def verify_subset(store: CorpusStore, dump: str, domain: str, shards: list[str],
 
 # -- 5. analyses ---------------------------------------------------------------------------
 
-def _benchmark_texts(path: Path) -> list[str]:
+def _benchmark_texts(path: Path) -> tuple[list[str], int]:
+    """The texts of a JSONL benchmark, and the count of lines skipped (not JSON, not an
+    object, or no question/prompt/text string)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    texts = []
+    texts, skipped = [], 0
     with opener(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             try:
                 row = json.loads(line)
             except ValueError:
-                continue
-            text = row.get("question") or row.get("prompt") or row.get("text") or ""
-            if text.strip():
+                row = None
+            text = (row.get("question") or row.get("prompt") or row.get("text")) if isinstance(row, dict) else None
+            if isinstance(text, str) and text.strip():
                 texts.append(text)
-    return texts
+            else:
+                skipped += 1
+    return texts, skipped
+
+
+def _benchmark_names(files: Sequence[str]) -> dict[str, str]:
+    """file -> the benchmark's name: the stem before the first dot, or the whole file name
+    where two files share that stem (one would overwrite the other)."""
+    stems = Counter(name.split(".")[0] for name in files)
+    return {name: name.split(".")[0] if stems[name.split(".")[0]] == 1 else name for name in files}
 
 
 def benchmark_dir(config: PipelineConfig) -> Path:
@@ -486,10 +497,12 @@ def build_domain_benchmark_similarity(store: CorpusStore, dumps: list[str], shar
     benches = {}
     bdir = benchmark_dir(config)
     missing_benchmarks = []
+    skipped_lines = {}
+    bench_names = _benchmark_names(cfg.benchmark_files)
     for name in cfg.benchmark_files:
         p = bdir / name
         if p.exists():
-            benches[name.split(".")[0]] = _benchmark_texts(p)
+            benches[bench_names[name]], skipped_lines[name] = _benchmark_texts(p)
         else:
             missing_benchmarks.append(str(p))
     # Equal-size samples of n documents; a domain smaller than n (but >= similarity_min_docs)
@@ -497,7 +510,7 @@ def build_domain_benchmark_similarity(store: CorpusStore, dumps: list[str], shar
     n = min([cfg.similarity_sample_size] + [len(v) for v in benches.values()])
     report = {"sample_size": n, "domains": sorted(eligible), "benchmarks": sorted(benches),
               "skipped_domains": {d: len(v) for d, v in per_domain.items() if d not in eligible},
-              "missing_benchmarks": missing_benchmarks, "rows": [], "bandwidth": None,
+              "missing_benchmarks": missing_benchmarks, "benchmark_skipped_lines": skipped_lines, "rows": [], "bandwidth": None,
               "kernel": "rbf, sigma = median pairwise distance of the pooled samples",
               "wasserstein": f"sliced W1, {cfg.sliced_projections} projections, seed 0"}
     if not eligible or not benches or n < 2:

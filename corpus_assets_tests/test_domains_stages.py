@@ -184,3 +184,16 @@ def test_conservation_fails_when_labels_name_domains_that_are_no_partition(store
     assert "sports" not in facts["domains_without_partition"]
     names = TAXONOMY.names + [UNCLASSIFIED]
     assert domain_stages.verify_subset(store, "D1", "sports", SHARDS, names)[0]
+
+
+def test_benchmarks_sharing_a_stem_stay_apart_and_bad_lines_are_counted(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "gsm8k.test.jsonl").write_text('{"question": "a"}\n[1, 2]\n"text"\nnot json\n')
+    (bench / "gsm8k.train.jsonl").write_text('{"question": "b"}\n{"question": "c"}\n')
+    cfg = PipelineConfig(num_shards=len(SHARDS), domains=DomainConfig(
+        benchmark_dir=str(bench), benchmark_files=("gsm8k.test.jsonl", "gsm8k.train.jsonl")))
+    report = domain_stages.build_domain_benchmark_similarity(CorpusStore(str(tmp_path / "c")), [], SHARDS, cfg,
+                                                             HashedBagEncoder())
+    assert len(report["benchmarks"]) == 2
+    assert report["benchmark_skipped_lines"] == {"gsm8k.test.jsonl": 3, "gsm8k.train.jsonl": 0}
