@@ -31,6 +31,7 @@ def write(tmp_path, body: str):
     ("  'a,b': {description: x}\n", "a,b", "name"),
     ("  '[a]': {description: x}\n", "[a]", "name"),
     ("  12: {description: x}\n", "12", "name"),
+    ("  true: {description: t}\n  1: {description: one}\n", "True", "name"),  # True == 1: no "duplicate"
 ])
 def test_bad_taxonomies_are_refused_naming_file_and_domain(tmp_path, body, domain, why):
     path = write(tmp_path, body)

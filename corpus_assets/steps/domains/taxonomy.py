@@ -96,9 +96,10 @@ def _construct_unique_mapping(loader, node, deep=False):
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
+        typed = (type(key).__name__, repr(key))  # True == 1 in Python: not a duplicate here
+        if typed in seen:
             raise TaxonomyError(f"domain {key!r} is listed more than once (line {key_node.start_mark.line + 1})")
-        seen.add(key)
+        seen.add(typed)
     return loader.construct_mapping(node, deep=deep)
 
 
