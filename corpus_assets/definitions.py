@@ -47,7 +47,11 @@ def build_definitions(
 ) -> dg.Definitions:
     config = config or load_config()
     endpoint = os.environ.get("CORPUS_S3_ENDPOINT_URL") or None
-    assets = build_assets(config) + build_dedup_assets(config) + build_domain_assets(config) + build_selection_assets(config)
+    # Both fall back to the settings' `domains` section; set fields here to override
+    # (the overrides go into the domain assets' code versions).
+    sentence_encoder, llm = SentenceEncoderResource(), LlmAnnotatorResource()
+    assets = (build_assets(config) + build_dedup_assets(config)
+              + build_domain_assets(config, sentence_encoder=sentence_encoder, llm=llm) + build_selection_assets(config))
     assets += build_mixture_assets(config)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
@@ -96,9 +100,8 @@ def build_definitions(
                 dumps=[d.strip() for d in dumps_env.split(",") if d.strip()],
                 s3_endpoint_url=endpoint,
             ),
-            # Both fall back to the settings' `domains` section; set fields here to override.
-            "sentence_encoder": SentenceEncoderResource(),
-            "llm": LlmAnnotatorResource(),
+            "sentence_encoder": sentence_encoder,
+            "llm": llm,
             # Falls back to the settings' `mixture` section (cl100k_base, offline).
             "tokenizer": TokenizerResource(),
         },

@@ -25,7 +25,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -172,19 +172,30 @@ def build_domain_seed_labels(store: CorpusStore, dump: str, shards: list[str], c
             vectors.append(v)
         batch.clear()
 
+    def persist_answers() -> None:
+        # Paid-for answers reach the store after every batch, and in the finally below
+        # when the annotator gives up or anything else stops the stage.
+        if annotator is not None and annotator.new_answers:
+            save_llm_answers(store, annotator.model, annotator.prompt_version, annotator.new_answers, dump)
+            annotator.new_answers.clear()
+
     empty = 0
-    for row in _iter_dump_docs(store, dump, shards, ["doc_id", "url", "text"]):
-        if docs_seen >= cfg.train_max_docs:
-            break
-        docs_seen += 1
-        if not (row.get("text") or "").strip():
-            empty += 1  # nothing to label: counted, no seed
-            continue
-        batch.append(row)
-        if len(batch) >= EMBED_BATCH:
+    try:
+        for row in _iter_dump_docs(store, dump, shards, ["doc_id", "url", "text"]):
+            if docs_seen >= cfg.train_max_docs:
+                break
+            docs_seen += 1
+            if not (row.get("text") or "").strip():
+                empty += 1  # nothing to label: counted, no seed
+                continue
+            batch.append(row)
+            if len(batch) >= EMBED_BATCH:
+                flush()
+                persist_answers()
+        if batch:
             flush()
-    if batch:
-        flush()
+    finally:
+        persist_answers()
     with store.table_writer(_file(SEEDS, dump, "seeds.parquet"), SEEDS_SCHEMA) as writer:
         writer.write_many(rows)
     dim = len(vectors[0]) if vectors else 0
@@ -210,8 +221,6 @@ def build_domain_seed_labels(store: CorpusStore, dump: str, shards: list[str], c
         "taxonomy": taxonomy.name, "taxonomy_hash": taxonomy.content_hash,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if annotator is not None:
-        save_llm_answers(store, annotator.model, annotator.prompt_version, annotator.new_answers, dump)
     store.write_json(_file(SEEDS, dump, "stats.json"), report)
     return report
 
@@ -403,41 +412,60 @@ def build_domain_subset(store: CorpusStore, dump: str, domain: str, shards: list
     return report
 
 
-def verify_subset(store: CorpusStore, dump: str, domain: str, shards: list[str]) -> tuple[bool, dict]:
+def verify_subset(store: CorpusStore, dump: str, domain: str, shards: list[str],
+                  partitions: Sequence[str]) -> tuple[bool, dict]:
     """The subset holds exactly the documents labelled ``domain``; and over the dump, every
-    rw_deduped document has exactly one label, so documents in = the sum over subsets."""
+    rw_deduped document has exactly one label, and every label's domain is one of the
+    subset partitions (``partitions``: the current taxonomy's names + unclassified), so
+    documents in = the sum over subsets. Labels made with another taxonomy fail it."""
     subset_ids = store.read_table(subset_path(dump, domain), columns=["doc_id"]).column("doc_id").to_pylist()
     expected: list[str] = []
     upstream = labelled = 0
     shards_ok = True
+    label_domains: set = set()
     for shard in shards:
         ok, facts = verify_labels(store, dump, shard)
         shards_ok &= ok
         upstream += facts["docs_in"]
         labelled += facts["label_rows"]
-        table = store.read_table(labels_path(dump, shard), columns=["doc_id"], filters=[("domain", "=", domain)])
-        expected.extend(table.column("doc_id").to_pylist())
+        table = store.read_table(labels_path(dump, shard), columns=["doc_id", "domain"])
+        label_domains.update(pc.unique(table.column("domain")).to_pylist())
+        mask = pc.fill_null(pc.equal(table.column("domain"), domain), False)
+        expected.extend(table.filter(mask).column("doc_id").to_pylist())
+    orphans = sorted(str(d) for d in label_domains - set(partitions))
     facts = {"subset_docs": len(subset_ids), "labelled_as_domain": len(expected), "dump_docs_in": upstream,
-             "dump_label_rows": labelled, "every_doc_in_one_subset": bool(shards_ok)}
-    passed = shards_ok and sorted(subset_ids) == sorted(expected) and upstream == labelled
+             "dump_label_rows": labelled, "every_doc_in_one_subset": bool(shards_ok) and not orphans,
+             "domains_without_partition": orphans[:50], "domains_without_partition_count": len(orphans)}
+    passed = shards_ok and not orphans and sorted(subset_ids) == sorted(expected) and upstream == labelled
     return passed, facts
 
 
 # -- 5. analyses ---------------------------------------------------------------------------
 
-def _benchmark_texts(path: Path) -> list[str]:
+def _benchmark_texts(path: Path) -> tuple[list[str], int]:
+    """The texts of a JSONL benchmark, and the count of lines skipped (not JSON, not an
+    object, or no question/prompt/text string)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    texts = []
+    texts, skipped = [], 0
     with opener(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             try:
                 row = json.loads(line)
             except ValueError:
-                continue
-            text = row.get("question") or row.get("prompt") or row.get("text") or ""
-            if text.strip():
+                row = None
+            text = (row.get("question") or row.get("prompt") or row.get("text")) if isinstance(row, dict) else None
+            if isinstance(text, str) and text.strip():
                 texts.append(text)
-    return texts
+            else:
+                skipped += 1
+    return texts, skipped
+
+
+def _benchmark_names(files: Sequence[str]) -> dict[str, str]:
+    """file -> the benchmark's name: the stem before the first dot, or the whole file name
+    where two files share that stem (one would overwrite the other)."""
+    stems = Counter(name.split(".")[0] for name in files)
+    return {name: name.split(".")[0] if stems[name.split(".")[0]] == 1 else name for name in files}
 
 
 def benchmark_dir(config: PipelineConfig) -> Path:
@@ -469,10 +497,12 @@ def build_domain_benchmark_similarity(store: CorpusStore, dumps: list[str], shar
     benches = {}
     bdir = benchmark_dir(config)
     missing_benchmarks = []
+    skipped_lines = {}
+    bench_names = _benchmark_names(cfg.benchmark_files)
     for name in cfg.benchmark_files:
         p = bdir / name
         if p.exists():
-            benches[name.split(".")[0]] = _benchmark_texts(p)
+            benches[bench_names[name]], skipped_lines[name] = _benchmark_texts(p)
         else:
             missing_benchmarks.append(str(p))
     # Equal-size samples of n documents; a domain smaller than n (but >= similarity_min_docs)
@@ -480,7 +510,7 @@ def build_domain_benchmark_similarity(store: CorpusStore, dumps: list[str], shar
     n = min([cfg.similarity_sample_size] + [len(v) for v in benches.values()])
     report = {"sample_size": n, "domains": sorted(eligible), "benchmarks": sorted(benches),
               "skipped_domains": {d: len(v) for d, v in per_domain.items() if d not in eligible},
-              "missing_benchmarks": missing_benchmarks, "rows": [], "bandwidth": None,
+              "missing_benchmarks": missing_benchmarks, "benchmark_skipped_lines": skipped_lines, "rows": [], "bandwidth": None,
               "kernel": "rbf, sigma = median pairwise distance of the pooled samples",
               "wasserstein": f"sliced W1, {cfg.sliced_projections} projections, seed 0"}
     if not eligible or not benches or n < 2:

@@ -60,9 +60,48 @@ def run_server():
                 return
             if action == "slow":
                 time.sleep(0.6)
+            if action == "redirect":  # to another host: the key must not follow
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.2:9/v1/chat/completions")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if action == "bad_status":  # not HTTP at all: http.client.BadStatusLine
+                self.wfile.write(b"garbage\r\n\r\n")
+                self.close_connection = True
+                return
+            if action == "incomplete":  # promises more than it sends: http.client.IncompleteRead
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b'{"choices": ')
+                self.close_connection = True
+                return
+            if action in ("trickle", "huge"):  # one byte per 0.1 s / a reply too big to read whole
+                self.send_response(200)
+                self.send_header("Content-Length", str(100 if action == "trickle" else 10_000_000))
+                self.end_headers()
+                try:
+                    for _ in range(40 if action == "trickle" else 1000):
+                        self.wfile.write(b" " if action == "trickle" else b" " * 10_000)
+                        self.wfile.flush()
+                        if action == "trickle":
+                            time.sleep(0.1)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+                return
             items = json.loads(body["messages"][1]["content"])
             if action == "bad_json":
                 content = "Sure! Here are the labels: sports, food"
+            elif action == "null_label":
+                content = json.dumps({"labels": [{"id": it["id"], "domain": None} for it in items]})
+            elif action == "upper":
+                content = json.dumps({"labels": [{"id": it["id"], "domain": answer_for(it["input"]).upper()}
+                                                 for it in items]})
+            elif action == "dup_id":  # the first id answered twice, differently
+                content = json.dumps({"labels": [{"id": it["id"], "domain": answer_for(it["input"])} for it in items]
+                                     + [{"id": items[0]["id"], "domain": "law"}]})
             elif action == "drop_one":
                 content = json.dumps({"labels": [{"id": it["id"], "domain": answer_for(it["input"])} for it in items[1:]]})
             else:

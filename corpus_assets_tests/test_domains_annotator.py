@@ -98,3 +98,81 @@ def test_the_key_is_in_no_report(server):
     ann, _ = annotator(url, max_retries=0)
     ann.label_documents(["x"])
     assert SECRET not in repr(ann) and SECRET not in json.dumps(ann.stats.to_dict())
+
+
+# -- hostile replies (found by a tester) ------------------------------------------------
+
+def test_a_null_label_is_invalid_and_not_cached_as_an_answer(server):
+    url, script = server
+    script.steps = ["null_label"]
+    ann, _ = annotator(url)
+    # null is not "none": no DoNI seeds out of it, and a later good reply is asked for
+    assert ann.label_documents(["a sports match", "weather today"]) == [None, None]
+    assert ann.stats.invalid == 2 and ann.stats.labelled == 0
+    assert "none" not in ann.cache.values() and not ann.new_answers
+    assert ann.label_documents(["a sports match", "weather today"]) == ["sports", "none"]
+
+
+def test_a_reply_answering_one_id_twice_differently_is_invalid_for_that_id(server):
+    url, script = server
+    script.steps = ["dup_id"]
+    ann, _ = annotator(url)
+    assert ann.label_documents(["a sports match", "food stall"]) == [None, "food"]
+    assert ann.stats.invalid == 1
+
+
+def test_labels_in_another_case_map_back_to_the_taxonomy(server):
+    url, script = server
+    script.steps = ["upper"]
+    ann, _ = annotator(url)
+    assert ann.label_documents(["a sports match", "weather today"]) == ["sports", "none"]
+    assert ann.stats.invalid == 0
+
+
+@pytest.mark.parametrize("action", ["bad_status", "incomplete"])
+def test_malformed_http_replies_are_retried_connection_errors(server, action):
+    url, script = server
+    script.steps = [action]
+    ann, _ = annotator(url)
+    assert ann.label_documents(["law court"]) == ["law"]
+    assert ann.stats.errors.get("connection") == 1 and ann.stats.retries == 1
+
+
+def test_a_redirect_is_not_followed_and_the_key_stays_home(server):
+    url, script = server
+    script.default = "redirect"
+    ann, _ = annotator(url)
+    assert ann.label_documents(["law court"]) == [None]
+    assert ann.stats.failed == 1 and ann.stats.errors == {"redirect_302": 1}
+    assert ann.stats.requests == 1  # not retried either: the server said go elsewhere
+    assert "redirect" in ann.stats.last_error and SECRET not in ann.stats.last_error
+
+
+def test_a_trickling_reply_hits_the_total_deadline(server):
+    import time
+    url, script = server
+    script.steps = ["trickle"]
+    ann, _ = annotator(url, timeout_s=1.0, deadline_s=0.5, max_retries=1)
+    started = time.monotonic()
+    assert ann.label_documents(["law court"]) == ["law"]
+    assert time.monotonic() - started < 3.0
+    assert ann.stats.errors.get("deadline") == 1
+
+
+def test_a_reply_over_the_size_cap_is_not_read_whole(server):
+    url, script = server
+    script.steps = ["huge"]
+    ann, _ = annotator(url, max_reply_bytes=100_000, max_retries=1)
+    assert ann.label_documents(["law court"]) == ["law"]
+    assert ann.stats.errors.get("too_large") == 1
+
+
+def test_consecutive_failed_batches_stop_the_labelling(server):
+    from corpus_assets.steps.domains.annotator import LlmUnavailable
+    url, script = server
+    script.default = "503"
+    ann, _ = annotator(url, max_retries=0, batch_size=1, max_failed_batches=2)
+    with pytest.raises(LlmUnavailable, match="2 batches in a row"):
+        ann.label_documents(["a", "b", "c", "d"])
+    assert ann.stats.requests == 2
+    assert SECRET not in str(ann.stats.last_error)

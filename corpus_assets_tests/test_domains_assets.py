@@ -100,7 +100,7 @@ def test_subsets_conserve_documents(domain_run):
         # Every domain's subset, by the stage: documents in = the sum over subsets.
         total = sum(domain_stages.build_domain_subset(store, dump, d, shards)["docs"] for d in domain_names(config))
         assert total == docs_in
-        passed, facts = domain_stages.verify_subset(store, dump, UNCLASSIFIED, shards)
+        passed, facts = domain_stages.verify_subset(store, dump, UNCLASSIFIED, shards, domain_names(config))
         assert passed and facts["every_doc_in_one_subset"]
 
 
@@ -113,7 +113,7 @@ def test_subset_check_fails_when_a_label_row_is_lost(domain_run, tmp_path):
     with broken.table_writer(domain_stages.labels_path(dump, shard), table.schema) as writer:
         writer.write_table(table.slice(1))  # one document lost its label
     domain_stages.build_domain_subset(broken, dump, UNCLASSIFIED, shards)
-    passed, facts = domain_stages.verify_subset(broken, dump, UNCLASSIFIED, shards)
+    passed, facts = domain_stages.verify_subset(broken, dump, UNCLASSIFIED, shards, domain_names(config))
     assert not passed and facts["dump_docs_in"] == facts["dump_label_rows"] + 1
 
 

@@ -98,7 +98,7 @@ def test_chain_labels_every_document_once_and_subsets_add_up(store):
     total = sum(domain_stages.build_domain_subset(store, "D1", d, SHARDS)["docs"] for d in names)
     assert total == 90
     for d in ("sports", UNCLASSIFIED):
-        passed, facts = domain_stages.verify_subset(store, "D1", d, SHARDS)
+        passed, facts = domain_stages.verify_subset(store, "D1", d, SHARDS, names)
         assert passed, facts
 
 
@@ -128,7 +128,7 @@ def test_an_empty_dump_materializes(tmp_path):
     seeds, classifiers, labels = run_chain(store, "D0", config())
     assert seeds["docs_read"] == 0 and not classifiers["trained"] and all(lab["docs"] == 0 for lab in labels)
     assert domain_stages.build_domain_subset(store, "D0", UNCLASSIFIED, SHARDS)["docs"] == 0
-    assert domain_stages.verify_subset(store, "D0", UNCLASSIFIED, SHARDS)[0]
+    assert domain_stages.verify_subset(store, "D0", UNCLASSIFIED, SHARDS, TAXONOMY.names + [UNCLASSIFIED])[0]
 
 
 def test_llm_seeds_label_roots_first_and_a_rerun_pays_nothing(store):
@@ -157,3 +157,43 @@ def test_llm_seeds_label_roots_first_and_a_rerun_pays_nothing(store):
         assert len(script.requests) == first_requests  # every answer came from the store's cache
         assert again["annotator_stats"]["cached"] == 7 + len(others)
         assert store.read_table("domain_seed_labels/D1/seeds.parquet").to_pylist() == rows
+
+
+def test_a_stage_stopped_by_a_dead_llm_keeps_the_answers_it_paid_for(store):
+    from corpus_assets.steps.domains.annotator import LlmUnavailable
+    cfg = config(annotator="llm")
+    with run_server() as (url, script):
+        script.steps = ["ok", "ok"]  # the roots, one batch of documents; then the server dies
+        script.default = "503"
+        ann = LlmAnnotator(url, "test-model", TAXONOMY.names, batch_size=8, timeout_s=2, max_retries=0,
+                           cache={}, sleep=lambda s: None, max_failed_batches=2)
+        with pytest.raises(LlmUnavailable):
+            domain_stages.build_domain_seed_labels(store, "D1", SHARDS, cfg, TAXONOMY, HashedBagEncoder(), ann)
+        assert len(domain_stages.load_llm_cache(store, "test-model", "v1")) == 7 + 8
+
+
+def test_conservation_fails_when_labels_name_domains_that_are_no_partition(store):
+    # labels made with the 67-domain taxonomy; subsets now come from a 1-domain one
+    run_chain(store, "D1", config())
+    partitions = ["sports", UNCLASSIFIED]
+    for d in partitions:
+        domain_stages.build_domain_subset(store, "D1", d, SHARDS)
+    passed, facts = domain_stages.verify_subset(store, "D1", "sports", SHARDS, partitions)
+    assert not passed
+    assert {"food", "law"} <= set(facts["domains_without_partition"])
+    assert "sports" not in facts["domains_without_partition"]
+    names = TAXONOMY.names + [UNCLASSIFIED]
+    assert domain_stages.verify_subset(store, "D1", "sports", SHARDS, names)[0]
+
+
+def test_benchmarks_sharing_a_stem_stay_apart_and_bad_lines_are_counted(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "gsm8k.test.jsonl").write_text('{"question": "a"}\n[1, 2]\n"text"\nnot json\n')
+    (bench / "gsm8k.train.jsonl").write_text('{"question": "b"}\n{"question": "c"}\n')
+    cfg = PipelineConfig(num_shards=len(SHARDS), domains=DomainConfig(
+        benchmark_dir=str(bench), benchmark_files=("gsm8k.test.jsonl", "gsm8k.train.jsonl")))
+    report = domain_stages.build_domain_benchmark_similarity(CorpusStore(str(tmp_path / "c")), [], SHARDS, cfg,
+                                                             HashedBagEncoder())
+    assert len(report["benchmarks"]) == 2
+    assert report["benchmark_skipped_lines"] == {"gsm8k.test.jsonl": 3, "gsm8k.train.jsonl": 0}

@@ -16,13 +16,16 @@ doc_ids (and shard, score, chars) only: the text is read from ``rw_deduped`` by 
 """
 
 
+import hashlib
+from typing import Optional
+
 import dagster as dg
 
 from corpus_assets import domain_stages
 from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.partitions import DUMP_DIM, dump_partitions, shard_keys, shard_partitions_def, shard_to_dump, split_shard_key
 from corpus_assets.resources import CorpusStoreResource, LlmAnnotatorResource, SentenceEncoderResource
-from corpus_assets.steps.domains.taxonomy import UNCLASSIFIED, load_taxonomy
+from corpus_assets.steps.domains.taxonomy import UNCLASSIFIED, Taxonomy, load_taxonomy
 
 DOMAIN_GROUP = "domains"
 DOMAIN_DIM = "domain"
@@ -63,9 +66,10 @@ def domain_names(config: PipelineConfig) -> list[str]:
     return load_taxonomy(config.domains.taxonomy_path).names + [UNCLASSIFIED]
 
 
-def domain_partitions_def(config: PipelineConfig) -> dg.MultiPartitionsDefinition:
+def domain_partitions_def(config: PipelineConfig, taxonomy: Optional[Taxonomy] = None) -> dg.MultiPartitionsDefinition:
+    names = taxonomy.names + [UNCLASSIFIED] if taxonomy else domain_names(config)
     return dg.MultiPartitionsDefinition({
-        DUMP_DIM: dump_partitions, DOMAIN_DIM: dg.StaticPartitionsDefinition(domain_names(config))})
+        DUMP_DIM: dump_partitions, DOMAIN_DIM: dg.StaticPartitionsDefinition(names)})
 
 
 def subset_partition_key(dump: str, domain: str) -> str:
@@ -76,16 +80,36 @@ def _table(rows: list[dict], schema: dg.TableSchema) -> dg.MetadataValue:
     return dg.MetadataValue.table([dg.TableRecord({k: v for k, v in r.items()}) for r in rows], schema=schema)
 
 
-def build_domain_assets(config: PipelineConfig) -> list:
+def _benchmark_fingerprint(config: PipelineConfig) -> tuple:
+    """The benchmark folder and the content of each benchmark file in it (absent: "")."""
+    folder = domain_stages.benchmark_dir(config)
+    hashes = []
+    for name in config.domains.benchmark_files:
+        try:
+            hashes.append(hashlib.sha256((folder / name).read_bytes()).hexdigest()[:12])
+        except OSError:
+            hashes.append("")
+    return (str(folder), tuple(hashes))
+
+
+def build_domain_assets(config: PipelineConfig, taxonomy: Optional[Taxonomy] = None,
+                        sentence_encoder: Optional[SentenceEncoderResource] = None,
+                        llm: Optional[LlmAnnotatorResource] = None) -> list:
+    """``taxonomy``: the loaded taxonomy when the caller has it (a large one takes seconds
+    to parse); ``sentence_encoder``/``llm``: the resources the definitions bind, whose
+    overrides go into the code versions."""
     cfg = config.domains
-    taxonomy = load_taxonomy(cfg.taxonomy_path)
+    taxonomy = taxonomy or load_taxonomy(cfg.taxonomy_path)
     shards = shard_keys(config.num_shards)
     eager = dg.AutomationCondition.eager()
+    encoder_path = (sentence_encoder.model_path if sentence_encoder else None) or cfg.encoder_path
+    llm_model = (llm.model if llm else None) or cfg.llm_model
     # What every domain asset's output depends on besides its inputs: the taxonomy's
-    # content, the classifier settings and the encoder (not the device: same vectors).
-    seed_version = (taxonomy.content_hash, cfg.encoder_path, cfg.annotator, cfg.seed_min_similarity,
+    # content, the classifier settings and the encoder (not the device: same vectors)
+    # with its truncation, and the LLM model after the resource's override.
+    seed_version = (taxonomy.content_hash, encoder_path, cfg.encoder_max_chars, cfg.annotator, cfg.seed_min_similarity,
                     cfg.seed_margin, cfg.seed_negative_max_similarity, cfg.heldout_fraction, cfg.train_max_docs,
-                    cfg.llm_model if cfg.annotator == "llm" else "", cfg.llm_prompt_version if cfg.annotator == "llm" else "")
+                    llm_model if cfg.annotator == "llm" else "", cfg.llm_prompt_version if cfg.annotator == "llm" else "")
     train_version = seed_version + (cfg.rounds, cfg.coarse_threshold, cfg.coarse_epochs, cfg.coarse_lr,
                                     cfg.coarse_word_ngrams, cfg.coarse_dim, cfg.coarse_min_count, cfg.coarse_min_examples, cfg.fine_threshold,
                                     cfg.fine_l2, cfg.fine_epochs)
@@ -180,7 +204,7 @@ def build_domain_assets(config: PipelineConfig) -> list:
         )
 
     @dg.asset(
-        name="domain_subsets", partitions_def=domain_partitions_def(config),
+        name="domain_subsets", partitions_def=domain_partitions_def(config, taxonomy),
         deps=[dg.AssetDep("domain_labels", partition_mapping=dg.MultiPartitionMapping({
             DUMP_DIM: dg.DimensionPartitionMapping(DUMP_DIM, dg.IdentityPartitionMapping())}))],
         code_version=version("domain_subsets", *train_version), group_name=DOMAIN_GROUP, kinds={"parquet"},
@@ -196,7 +220,7 @@ def build_domain_assets(config: PipelineConfig) -> list:
         dump, domain = keys[DUMP_DIM], keys[DOMAIN_DIM]
         store = corpus_store.get_store()
         report = domain_stages.build_domain_subset(store, dump, domain, shards)
-        passed, facts = domain_stages.verify_subset(store, dump, domain, shards)
+        passed, facts = domain_stages.verify_subset(store, dump, domain, shards, taxonomy.names + [UNCLASSIFIED])
         return dg.MaterializeResult(
             metadata={"docs": report["docs"], "chars": report["chars"], "dagster/row_count": report["docs"],
                       "dump_docs": report["dump_docs"], "share_of_dump": report["share_of_dump"],
@@ -209,6 +233,7 @@ def build_domain_assets(config: PipelineConfig) -> list:
     @dg.asset(
         name="domain_benchmark_similarity", deps=["domain_labels"],
         code_version=version("domain_benchmark_similarity", *train_version, cfg.benchmark_files,
+                             *_benchmark_fingerprint(config),
                              cfg.similarity_sample_size, cfg.similarity_min_docs, cfg.sliced_projections),
         group_name=DOMAIN_GROUP, kinds={"json"},
         description="Equal-size embedded samples of each domain (all dumps) and each benchmark (GSM8K, HumanEval): "

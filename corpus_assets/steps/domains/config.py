@@ -53,11 +53,13 @@ class DomainConfig:
     llm_model: str = "gpt-4o-mini"
     llm_api_key_env: str = "CORPUS_LLM_API_KEY"
     llm_batch_size: PositiveInt = 16
-    llm_timeout_s: PositiveFloat = 30.0
+    llm_timeout_s: PositiveFloat = 30.0  # per socket read
+    llm_request_deadline_s: PositiveFloat = 120.0  # per request, whole reply included
+    llm_max_reply_bytes: PositiveInt = 4_000_000
+    llm_max_failed_batches: PositiveInt = 3  # failed batches in a row that stop the stage
     llm_max_retries: NonNegativeInt = 4
     llm_backoff_s: NonNegativeFloat = 1.0
     llm_prompt_version: str = "v1"
-    llm_max_roots: PositiveInt = 2000
     # Analyses: equal-size samples per domain and benchmark; null benchmark_dir = the
     # shared sample's benchmarks/ when present.
     benchmark_dir: Optional[ExistingDir] = None

@@ -83,24 +83,73 @@ def match_host(host: str, rules: dict[str, str]) -> Optional[str]:
     return None
 
 
+# The LLM annotator's "no domain" answer and its invalid marker, and the subset of the
+# unclaimed: a domain with one of these names (in any case) would be confused with them.
+RESERVED_NAMES = {"none", "__invalid__", UNCLASSIFIED}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys; a taxonomy must say each domain once."""
+
+
+def _construct_unique_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        typed = (type(key).__name__, repr(key))  # True == 1 in Python: not a duplicate here
+        if typed in seen:
+            raise TaxonomyError(f"domain {key!r} is listed more than once (line {key_node.start_mark.line + 1})")
+        seen.add(typed)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _string_list(path: Path, name: str, spec: dict, key: str) -> tuple[str, ...]:
+    value = spec.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):  # 'a, b' would be read as its characters
+        raise TaxonomyError(f"{path}: domain {name!r}: `{key}` must be a list, not {type(value).__name__}")
+    return tuple(str(v) for v in value)
+
+
 def load_taxonomy(path: Optional[str] = None) -> Taxonomy:
     path = Path(path) if path else DEFAULT_TAXONOMY
     try:
         raw_bytes = path.read_bytes()
     except OSError as exc:
         raise TaxonomyError(f"taxonomy file not readable: {path}: {exc}") from exc
-    raw = yaml.safe_load(raw_bytes) or {}
-    entries = raw.get("domains")
+    try:
+        raw = yaml.load(raw_bytes, Loader=_UniqueKeyLoader) or {}
+    except TaxonomyError as exc:
+        raise TaxonomyError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise TaxonomyError(f"{path}: not valid YAML: {exc}") from None
+    entries = raw.get("domains") if isinstance(raw, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise TaxonomyError(f"{path}: expected a non-empty `domains:` mapping")
     domains = []
+    lowered: dict[str, str] = {}
     for name, spec in entries.items():
-        spec = spec or {}
-        if name == UNCLASSIFIED or not str(name).replace("_", "").isalnum():
-            raise TaxonomyError(f"{path}: invalid domain name {name!r}")
+        # Names are Dagster partition keys and LLM answers: letters, digits and "_" only
+        # (no "|", ",", "[", "]"), a string in the file (12 or true would be retyped).
+        if not isinstance(name, str) or not name.replace("_", "").isalnum():
+            raise TaxonomyError(f"{path}: invalid domain name {str(name)!r} (letters, digits and _ only)")
+        if name.lower() in RESERVED_NAMES:
+            raise TaxonomyError(f"{path}: domain {name!r}: the name is reserved ({sorted(RESERVED_NAMES)}, any case)")
+        if name.lower() in lowered:
+            # the annotator matches answers case-insensitively: two such names are one
+            raise TaxonomyError(f"{path}: domain {name!r} differs only in case from {lowered[name.lower()]!r}")
+        lowered[name.lower()] = name
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            raise TaxonomyError(f"{path}: domain {name!r}: expected a mapping with a description, "
+                                f"not {type(spec).__name__}")
         if not spec.get("description"):
             raise TaxonomyError(f"{path}: domain {name!r} has no description")
-        domains.append(Domain(str(name), str(spec["description"]),
-                              tuple(str(h).lower() for h in spec.get("hosts") or ()),
-                              tuple(str(k) for k in spec.get("keywords") or ())))
+        domains.append(Domain(name, str(spec["description"]),
+                              tuple(h.lower() for h in _string_list(path, name, spec, "hosts")),
+                              _string_list(path, name, spec, "keywords")))
     return Taxonomy(str(raw.get("name") or path.stem), tuple(domains), hashlib.sha256(raw_bytes).hexdigest()[:12])
