@@ -93,6 +93,14 @@ class CrawlSource:
     # For HTTPS roots, which cannot be listed: the dumps to consider.
     dumps: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        # URI schemes are case-insensitive (RFC 3986): `S3://x` is a bucket, as it is for
+        # the corpus root, never a local folder named `S3:`.
+        for scheme in ("s3://", "http://", "https://"):
+            if self.root[:len(scheme)].lower() == scheme:
+                self.root = scheme + self.root[len(scheme):]
+                break
+
     @property
     def kind(self) -> str:
         if self.root.startswith("s3://"):

@@ -44,7 +44,7 @@ class CrawlSourceResource(dg.ConfigurableResource):
     s3_region_name: Optional[str] = None
 
     def get_source(self) -> CrawlSource:
-        client = _s3_client(self.s3_endpoint_url, self.s3_region_name) if self.root.startswith("s3://") else None
+        client = _s3_client(self.s3_endpoint_url, self.s3_region_name) if is_s3_uri(self.root) else None
         return CrawlSource(self.root, s3_client=client, dumps=tuple(self.dumps))
 
 

@@ -76,6 +76,15 @@ def test_s3_source_against_a_real_s3_server(s3_client, fixture_crawl):
     with source.open(paths[0]) as body:
         assert body.read() == (fixture_crawl / paths[0]).read_bytes()
     assert source.size(paths[0]) == (fixture_crawl / paths[0]).stat().st_size
+    # The scheme in any letter case is the same bucket, never a local folder named `S3:`.
+    shouting = CrawlSource(f"S3://{bucket}/cc", s3_client=s3_client)
+    assert shouting.kind == "s3" and shouting.list_dumps() == ["CC-MAIN-2024-10", "CC-MAIN-2024-18"]
+
+
+def test_crawl_root_schemes_are_case_insensitive():
+    assert CrawlSource("S3://b/cc").root == "s3://b/cc" and CrawlSource("S3://b/cc").kind == "s3"
+    assert CrawlSource("HTTPS://data.example.org").kind == "http"
+    assert CrawlSource("/data/S3://x").kind == "local"
 
 
 def test_https_source_on_loopback(fixture_crawl):
