@@ -16,7 +16,7 @@ import zstandard
 from corpus_assets import mixture_stages as stages
 from corpus_assets.config import PipelineConfig
 from corpus_assets.steps.mixture.config import MixtureConfig, MixtureSpecError, parse_spec
-from corpus_assets.steps.mixture.plan import EpochCapError
+from corpus_assets.steps.mixture.plan import EpochCapError, temperature_weights
 from corpus_assets.steps.selection.config import SelectionConfig, SelectionSource
 from corpus_assets.storage import CorpusStore
 
@@ -283,3 +283,12 @@ def test_interleave_keeps_long_and_short_document_sources_together():
     for batch in batches:
         long_tokens = sum(r["token_count"] for r in batch if r["source"] == "long")
         assert 0.25 <= long_tokens / sum(r["token_count"] for r in batch) <= 0.75
+
+
+def test_temperature_weights_follow_the_formula_and_survive_a_tiny_temperature():
+    # p_i ∝ n_i^(1/T): T = 1 gives the natural shares, T = 2 the square roots.
+    assert temperature_weights({"a": 300, "b": 100}, 1.0) == pytest.approx({"a": 0.75, "b": 0.25})
+    assert temperature_weights({"a": 400, "b": 100, "c": 0}, 2.0) == pytest.approx({"a": 2 / 3, "b": 1 / 3, "c": 0.0})
+    # A tiny T puts (nearly) everything on the largest source instead of overflowing a float.
+    tiny = temperature_weights({"a": 2000, "b": 1999}, 1e-3)
+    assert tiny["a"] > 0.6 and tiny["a"] + tiny["b"] == pytest.approx(1.0)

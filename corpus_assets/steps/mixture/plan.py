@@ -29,10 +29,13 @@ def unit_hash(*parts) -> float:
 
 def temperature_weights(available: dict[str, int], temperature: float) -> dict[str, float]:
     """p_i ∝ n_i^(1/T) over available tokens (T = 1: natural shares; larger T: flatter)."""
-    powered = {name: (n ** (1.0 / temperature) if n > 0 else 0.0) for name, n in available.items()}
-    total = sum(powered.values())
-    if total <= 0:
+    # In log space: n ** (1/T) overflows a float for small T (2,000 ** 1000).
+    logs = {name: math.log(n) / temperature for name, n in available.items() if n > 0}
+    if not logs:
         raise ValueError("temperature sampling: no source has any tokens")
+    top = max(logs.values())
+    powered = {name: (math.exp(logs[name] - top) if name in logs else 0.0) for name in available}
+    total = sum(powered.values())
     return {name: p / total for name, p in powered.items()}
 
 
