@@ -64,3 +64,8 @@ def retention_metadata(report: StageReport, uri: str) -> dict:
         "docs_per_second": dg.MetadataValue.float(_ratio(report.docs_in, report.seconds) if report.seconds else 0.0),
         "path": dg.MetadataValue.path(uri),
     }
+
+
+def records_table(rows: list[dict], schema: dg.TableSchema) -> dg.MetadataValue:
+    """Plain dict rows as a table in the UI (one TableRecord per row)."""
+    return dg.MetadataValue.table([dg.TableRecord(row) for row in rows], schema=schema)

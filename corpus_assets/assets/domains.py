@@ -23,6 +23,7 @@ import dagster as dg
 
 from corpus_assets import domain_stages
 from corpus_assets.config import PipelineConfig, fingerprint
+from corpus_assets.metadata import records_table
 from corpus_assets.partitions import DUMP_DIM, dump_partitions, shard_keys, shard_partitions_def, shard_to_dump, split_shard_key
 from corpus_assets.resources import CorpusStoreResource, LlmAnnotatorResource, SentenceEncoderResource
 from corpus_assets.steps.domains.taxonomy import UNCLASSIFIED, Taxonomy, load_taxonomy
@@ -74,10 +75,6 @@ def domain_partitions_def(config: PipelineConfig, taxonomy: Optional[Taxonomy] =
 
 def subset_partition_key(dump: str, domain: str) -> str:
     return str(dg.MultiPartitionKey({DUMP_DIM: dump, DOMAIN_DIM: domain}))
-
-
-def _table(rows: list[dict], schema: dg.TableSchema) -> dg.MetadataValue:
-    return dg.MetadataValue.table([dg.TableRecord({k: v for k, v in r.items()}) for r in rows], schema=schema)
 
 
 def _benchmark_fingerprint(config: PipelineConfig) -> tuple:
@@ -144,7 +141,7 @@ def build_domain_assets(config: PipelineConfig, taxonomy: Optional[Taxonomy] = N
             "doni_all_seeds": report["doni_all_seeds"], "abstained": report["abstained"],
             "heldout": report["heldout"], "sources": dg.MetadataValue.json(report["sources"]),
             "domains_with_seeds": len(report["domains_with_seeds"]),
-            "seed_sets": _table(seeds, SEED_SCHEMA), "annotator": report["annotator"],
+            "seed_sets": records_table(seeds, SEED_SCHEMA), "annotator": report["annotator"],
             "annotator_stats": dg.MetadataValue.json(report["annotator_stats"]),
             "taxonomy_hash": taxonomy.content_hash,
         })
@@ -166,7 +163,7 @@ def build_domain_assets(config: PipelineConfig, taxonomy: Optional[Taxonomy] = N
                 for r in report["rounds"] for d, v in sorted(r["per_domain"].items())]
         return dg.MaterializeResult(metadata={
             "train_docs": report["train_docs"], "rounds": len(report["rounds"]), "trained": report["trained"],
-            "per_round": _table(rows, ROUND_SCHEMA),
+            "per_round": records_table(rows, ROUND_SCHEMA),
             "round_summary": dg.MetadataValue.json([{k: r[k] for k in ("round", "coarse_train_docs",
                                                      "coarse_positive_share", "classified")} for r in report["rounds"]]),
             "fine_classes": len(report["fine_classes"]),
@@ -195,7 +192,7 @@ def build_domain_assets(config: PipelineConfig, taxonomy: Optional[Taxonomy] = N
             metadata={
                 "docs": report["docs"], "classified": report["classified"], "dagster/row_count": report["docs"],
                 "fine_stage_docs": report["fine_stage_docs"], "fine_stage_share": report["fine_stage_share"],
-                "by_domain": _table(counts, COUNT_SCHEMA),
+                "by_domain": records_table(counts, COUNT_SCHEMA),
                 "unclassified_reasons": dg.MetadataValue.json(report["unclassified_reasons"]),
                 "final_round": report["final_round"],
                 "path": dg.MetadataValue.path(store.uri(domain_stages.labels_path(dump, shard))),
@@ -249,7 +246,7 @@ def build_domain_assets(config: PipelineConfig, taxonomy: Optional[Taxonomy] = N
                 "skipped_domains": dg.MetadataValue.json(report["skipped_domains"]),
                 "missing_benchmarks": dg.MetadataValue.json(report["missing_benchmarks"]),
                 "kernel": report["kernel"], "wasserstein": report["wasserstein"],
-                "distances": _table(report["rows"], SIMILARITY_SCHEMA)}
+                "distances": records_table(report["rows"], SIMILARITY_SCHEMA)}
         if report.get("bandwidth") is not None:
             meta["bandwidth"] = report["bandwidth"]
         if report.get("heatmap_markdown"):
@@ -269,8 +266,8 @@ def build_domain_assets(config: PipelineConfig, taxonomy: Optional[Taxonomy] = N
                                                         shards, config)
         return dg.MaterializeResult(metadata={
             "domains": report["domains"], "top_k": report["top_k"], "pooled_occurrences": report["pooled_occurrences"],
-            "url_tfidf": _table(report["rows"], TFIDF_SCHEMA),
-            "overlapping_pairs": _table(report["overlaps"], OVERLAP_SCHEMA),
+            "url_tfidf": records_table(report["rows"], TFIDF_SCHEMA),
+            "overlapping_pairs": records_table(report["overlaps"], OVERLAP_SCHEMA),
         })
 
     return [domain_seed_labels, domain_classifiers, domain_labels, domain_subsets, domain_benchmark_similarity,

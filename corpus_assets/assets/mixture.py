@@ -11,6 +11,7 @@ import dagster as dg
 from corpus_assets import mixture_stages as stages
 from corpus_assets.assets.selection import external_asset_key
 from corpus_assets.config import PipelineConfig, fingerprint
+from corpus_assets.metadata import records_table
 from corpus_assets.resources import CorpusStoreResource, TokenizerResource
 from corpus_assets.steps.domains.analysis import png_markdown
 from corpus_assets.steps.mixture import report
@@ -82,7 +83,7 @@ def build_mixture_assets(config: PipelineConfig) -> list:
             "token_budget": manifest["token_budget"], "tokenizer": manifest["tokenizer"],
             "config_hash": manifest["config_hash"], "tokenized_units": manifest["tokenized_units"],
             "seconds": manifest["seconds"],
-            "achieved_mixture": dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=SHARES_SCHEMA),
+            "achieved_mixture": records_table(rows, SHARES_SCHEMA),
             "shares_chart": dg.MetadataValue.md(png_markdown(report.shares_png(manifest),
                                                              "requested vs achieved token shares")),
             "dagster/row_count": manifest["docs"],

@@ -12,6 +12,7 @@ import dagster as dg
 
 from corpus_assets import selection_stages as stages
 from corpus_assets.config import PipelineConfig, fingerprint
+from corpus_assets.metadata import records_table
 from corpus_assets.resources import CorpusStoreResource
 from corpus_assets.steps.selection.decontamination import REASONS as DECONTAMINATION_REASONS
 
@@ -145,8 +146,7 @@ def build_selection_assets(config: PipelineConfig) -> list:
             "retention": report["retention"],
             "composition": _composition_table(report["composition"]),
             "composition_by_domain": _composition_table(report["composition_by_domain"]),
-            "score_histogram": dg.MetadataValue.table([dg.TableRecord(r) for r in report["histogram"]],
-                                                      schema=HISTOGRAM_SCHEMA),
+            "score_histogram": records_table(report["histogram"], HISTOGRAM_SCHEMA),
             "cpu_seconds": report["cpu_seconds"], "wall_seconds": report["wall_seconds"],
             "target_examples": report["target_examples"],
             "dagster/row_count": report["selected_docs"],
