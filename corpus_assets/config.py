@@ -26,11 +26,13 @@ import pydantic
 import yaml
 
 from corpus_assets.steps.base import StepErrorPolicy
+from corpus_assets.steps.ccnet.config import CCNetConfig
 from corpus_assets.steps.dedup.config import DedupConfig
 from corpus_assets.steps.domains.config import DomainConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.html_guard import HtmlGuardConfig
 from corpus_assets.steps.langid import LanguageIdConfig
+from corpus_assets.steps.lm.config import LmConfig
 from corpus_assets.steps.mixture.config import MixtureConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
@@ -79,6 +81,8 @@ class PipelineConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    lm: LmConfig = field(default_factory=LmConfig)
+    ccnet: CCNetConfig = field(default_factory=CCNetConfig)
     source_file: str = ""
 
 
