@@ -18,6 +18,7 @@ from typing import Optional
 
 import dagster as dg
 
+from corpus_assets.assets.ccnet import build_ccnet_assets
 from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
@@ -53,6 +54,7 @@ def build_definitions(
     assets = (build_assets(config) + build_dedup_assets(config)
               + build_domain_assets(config, sentence_encoder=sentence_encoder, llm=llm) + build_selection_assets(config))
     assets += build_mixture_assets(config)
+    assets += build_ccnet_assets(config)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
