@@ -10,7 +10,8 @@ Stage functions (what the Dagster assets call; a recipe or script can call them 
   without RefinedWeb's URL filter and without language ID (it comes after dedup);
 - ``build_ccnet_line_duplicates(store, dump, shards, config)``: per group of
   ``ccnet.line_dedup_group_shards`` shards, the hashes of lines seen more than once;
-- ``build_ccnet_deduped(store, dump, shard, config)``: ``ccnet_dedup_steps``;
+- ``build_ccnet_deduped(store, dump, shard, config)``: ``ccnet_dedup_steps`` then language
+  ID (asset ``ccnet_line_dedup``);
 - ``build_ccnet_perplexity(store, dump, shard, config)``: the perplexity signal column;
 - ``build_ccnet_cutoffs(store, dump, shards, config)``: per-language percentile cut-offs;
 - ``build_ccnet_buckets(store, dump, shard, config)``: the bucket column and the subset
@@ -45,7 +46,7 @@ from corpus_assets.storage import CorpusStore, publishes
 
 TEXT = "ccnet_text"
 DUPLICATES = "ccnet_line_duplicates"
-DEDUPED = "ccnet_deduped"
+DEDUPED = "ccnet_line_dedup"
 PERPLEXITY = "ccnet_perplexity"
 CUTOFFS = "ccnet_cutoffs"
 BUCKETS = "ccnet_buckets"
@@ -135,8 +136,10 @@ def build_ccnet_text(store: CorpusStore, dump: str, shard: str, config: Pipeline
 
 
 @publishes(DUPLICATES + "/{dump}")
-def build_ccnet_line_duplicates(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig) -> dict:
-    """One table of duplicated line hashes per group; memory: one group's hashes."""
+def build_ccnet_line_duplicates(store: CorpusStore, dump: str, shards: list[str], config: PipelineConfig,
+                                upstream: str = TEXT) -> dict:
+    """One table of duplicated line hashes per group, from the ``upstream`` documents
+    (``ccnet_text``; under a recipe, ``rw_raw``); memory: one group's hashes."""
     started = time.perf_counter()
     group_size = config.ccnet.line_dedup_group_shards
     groups = []
@@ -144,8 +147,8 @@ def build_ccnet_line_duplicates(store: CorpusStore, dump: str, shards: list[str]
         counter = GroupLineCounter()
         docs = 0
         for shard in group:
-            load_report(store, TEXT, dump, shard)  # fails clearly when a shard is missing
-            for batch in store.iter_batches(documents_path(TEXT, dump, shard), ["text"], HASH_BATCH):
+            load_report(store, upstream, dump, shard)  # fails clearly when a shard is missing
+            for batch in store.iter_batches(documents_path(upstream, dump, shard), ["text"], HASH_BATCH):
                 for text in batch.column("text").to_pylist():
                     counter.add_text(text or "")
                     docs += 1
@@ -155,14 +158,18 @@ def build_ccnet_line_duplicates(store: CorpusStore, dump: str, shards: list[str]
         groups.append({"group": index, "shards": group, "docs": docs, "lines": counter.lines,
                        "distinct_lines": counter.distinct, "duplicated_hashes": int(len(duplicates))})
         del counter
-    report = {"dump": dump, "group_shards": group_size, "groups": groups,
+    report = {"dump": dump, "upstream": upstream, "group_shards": group_size, "groups": groups,
               "lines": sum(g["lines"] for g in groups), "seconds": round(time.perf_counter() - started, 3)}
     store.write_json(f"{DUPLICATES}/{dump}/stats.json", report)
     return report
 
 
-def load_group_duplicates(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> np.ndarray:
+def load_group_duplicates(store: CorpusStore, dump: str, shard: str, config: PipelineConfig,
+                          upstream: str = TEXT) -> np.ndarray:
     stats = store.read_json(f"{DUPLICATES}/{dump}/stats.json")
+    if stats.get("upstream", TEXT) != upstream:
+        raise RuntimeError(f"{DUPLICATES} {dump} counted the lines of {stats.get('upstream')}, this stage reads"
+                           f" {upstream}: re-materialize it")
     if stats.get("group_shards") != config.ccnet.line_dedup_group_shards:
         raise RuntimeError(f"{DUPLICATES} {dump} was built with groups of {stats.get('group_shards')} shards, "
                            f"the settings say {config.ccnet.line_dedup_group_shards}: re-materialize it")
@@ -173,16 +180,20 @@ def load_group_duplicates(store: CorpusStore, dump: str, shard: str, config: Pip
     raise KeyError(f"shard {shard} is in no group of {DUPLICATES} {dump}: re-materialize it")
 
 
-def build_ccnet_deduped(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
-    upstream = load_report(store, TEXT, dump, shard)
-    duplicates = load_group_duplicates(store, dump, shard, config)
-    steps = ccnet_dedup_steps(duplicates, config) + ccnet_language_steps(config)
+def build_ccnet_deduped(store: CorpusStore, dump: str, shard: str, config: PipelineConfig,
+                        upstream: str = TEXT,
+                        steps_after: Callable[[PipelineConfig], list[Step]] = ccnet_language_steps) -> StageReport:
+    """Line dedup of the ``upstream`` shard against its group's duplicates, then
+    ``steps_after(config)`` (CCNet: language ID at 0.5; a recipe passes its own)."""
+    upstream_report = load_report(store, upstream, dump, shard)
+    duplicates = load_group_duplicates(store, dump, shard, config, upstream)
+    steps = ccnet_dedup_steps(duplicates, config) + list(steps_after(config))
     dedup = steps[0]
     return run_document_stage(
         store, DEDUPED, dump, shard,
-        store.iter_rows(documents_path(TEXT, dump, shard)),
+        store.iter_rows(documents_path(upstream, dump, shard)),
         steps,
-        baseline_docs=upstream.baseline_docs,
+        baseline_docs=upstream_report.baseline_docs,
         extra={"group_duplicated_hashes": int(len(duplicates))},
         extra_after_run=lambda stats: {"lines_in": dedup.lines_in, "lines_removed": dedup.lines_removed},
         step_errors=config.step_errors,
@@ -276,3 +287,51 @@ def bucket_sizes(store: CorpusStore, dump: str, shards: list[str]) -> dict[str, 
 
 def stats_of(store: CorpusStore, asset: str, dump: str, shard: str) -> dict:
     return store.read_json(stats_path(asset, dump, shard))
+
+
+# -- for the recipe mechanism (corpus_assets/recipes.py, where it exists) ---------------
+
+def recipe_steps_after_line_dedup(config: PipelineConfig) -> list[Step]:
+    """The document steps the recipe names right after ``ccnet_line_dedup`` (CCNet's:
+    language ID), built from its settings."""
+    from corpus_assets.recipes import steps_after
+
+    return steps_after(config, "ccnet_line_dedup")
+
+
+def build_line_dedup_assets(config: PipelineConfig) -> list:
+    """The recipe builder of stage ``ccnet_line_dedup``: ``ccnet_line_duplicates`` and
+    ``ccnet_line_dedup`` reading the recipe's ``rw_raw``. Dagster is imported here, on call."""
+    from corpus_assets.assets.ccnet import line_dedup_assets
+
+    return line_dedup_assets(config, upstream="rw_raw", steps_after=recipe_steps_after_line_dedup)
+
+
+def build_perplexity_assets(config: PipelineConfig) -> list:
+    """The recipe builder of stage ``ccnet_perplexity``: ``ccnet_perplexity``,
+    ``ccnet_cutoffs`` and ``ccnet_buckets`` (the documents the recipe's next stage reads)."""
+    from corpus_assets.assets.ccnet import perplexity_assets
+
+    return perplexity_assets(config)
+
+
+def demo_summary(store: CorpusStore, dumps: list[str], shards: list[str], config: PipelineConfig) -> None:
+    """The demo's CCNet block: per dump, the lines line dedup removed, the cut-offs and
+    the buckets' sizes (skipped for a dump whose buckets are not materialized)."""
+    for dump in dumps:
+        if not all(store.exists(stats_path(BUCKETS, dump, s)) for s in shards):
+            print(f"\n== {dump} CCNet buckets: not materialized")
+            continue
+        lines_in = lines_removed = 0
+        for s in shards:
+            extra = load_report(store, DEDUPED, dump, s).extra
+            lines_in += extra.get("lines_in", 0)
+            lines_removed += extra.get("lines_removed", 0)
+        sizes = bucket_sizes(store, dump, shards)
+        total = sum(sizes.values())
+        cut = store.read_json(cutoffs_path(dump))
+        shown = ", ".join(f"{b} {n} ({n / total:.0%})" for b, n in sizes.items() if n) if total else "empty"
+        print(f"\n== {dump} CCNet: line dedup removed {lines_removed:,} of {lines_in:,} lines"
+              f" ({lines_removed / max(lines_in, 1):.1%}); perplexity cut-offs"
+              f" (p{config.ccnet.head_percentile:g} / p{config.ccnet.tail_percentile:g})"
+              f" {({k: [round(x, 1) for x in v] for k, v in cut['cutoffs'].items()})}; buckets: {shown}")
