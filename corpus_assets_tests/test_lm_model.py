@@ -83,6 +83,12 @@ def test_document_perplexity_is_ccnets_formula(trained):
     assert perplexity(-3.0, 3) == pytest.approx(10.0)
 
 
+def test_hostile_text_scores_without_raising(trained):
+    for text in ["\ud800 lone surrogate", "\x00\x00", "", "\n\n\n", "a" * 50_000, "💥" * 500, "日本語"]:
+        value = trained.document_perplexity(text)
+        assert value > 0 and math.isfinite(value), text[:10]
+
+
 def test_a_reference_without_text_fails_clearly(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text(json.dumps({"title": "no text field"}) + "\n")

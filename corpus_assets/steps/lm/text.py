@@ -41,8 +41,12 @@ def normalize_for_lm(line: str) -> str:
     line = line.strip()
     if not line:
         return line
-    line = _DIGIT.sub("0", _strip_accents(line.lower()))
-    return line.translate(_REPLACE_PUNCT)
+    line = _DIGIT.sub("0", _strip_accents(line.lower())).translate(_REPLACE_PUNCT)
+    if not line.isascii():
+        # a lone surrogate (possible in a Python str, never in Arrow's UTF-8) would make
+        # SentencePiece refuse the whole batch: it becomes U+FFFD
+        line = line.encode("utf-8", "replace").decode("utf-8")
+    return line
 
 
 def normalize_for_dedup(line: str) -> str:
