@@ -54,7 +54,6 @@ def build_definitions(
     assets = (build_assets(config) + build_dedup_assets(config)
               + build_domain_assets(config, sentence_encoder=sentence_encoder, llm=llm) + build_selection_assets(config))
     assets += build_mixture_assets(config)
-    assets += build_ccnet_assets(config)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
@@ -88,6 +87,8 @@ def build_definitions(
         minimum_interval_seconds=60,
     )
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
+    # CCNet's branch (docs/ccnet.md); none when the recipe builds CCNet's stages itself.
+    assets += build_ccnet_assets(config)
     return dg.Definitions(
         assets=assets,
         jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs],
