@@ -10,7 +10,7 @@ reads the recipe's rw_raw, and the recipe's steps follow it), and ``build_ccnet_
 builds nothing, so no asset is defined twice.
 
 No eager automation: the branch trains a language model on first use (minutes), so it
-runs when asked (the demo's ``--ccnet``, a recipe, the UI), not whenever raw_documents
+runs when asked (a recipe, a job, the UI), not whenever raw_documents
 changes.
 """
 
