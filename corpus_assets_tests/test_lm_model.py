@@ -83,6 +83,17 @@ def test_document_perplexity_is_ccnets_formula(trained):
     assert perplexity(-3.0, 3) == pytest.approx(10.0)
 
 
+def test_bits_per_byte_for_other_callers(trained):
+    in_domain = lm_model.bits_per_byte(trained, SENTENCES[:6])
+    noise = lm_model.bits_per_byte(trained, ["qzx vvk jjj ppp www kkk"] * 6)
+    assert 0 < in_domain < noise
+    text = SENTENCES[0]
+    expected = -trained.score_lines([text])[0] * math.log2(10) / len(text.encode())
+    assert lm_model.bits_per_byte(trained, [text]) == pytest.approx(expected)
+    assert math.isnan(lm_model.bits_per_byte(trained, [""]))
+    assert lm_model.corpus_perplexity(trained, SENTENCES[:6]) > 1
+
+
 def test_hostile_text_scores_without_raising(trained):
     for text in ["\ud800 lone surrogate", "\x00\x00", "", "\n\n\n", "a" * 50_000, "💥" * 500, "日本語"]:
         value = trained.document_perplexity(text)

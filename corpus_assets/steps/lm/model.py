@@ -8,6 +8,7 @@ Use::
     lm.document_perplexity(text)              # CCNet's document perplexity
     lm.score_lines(lines)                     # (sum log10 p, pieces + lines) of many lines
     lm.log10_probs(lines)                     # per-piece log10 p, for any other metric
+    bits_per_byte(lm, texts)                  # held-out cross-entropy per byte (selection's unit)
 
 A line is normalized (:func:`~corpus_assets.steps.lm.text.normalize_for_lm`), cut into
 SentencePiece pieces and scored as one sentence ``<s> pieces </s>``; its length is the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -258,3 +260,15 @@ def corpus_perplexity(lm: NgramLanguageModel, texts: Iterable[str]) -> float:
         total += t
         length += n
     return perplexity(total, length)
+
+
+def bits_per_byte(lm: NgramLanguageModel, texts: Iterable[str]) -> float:
+    """Cross-entropy of the texts in bits per UTF-8 byte of the original text: the unit of
+    ``steps/selection/ngram_lm.py``'s evaluation, so a caller can swap that model for this
+    one (pieces differ from bytes; bytes are the common denominator). NaN for no bytes."""
+    total, size = 0.0, 0
+    for text in texts:
+        text = text or ""
+        size += len(text.encode("utf-8", "surrogatepass"))
+        total += lm.score_lines(text.split("\n"))[0]
+    return -total * math.log2(10) / size if size else float("nan")
