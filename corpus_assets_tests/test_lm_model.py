@@ -94,6 +94,14 @@ def test_bits_per_byte_for_other_callers(trained):
     assert lm_model.corpus_perplexity(trained, SENTENCES[:6]) > 1
 
 
+def test_train_on_texts_for_callers_that_train_on_a_selection(tmp_path):
+    lm = lm_model.train_on_texts(SENTENCES, tmp_path / "m", order=3, vocab_size=80, backend="numpy")
+    assert lm.info["order"] == 3 and lm.backend == "numpy"
+    assert lm.document_perplexity(SENTENCES[1]) < lm.document_perplexity("qzx vvk jjj ppp")
+    with pytest.raises(ValueError, match="no text"):
+        lm_model.train_on_texts(["", "  "], tmp_path / "empty")
+
+
 def test_hostile_text_scores_without_raising(trained):
     for text in ["\ud800 lone surrogate", "\x00\x00", "", "\n\n\n", "a" * 50_000, "💥" * 500, "日本語"]:
         value = trained.document_perplexity(text)

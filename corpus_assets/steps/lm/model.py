@@ -177,20 +177,16 @@ def _load_tables(path: Path, info: dict) -> KneserNeyModel:
     return model
 
 
-def train(config: LmConfig, reference: LmReference, folder: Path) -> dict:
-    """Train SentencePiece and the n-gram model on the reference; write the folder's
-    files. Returns the model.json figures."""
+def train_lines(lines: list[str], folder: Path, order: int, vocab_size: int, extra: Optional[dict] = None) -> dict:
+    """Train SentencePiece and the n-gram model on normalized ``lines``; write the folder's
+    files (sp.model, lm.arpa, tables.npz, model.json). Returns the model.json figures."""
     import sentencepiece
 
     started = time.perf_counter()
-    lines = list(reference_lines(reference, config.max_reference_chars))
-    if not lines:
-        raise ValueError(f"lm reference for {reference.language!r} ({reference_file(reference)}) has no text"
-                         f" in fields {list(reference.fields)}")
     # CCNet trains a unigram SentencePiece model per language. hard_vocab_limit off: a
     # small reference yields fewer pieces instead of failing.
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_prefix=str(folder / "sp"), vocab_size=config.vocab_size,
+        sentence_iterator=iter(lines), model_prefix=str(folder / "sp"), vocab_size=vocab_size,
         model_type="unigram", character_coverage=0.9999, unk_id=UNK, bos_id=BOS, eos_id=EOS, pad_id=-1,
         hard_vocab_limit=False, num_threads=1, minloglevel=2, max_sentence_length=1 << 16,
     )
@@ -198,24 +194,46 @@ def train(config: LmConfig, reference: LmReference, folder: Path) -> dict:
     sp_seconds = time.perf_counter() - started
     ids = sp.encode(lines)
     vocab = sp.get_piece_size()
-    model = KneserNeyModel(config.order, vocab, BOS, EOS, UNK).fit(ids)
+    model = KneserNeyModel(order, vocab, BOS, EOS, UNK).fit(ids)
     words = [sp.id_to_piece(i) for i in range(vocab)]
     model.write_arpa(folder / "lm.arpa", words)
     np.savez(folder / "tables.npz", **{k: v for n, t in enumerate(model.tables, start=1)
                                        for k, v in ((f"ids{n}", t.ids), (f"logp{n}", t.log10_prob),
                                                     (f"bo{n}", t.log10_backoff))})
     info = {
-        "language": reference.language, "order": config.order, "vocab_size": vocab,
-        "vocabulary_size": model.vocabulary_size, "reference": str(reference_file(reference)),
-        "reference_fields": list(reference.fields), "reference_lines": len(lines),
-        "reference_chars": sum(len(x) for x in lines), "training_tokens": model.training_tokens,
+        **(extra or {}), "order": order, "vocab_size": vocab, "vocabulary_size": model.vocabulary_size,
+        "reference_lines": len(lines), "reference_chars": sum(len(x) for x in lines),
+        "training_tokens": model.training_tokens,
         "ngrams": [len(t.ids) for t in model.tables], "discounts": [list(t.discounts) for t in model.tables],
-        "discounts_fell_back": [t.discounts_fell_back for t in model.tables],
-        "settings": config.model_settings(), "revision": LM_REVISION,
+        "discounts_fell_back": [t.discounts_fell_back for t in model.tables], "revision": LM_REVISION,
         "sentencepiece_seconds": round(sp_seconds, 2), "seconds": round(time.perf_counter() - started, 2),
     }
     (folder / "model.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def train(config: LmConfig, reference: LmReference, folder: Path) -> dict:
+    """Train on the language's reference corpus (the cached, settings-keyed model)."""
+    lines = list(reference_lines(reference, config.max_reference_chars))
+    if not lines:
+        raise ValueError(f"lm reference for {reference.language!r} ({reference_file(reference)}) has no text"
+                         f" in fields {list(reference.fields)}")
+    return train_lines(lines, folder, config.order, config.vocab_size, {
+        "language": reference.language, "reference": str(reference_file(reference)),
+        "reference_fields": list(reference.fields), "settings": config.model_settings()})
+
+
+def train_on_texts(texts: Iterable[str], folder, order: int = 5, vocab_size: int = 4000,
+                   backend: str = "auto") -> NgramLanguageModel:
+    """A model of any texts (a selection, a mixture candidate) in ``folder``, not cached:
+    for callers that train on what they evaluate, as selection evaluation does."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [line for text in texts for line in map(normalize_for_lm, (text or "").split("\n")) if line]
+    if not lines:
+        raise ValueError("train_on_texts: no text")
+    train_lines(lines, folder, order, vocab_size)
+    return NgramLanguageModel(folder, backend)
 
 
 def model_folder(config: LmConfig, language: str) -> Path:
