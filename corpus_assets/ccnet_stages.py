@@ -41,7 +41,7 @@ from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.html_guard import HtmlGuard
 from corpus_assets.steps.langid import LanguageId, LanguageIdConfig
 from corpus_assets.steps.lm.config import LmConfig
-from corpus_assets.steps.lm.model import NgramLanguageModel, load_or_train
+from corpus_assets.steps.lm.model import NgramLanguageModel, load_or_train, model_folder
 from corpus_assets.storage import CorpusStore, publishes
 
 TEXT = "ccnet_text"
@@ -99,15 +99,20 @@ _LOADED: dict[str, NgramLanguageModel] = {}
 def language_models(lm_config: LmConfig) -> Callable[[str], Optional[NgramLanguageModel]]:
     """language -> its model (trained into the cache on first use), None without a reference."""
 
-    def get(language: str) -> Optional[NgramLanguageModel]:
-        if lm_config.reference(language) is None:
-            return None
-        from corpus_assets.steps.lm.model import model_folder
+    # per language: the folder's key hashes the reference file, once, not per document
+    resolved: dict[str, Optional[NgramLanguageModel]] = {}
 
-        key = f"{model_folder(lm_config, language)}|{lm_config.backend}"
-        if key not in _LOADED:
-            _LOADED[key] = load_or_train(lm_config, language)
-        return _LOADED[key]
+    def get(language: str) -> Optional[NgramLanguageModel]:
+        if language in resolved:
+            return resolved[language]
+        model = None
+        if lm_config.reference(language) is not None:
+            key = f"{model_folder(lm_config, language)}|{lm_config.backend}"
+            if key not in _LOADED:
+                _LOADED[key] = load_or_train(lm_config, language)
+            model = _LOADED[key]
+        resolved[language] = model
+        return model
 
     return get
 

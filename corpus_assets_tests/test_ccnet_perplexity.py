@@ -73,3 +73,19 @@ def test_settings_refuse_inverted_percentiles():
     with pytest.raises(ValueError, match="below"):
         CCNetConfig(head_percentile=60, tail_percentile=30)
     assert CCNetConfig(keep_buckets="head").keep_buckets == ("head",)
+
+
+def test_models_are_resolved_once_per_language_not_per_document(monkeypatch):
+    # the model's folder name hashes the reference file: per document it cost ~5 ms
+    from corpus_assets import ccnet_stages
+    from corpus_assets.steps.lm.config import LmConfig
+
+    calls = []
+    monkeypatch.setattr(ccnet_stages, "model_folder", lambda config, language: calls.append(language) or language)
+    monkeypatch.setattr(ccnet_stages, "load_or_train", lambda config, language: _FakeModel())
+    monkeypatch.setattr(ccnet_stages, "_LOADED", {})
+    get = ccnet_stages.language_models(LmConfig())
+    for _ in range(100):
+        assert isinstance(get("en"), _FakeModel)
+        assert get("de") is None
+    assert calls == ["en"]
