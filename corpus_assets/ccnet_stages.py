@@ -209,6 +209,11 @@ def build_ccnet_perplexity(store: CorpusStore, dump: str, shard: str, config: Pi
                            models=None) -> StageReport:
     """Adds ``ccnet_perplexity``; removes nothing (buckets are decided downstream)."""
     upstream = load_report(store, DEDUPED, dump, shard)
+    models = models or language_models(config.lm)
+    # Trained or loaded before the first document: a broken reference fails the partition
+    # once, here, rather than being retried (minutes each) as every document's step error.
+    for reference in config.lm.references:
+        models(reference.language)
     return run_document_stage(
         store, PERPLEXITY, dump, shard,
         store.iter_rows(documents_path(DEDUPED, dump, shard)),

@@ -140,3 +140,18 @@ def test_group_size_change_is_refused_until_duplicates_are_rebuilt(ccnet_run):
         ccnet_stages.build_ccnet_deduped(store, DUMP, shards[0], other)
     assert ccnet_stages.shard_groups(["002", "000", "001"], 2) == [["000", "001"], ["002"]]
     assert CCNET_SHARD_ASSETS[0] == ccnet_stages.TEXT
+
+
+def test_a_broken_reference_fails_the_partition_once_before_any_document(ccnet_run, tmp_path):
+    _, _, config, store, shards = ccnet_run
+    import dataclasses
+
+    from corpus_assets.steps.lm.config import LmReference
+
+    broken = dataclasses.replace(config, lm=dataclasses.replace(
+        config.lm, references=(LmReference("en", str(tmp_path / "missing.jsonl.gz")),)))
+    before = store.read_table(documents_path(ccnet_stages.PERPLEXITY, DUMP, shards[0])).num_rows
+    with pytest.raises(FileNotFoundError):
+        ccnet_stages.build_ccnet_perplexity(store, DUMP, shards[0], broken)
+    # the published partition is untouched
+    assert store.read_table(documents_path(ccnet_stages.PERPLEXITY, DUMP, shards[0])).num_rows == before
