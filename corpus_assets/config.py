@@ -31,6 +31,8 @@ from corpus_assets.steps.domains.config import DomainConfig
 from corpus_assets.steps.extraction import ExtractionConfig
 from corpus_assets.steps.html_guard import HtmlGuardConfig
 from corpus_assets.steps.langid import LanguageIdConfig
+from corpus_assets.steps.lm.config import LmConfig
+from corpus_assets.steps.ccnet.config import CCNetConfig
 from corpus_assets.steps.mixture.config import MixtureConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
@@ -75,6 +77,8 @@ class PipelineConfig:
     quality_signals: SignalConfig = field(default_factory=SignalConfig)
     quality_thresholds: FilterThresholds = field(default_factory=FilterThresholds)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    lm: LmConfig = field(default_factory=LmConfig)
+    ccnet: CCNetConfig = field(default_factory=CCNetConfig)
     step_errors: StepErrorPolicy = field(default_factory=StepErrorPolicy)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)

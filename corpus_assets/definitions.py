@@ -18,6 +18,7 @@ from typing import Optional
 
 import dagster as dg
 
+from corpus_assets.assets.ccnet import build_ccnet_assets
 from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
@@ -86,6 +87,8 @@ def build_definitions(
         minimum_interval_seconds=60,
     )
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
+    # CCNet's branch (docs/ccnet.md); none when the recipe builds CCNet's stages itself.
+    assets += build_ccnet_assets(config)
     return dg.Definitions(
         assets=assets,
         jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs],
