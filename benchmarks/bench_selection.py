@@ -18,7 +18,7 @@ gzip path never uses it, so it is installed without dependencies and ``datasets`
 stubbed here)::
 
     python3 -m venv .bench/selection-venv
-    .bench/selection-venv/bin/pip install numpy 'data-selection==1.0.3' lz4 brotli zstandard
+    .bench/selection-venv/bin/pip install numpy pydantic 'data-selection==1.0.3' lz4 brotli zstandard
     .bench/selection-venv/bin/pip install --no-deps 'zip-fit==1.0.9'
     PYTHONPATH=. .bench/selection-venv/bin/python benchmarks/bench_selection.py
 
@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import types
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -150,6 +151,18 @@ def ours_dsir(pool_texts, targets, k, seed):
     return chosen.tolist(), clock
 
 
+def floor_cpu_seconds(targets, candidates: int, level: int, passes: int = 20) -> float:
+    """CPU seconds to compress every target example alone, once per candidate: a lower
+    bound for any exact method built on zlib, which must run deflate over ``y`` (in the
+    candidate's context) for every pair. Measured over ``passes`` passes and scaled."""
+    encoded = [t.encode("utf-8", "surrogatepass") for t in targets]
+    started = time.process_time()
+    for _ in range(passes):
+        for y in encoded:
+            zlib.compress(y, level, -15)
+    return (time.process_time() - started) / passes * candidates
+
+
 def shares(pool, chosen, key="domain") -> dict:
     c = Counter(pool[i][key] for i in chosen)
     return {d: round(n / len(chosen), 3) for d, n in c.most_common()}
@@ -202,11 +215,18 @@ def main(argv=None) -> int:
                 out["zipfit_level0"]["spearman_score_vs_length"] = round(rank_corr, 3)
                 out["zipfit_level0"]["mean_chars_selected"] = round(float(lengths[our_top].mean()))
             else:
-                out[f"zipfit_level{level}"]["mean_chars_selected"] = round(float(np.mean([len(texts[i]) for i in our_top])))
+                z = out[f"zipfit_level{level}"]
+                z["mean_chars_selected"] = round(float(np.mean([len(texts[i]) for i in our_top])))
+                floor = floor_cpu_seconds(targets, len(texts), level)
+                z["floor_cpu_s"] = round(floor, 3)
+                z["floor_pairs_per_cpu_s"] = round(pairs / floor)
+                z["ours_pairs_per_cpu_s"] = round(pairs / our_clock.cpu)
+                z["ref_pairs_per_cpu_s"] = round(pairs / ref_clock.cpu)
+                z["max_speedup_cpu_at_floor"] = round(ref_clock.cpu / floor, 1)
         with tempfile.TemporaryDirectory() as tmp:
             ref_chosen, ref_clock = reference_dsir(pool, targets, k, Path(tmp))
         our_chosen, our_clock = ours_dsir(texts, targets, k, args.seed)
-        rows.append(("DSIR", pairs, ref_clock, our_clock))
+        rows.append(("DSIR (docs/s)", len(texts), ref_clock, our_clock))
         out["dsir"] = {
             "ours_wall_s": round(our_clock.wall, 3), "ours_cpu_s": round(our_clock.cpu, 3),
             "ref_wall_s": round(ref_clock.wall, 3), "ref_cpu_s": round(ref_clock.cpu, 3),
@@ -215,16 +235,21 @@ def main(argv=None) -> int:
             "overlap_with_ref": len(set(ref_chosen) & set(our_chosen)), "ref_selected": len(ref_chosen),
             "composition": shares(pool, our_chosen), "ref_composition": shares(pool, ref_chosen),
         }
-        print(f"{'method':<18}{'ours pairs/s':>14}{'package pairs/s':>17}{'x (wall)':>10}{'x (CPU)':>9}")
+        print(f"{'method':<18}{'ours pairs/s':>14}{'package pairs/s':>17}{'x (wall)':>10}{'x (CPU)':>9}"
+              f"{'ours CPU s':>12}{'package CPU s':>15}")
         for label, n, ref_c, our_c in rows:
             print(f"{label:<18}{n / our_c.wall:>14,.0f}{n / ref_c.wall:>17,.0f}{ref_c.wall / our_c.wall:>10.1f}"
-                  f"{ref_c.cpu / our_c.cpu:>9.1f}")
+                  f"{ref_c.cpu / our_c.cpu:>9.1f}{our_c.cpu:>12.2f}{ref_c.cpu:>15.2f}")
         for key in [k_ for k_ in out if k_.startswith("zipfit")]:
             z = out[key]
             print(f"{key}: same top-k as zip-fit: {z['same_top_k']} (overlap {z['top_k_overlap']}/{k}, "
                   f"max score diff {z['max_score_diff_of_ref_top_k']:.2e}); selection by domain {z['composition']}; "
                   f"mean chars selected {z['mean_chars_selected']}"
                   + (f"; Spearman(score, length) = {z['spearman_score_vs_length']}" if "spearman_score_vs_length" in z else ""))
+            if "floor_cpu_s" in z:
+                print(f"{key}: floor (each target example compressed alone, once per candidate): {z['floor_cpu_s']} CPU s = "
+                      f"{z['floor_pairs_per_cpu_s']:,} pairs per CPU s (ours {z['ours_pairs_per_cpu_s']:,}, zip-fit "
+                      f"{z['ref_pairs_per_cpu_s']:,}): at most {z['max_speedup_cpu_at_floor']}x zip-fit per CPU second")
         d = out["dsir"]
         print(f"dsir: overlap with data-selection {d['overlap_with_ref']}/{k}; ours by domain {d['composition']}; "
               f"data-selection by domain {d['ref_composition']}")

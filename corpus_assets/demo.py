@@ -162,11 +162,13 @@ def run_selection(instance, defs, failures: list[str]) -> None:
               f"({report['decontamination_removed']} removed by decontamination), k = {report['k']}, "
               f"{report['heldout_examples']} held-out examples; {report['lm']}; "
               f"overlap ZIP-FIT/DSIR {report['overlap_docs']} docs")
-        print(f"{'method':<18}{'selected':>9}{'chars':>10}{'bits/byte':>10}{'same bytes':>11}{'CPU s':>8}  composition by domain")
+        print(f"{'method':<18}{'selected':>9}{'chars':>10}{'bits/byte':>10}{'same bytes':>11}{'CPU s':>8}"
+              "  composition by source | by domain")
         for method in ("zipfit_selection", "dsir_selection", "random"):
             m = report["methods"][method]
-            mix = ", ".join(f"{d} {c['share_docs']:.0%}" for d, c in
-                            sorted(m["composition_by_domain"].items(), key=lambda kv: -kv[1]["docs"]))
+            mix = " | ".join(", ".join(f"{d} {c['share_docs']:.0%}" for d, c in
+                                       sorted(m[key].items(), key=lambda kv: -kv[1]["docs"]))
+                             for key in ("composition", "composition_by_domain"))
             cpu = f"{m['cpu_seconds']:.1f}" if m["cpu_seconds"] is not None else "-"
             print(f"{method:<18}{m['selected_docs']:>9}{m['selected_chars']:>10}{m['heldout_bits_per_byte']:>10.3f}"
                   f"{m['heldout_bits_per_byte_equal_bytes']:>11.3f}{cpu:>8}  {mix}")

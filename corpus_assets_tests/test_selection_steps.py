@@ -62,6 +62,9 @@ def test_reused_compressor_state_gives_the_whole_lengths(level):
     targets = ["", "y", TARGET, "".join(rng.choice(string.printable) for _ in range(3000))]
     candidates = ["", "q", TARGET[::-1], " ".join(rng.choice(words) for _ in range(20_000)),  # > 32 KiB window
                   bytes(rng.getrandbits(8) for _ in range(5000)).decode("latin-1")]
+    # either side of the size where compressing x + y whole gives way to the reused state
+    prose = " ".join(rng.choice(words) for _ in range(2000))
+    candidates += [prose[:zipfit.REUSE_MIN_BYTES - 1], prose[:zipfit.REUSE_MIN_BYTES]]
     ts = zipfit.TargetSet(targets, level)
     for x in candidates:
         c_x, joint = ts.pair_lengths(x)

@@ -42,8 +42,9 @@ GZIP_OVERHEAD = 18  # 10-byte header without a file name + CRC32 and ISIZE
 DEFAULT_LEVEL = 6
 # Below this candidate size, compressing x + y from scratch is cheaper than copying the
 # compressor state (zlib's deflateCopy copies ~256 KiB whatever the input size, and the
-# final block still encodes x's pending symbols). Measured crossover: 1.4-5.5 KB.
-REUSE_MIN_BYTES = 4096
+# final block still encodes x's pending symbols). Measured crossover on the benchmark
+# pool's GSM8K and HumanEval examples: 1.5-2.5 KB (docs/selection.md).
+REUSE_MIN_BYTES = 2048
 
 
 def gzip_len(data: bytes, level: int = DEFAULT_LEVEL) -> int:
@@ -75,16 +76,20 @@ class TargetSet:
     def pair_lengths(self, candidate: str) -> tuple[int, np.ndarray]:
         """``C(x)`` and ``C(x + y)`` for every target example ``y``."""
         x = candidate.encode("utf-8", "surrogatepass")
-        if self.level == 0 or len(x) < REUSE_MIN_BYTES:
-            joint = [gzip_len(x + y, self.level) for y in self.encoded]
-            return gzip_len(x, self.level), np.array(joint, dtype=np.int64)
-        state = zlib.compressobj(self.level, zlib.DEFLATED, -15)
-        head = len(state.compress(x))
-        c_x = GZIP_OVERHEAD + head + len(state.copy().flush())
-        joint = np.empty(len(self.encoded), dtype=np.int64)
-        base = GZIP_OVERHEAD + head
-        for j, y in enumerate(self.encoded):
-            cont = state.copy()
+        level, encoded = self.level, self.encoded
+        joint = np.empty(len(encoded), dtype=np.int64)
+        if level == 0 or len(x) < REUSE_MIN_BYTES:
+            compress = zlib.compress
+            for j, y in enumerate(encoded):
+                joint[j] = len(compress(x + y, level, -15))
+            joint += GZIP_OVERHEAD
+            return gzip_len(x, level), joint
+        state = zlib.compressobj(level, zlib.DEFLATED, -15)
+        base = GZIP_OVERHEAD + len(state.compress(x))
+        c_x = base + len(state.copy().flush())
+        copy = state.copy
+        for j, y in enumerate(encoded):
+            cont = copy()
             joint[j] = base + len(cont.compress(y)) + len(cont.flush())
         return c_x, joint
 
@@ -121,13 +126,13 @@ def _init_worker(examples: list[str], level: int) -> None:
     _WORKER_TARGETS = TargetSet(examples, level)
 
 
-def _score_batch(texts: list[str]) -> tuple[np.ndarray, float]:
-    """Scores of a batch and the CPU seconds the worker spent on it (a forkserver's
-    children are not ours to reap, so their CPU time must be reported this way)."""
-    started = time.process_time()
+def _score_batch(texts: list[str]) -> tuple[np.ndarray, int, float]:
+    """Scores of a batch, the worker's pid and its CPU seconds so far, start-up and target
+    set included (a forkserver's children are not ours to reap, so their CPU time must be
+    reported this way; the parent keeps the last figure per pid)."""
     targets = _WORKER_TARGETS
     scores = np.array([targets.alignment(t) for t in texts], dtype=np.float64)
-    return scores, time.process_time() - started
+    return scores, os.getpid(), time.process_time()
 
 
 def _bounded_ordered_map(pool, fn, batches: Iterable[list], window: int) -> Iterator:
@@ -175,9 +180,12 @@ def score_candidates(
             results = list(_bounded_ordered_map(pool, _score_batch, batched(), 2 * workers))
             pool.close()
             pool.join()
-        parts = [scores for scores, _ in results]
+        parts = [scores for scores, _, _ in results]
         if stats is not None:
-            stats["worker_cpu_seconds"] = sum(cpu for _, cpu in results)
+            cpu_by_worker: dict[int, float] = {}
+            for _, pid, cpu in results:
+                cpu_by_worker[pid] = max(cpu, cpu_by_worker.get(pid, 0.0))
+            stats["worker_cpu_seconds"] = sum(cpu_by_worker.values())
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
 
