@@ -276,6 +276,27 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
     return per_source, units_of, counts_of, tokenized_units
 
 
+def plan_sources(spec: MixtureSpec, counts_of: dict[str, dict[str, int]], asked: dict[str, int],
+                 share_tolerance: float) -> dict[str, planning.SourcePlan]:
+    """Every source's plan. A source reaches its asked tokens by taking the document that
+    crosses them, so it may overshoot; the overshoots together may be at most
+    ``share_tolerance x budget`` tokens. Then every achieved share is within the tolerance
+    of the requested one (an overshoot of O tokens in all moves no share by more than
+    O / budget), and the asset check cannot fail on a plan that was accepted."""
+    allowed = int(share_tolerance * spec.token_budget)
+    plans = {s.name: planning.plan_source(s.name, sorted(counts_of[s.name].items()), asked[s.name], spec.cap(s),
+                                          spec.seed, max_overshoot=allowed) for s in spec.sources}
+    over = {n: p.tokens - p.asked for n, p in plans.items() if p.tokens > p.asked}
+    if sum(over.values()) > allowed:
+        detail = "; ".join(f"{n}: asked for {plans[n].asked} tokens, has {plans[n].available_tokens}, "
+                           f"{o} over" for n, o in sorted(over.items(), key=lambda kv: -kv[1]))
+        raise planning.MixturePlanError(
+            f"mixture {spec.name}: reaching every source's asked tokens overshoots by {sum(over.values())} tokens "
+            f"in all, more than the {allowed} the share tolerance {share_tolerance:g} allows at a budget of "
+            f"{spec.token_budget} ({detail}). Raise the budget or mixture.share_tolerance.")
+    return plans
+
+
 def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
                            spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
     cfg = config.mixture
@@ -291,11 +312,7 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
     weights = (planning.temperature_weights(available, spec.temperature) if spec.temperature is not None
                else spec.requested_weights())
     asked = planning.asked_tokens(weights, spec.token_budget)
-    plans = {}
-    for source in spec.sources:
-        counts = counts_of[source.name]
-        plans[source.name] = planning.plan_source(source.name, sorted(counts.items()), asked[source.name],
-                                                  spec.cap(source), spec.seed)
+    plans = plan_sources(spec, counts_of, asked, cfg.share_tolerance)
 
     # 3. write
     streams = {s.name: _source_rows(s, units_of[s.name], plans[s.name], counts_of[s.name]) for s in spec.sources}

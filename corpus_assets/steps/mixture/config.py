@@ -129,8 +129,30 @@ def _unknown_keys(raw: dict) -> list[str]:
     return errors
 
 
+# Numbers of a spec, and whether null is allowed. pydantic's lax mode (needed for YAML's
+# `version: 2` and lists as tuples) would read `weight: true` as 1 and `weight: "0.5"` as
+# 0.5: a quoted or boolean weight is far more likely a typo than a number.
+SPEC_NUMBERS = {"token_budget": False, "seed": False, "epoch_cap": False, "temperature": True}
+SOURCE_NUMBERS = {"weight": False, "epoch_cap": True}
+
+
+def _not_numbers(raw: dict) -> list[str]:
+    def bad(value, nullable: bool) -> bool:
+        if value is None:
+            return not nullable
+        return isinstance(value, bool) or not isinstance(value, (int, float))
+
+    errors = [f"{k}: must be a number, not {raw[k]!r}" for k, nullable in SPEC_NUMBERS.items()
+              if k in raw and bad(raw[k], nullable)]
+    for i, source in enumerate(raw.get("sources") or []):
+        if isinstance(source, dict):
+            errors += [f"sources.{i}.{k}: must be a number, not {source[k]!r}" for k, nullable in SOURCE_NUMBERS.items()
+                       if k in source and bad(source[k], nullable)]
+    return errors
+
+
 def parse_spec(raw: dict, where: str = "(spec)") -> MixtureSpec:
-    unknown = _unknown_keys(raw)
+    unknown = _unknown_keys(raw) + _not_numbers(raw)
     if unknown:
         raise MixtureSpecError(f"mixture spec {where}:\n  " + "\n  ".join(unknown))
     if isinstance(raw.get("version"), (int, float)):
