@@ -118,3 +118,22 @@ def test_overshoots_together_beyond_the_tolerance_fail_naming_the_sources():
     assert {n: p.tokens for n, p in plans.items()} == {"a": 510, "b": 510}
     with pytest.raises(MixturePlanError, match=r"overshoots by 20 tokens.*a: asked for 500 tokens, has 1500"):
         plan_sources(spec, counts, {"a": 500, "b": 500}, share_tolerance=0.019)
+
+
+def test_interleave_and_shards_stream_the_sources():
+    """Memory holds at most two shards: the writer's first shard comes out after the
+    sources have given about two shards of rows, not all of them."""
+    from corpus_assets.steps.mixture import shards
+
+    pulled = {"n": 0}
+
+    def stream(name, docs):
+        for i in range(docs):
+            pulled["n"] += 1
+            yield {"id": f"{name}/{i}", "source": name, "token_count": 10}
+
+    rows = shards.interleave({"a": stream("a", 5000), "b": stream("b", 5000)}, {"a": 5000, "b": 5000}, seed=0)
+    batches = shards.shard_batches(rows, 1000, seed=0)  # 100 rows a shard
+    first = next(batches)
+    assert len(first) == 100 and pulled["n"] <= 201
+    assert sum(len(b) for b in batches) + len(first) == 10_000
