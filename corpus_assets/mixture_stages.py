@@ -279,22 +279,15 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
 def plan_sources(spec: MixtureSpec, counts_of: dict[str, dict[str, int]], asked: dict[str, int],
                  share_tolerance: float) -> dict[str, planning.SourcePlan]:
     """Every source's plan. A source reaches its asked tokens by taking the document that
-    crosses them, so it may overshoot; the overshoots together may be at most
-    ``share_tolerance x budget`` tokens. Then every achieved share is within the tolerance
-    of the requested one (an overshoot of O tokens in all moves no share by more than
-    O / budget), and the asset check cannot fail on a plan that was accepted."""
-    allowed = int(share_tolerance * spec.token_budget)
-    plans = {s.name: planning.plan_source(s.name, sorted(counts_of[s.name].items()), asked[s.name], spec.cap(s),
-                                          spec.seed, max_overshoot=allowed) for s in spec.sources}
-    over = {n: p.tokens - p.asked for n, p in plans.items() if p.tokens > p.asked}
-    if sum(over.values()) > allowed:
-        detail = "; ".join(f"{n}: asked for {plans[n].asked} tokens, has {plans[n].available_tokens}, "
-                           f"{o} over" for n, o in sorted(over.items(), key=lambda kv: -kv[1]))
-        raise planning.MixturePlanError(
-            f"mixture {spec.name}: reaching every source's asked tokens overshoots by {sum(over.values())} tokens "
-            f"in all, more than the {allowed} the share tolerance {share_tolerance:g} allows at a budget of "
-            f"{spec.token_budget} ({detail}). Raise the budget or mixture.share_tolerance.")
-    return plans
+    crosses them, so it may overshoot; each source asked for anything may overshoot by an
+    equal part of ``share_tolerance x budget``. The overshoots together stay within that,
+    so every achieved share is within the tolerance of the requested one (an overshoot of
+    O tokens in all moves no share by more than O / budget): the asset check cannot fail on
+    a plan that was accepted."""
+    active = sum(1 for n in asked if asked[n] > 0) or 1
+    slack = int(share_tolerance * spec.token_budget) // active
+    return {s.name: planning.plan_source(s.name, sorted(counts_of[s.name].items()), asked[s.name], spec.cap(s),
+                                         spec.seed, max_overshoot=slack) for s in spec.sources}
 
 
 def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,

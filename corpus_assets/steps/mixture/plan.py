@@ -4,15 +4,21 @@ Weights are shares of the OUTPUT tokens: source i is asked for ``w_i * budget`` 
 A source with ``n_i`` available tokens gives ``floor(asked / n_i)`` full passes over its
 documents, then a partial pass: its documents in a seeded-hash order (``blake2b(seed,
 source, doc id)``: deterministic per seed, independent of file order and of length), taken
-while the asked tokens are not reached. The document that reaches them is taken too, so a
-source always reaches what it was asked, overshooting by less than that one document; an
-overshoot above ``max_overshoot`` (the stage derives it from the share tolerance) is an
-error naming the source, its tokens and the tokens asked. So is asking more than
-``epoch_cap * n_i``. Nothing is ever silently short.
+until the asked tokens are reached, the document that reaches them included. So a source
+always reaches what it was asked, over by less than one document.
 
-(Skipping documents that would overshoot, and filling with smaller ones, lands closer to
-the asked tokens but samples the last pass by length: a source of long and short documents
-would give mostly its short ones.)
+``max_overshoot`` bounds that overshoot (the stage gives each source an equal part of the
+share tolerance): a document that would put the source more than ``max_overshoot`` over is
+passed over and the scan goes on in the same seeded order. That can only happen to the last
+document or so of the pass (while the remainder is larger than a document it always fits),
+so the sample is the seeded prefix but for at most about one document's tokens. If no
+document of the rest of the order fits, the plan fails naming the source, its tokens and
+the tokens asked; so does asking more than ``epoch_cap * n_i``. Nothing is ever silently
+short.
+
+(Passing over EVERY document that would overshoot at all, and filling with smaller ones,
+lands closer to the asked tokens but samples the last pass by length: a source of long and
+short documents would give mostly its short ones.)
 """
 
 from __future__ import annotations
@@ -102,9 +108,10 @@ def plan_source(name: str, counts: Sequence[tuple[str, int]], asked: int, epoch_
     plan.tokens = plan.full_epochs * available
     plan.docs = plan.full_epochs * len(counts)
     if remainder:
-        # remainder < available, so one pass in this order always reaches it.
+        # remainder < available, so without a bound one pass in this order always reaches it.
+        slack = math.inf if max_overshoot is None else max_overshoot
         for doc_id, tokens in sorted(counts, key=lambda c: (unit_hash(seed, name, c[0]), c[0])):
-            if tokens <= 0:
+            if tokens <= 0 or tokens - remainder > slack:
                 continue
             plan.partial.add(doc_id)
             plan.tokens += tokens
@@ -112,11 +119,11 @@ def plan_source(name: str, counts: Sequence[tuple[str, int]], asked: int, epoch_
             remainder -= tokens
             if remainder <= 0:
                 break
-    overshoot = plan.tokens - asked
-    if max_overshoot is not None and overshoot > max_overshoot:
-        raise MixturePlanError(
-            f"mixture source {name}: asked for {asked} tokens, it has {available} tokens in {len(counts)} "
-            f"documents; reaching {asked} takes {plan.tokens} ({overshoot} over, more than the {max_overshoot} "
-            "allowed by the share tolerance: its documents are long for what is asked). Raise its weight or "
-            "the budget, or the mixture's share_tolerance.")
+        if remainder > 0:
+            raise MixturePlanError(
+                f"mixture source {name}: asked for {asked} tokens, it has {available} tokens in {len(counts)} "
+                f"documents; its documents cannot reach {asked} within the {max_overshoot} tokens over allowed "
+                f"(the share tolerance's part for this source); {remainder} short with the documents that fit. "
+                "Its documents are long for what is asked: raise its weight or the budget, or the mixture's "
+                "share_tolerance.")
     return plan
