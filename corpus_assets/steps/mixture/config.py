@@ -142,11 +142,21 @@ def _not_numbers(raw: dict) -> list[str]:
             return not nullable
         return isinstance(value, bool) or not isinstance(value, (int, float))
 
-    errors = [f"{k}: must be a number, not {raw[k]!r}" for k, nullable in SPEC_NUMBERS.items()
-              if k in raw and bad(raw[k], nullable)]
+    def message(key: str, value) -> str:
+        hint = ""
+        if isinstance(value, str):
+            try:
+                float(value)
+                # PyYAML reads `1e-3` (no dot) as a string, as it does "0.5" in quotes.
+                hint = " (a string: unquote it; YAML needs a dot in an exponent, 1.0e-3)"
+            except ValueError:
+                pass
+        return f"{key}: must be a number, not {value!r}{hint}"
+
+    errors = [message(k, raw[k]) for k, nullable in SPEC_NUMBERS.items() if k in raw and bad(raw[k], nullable)]
     for i, source in enumerate(raw.get("sources") or []):
         if isinstance(source, dict):
-            errors += [f"sources.{i}.{k}: must be a number, not {source[k]!r}" for k, nullable in SOURCE_NUMBERS.items()
+            errors += [message(f"sources.{i}.{k}", source[k]) for k, nullable in SOURCE_NUMBERS.items()
                        if k in source and bad(source[k], nullable)]
     return errors
 
