@@ -41,9 +41,9 @@ def _place(src: str, dest: Path) -> None:
 def export_mixture(store: CorpusStore, name: str, dest: str | Path) -> dict:
     """Copy mixture ``name``'s shards and manifest to ``dest`` under plain names; returns
     the manifest (its ``shards`` name the exported files)."""
+    manifest = store.read_json(manifest_path(name))  # first: an unbuilt mixture creates no folder
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    manifest = store.read_json(manifest_path(name))
     names = [s[key] for s in manifest["shards"] for key in ("parquet", "jsonl_zst")]
     for file in names + ["manifest.json"]:  # the manifest last: an export with one is whole
         # The store's checked local copy of the object (an S3 store downloads it).
@@ -62,7 +62,10 @@ def main(argv=None) -> None:
     parser.add_argument("--root", default=os.environ.get("CORPUS_ROOT", ".corpus"),
                         help="the corpus store root (default: $CORPUS_ROOT, else .corpus)")
     args = parser.parse_args(argv)
-    manifest = export_mixture(CorpusStore(args.root), args.mixture, args.dest)
+    try:
+        manifest = export_mixture(CorpusStore(args.root), args.mixture, args.dest)
+    except FileNotFoundError as exc:
+        parser.exit(1, f"{exc}\n(is {args.mixture!r} built? materialize training_mixture for it first)\n")
     print(f"{args.dest}: {len(manifest['shards'])} shards (Parquet + JSONL.zst), {manifest['docs']:,} docs, "
           f"{manifest['tokens']:,} tokens, manifest.json")
 
