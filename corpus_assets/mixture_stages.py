@@ -276,6 +276,20 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
     return per_source, units_of, counts_of, tokenized_units
 
 
+def plan_sources(spec: MixtureSpec, counts_of: dict[str, dict[str, int]], asked: dict[str, int],
+                 share_tolerance: float) -> dict[str, planning.SourcePlan]:
+    """Every source's plan. A source reaches its asked tokens by taking the document that
+    crosses them, so it may overshoot; each source asked for anything may overshoot by an
+    equal part of ``share_tolerance x budget``. The overshoots together stay within that,
+    so every achieved share is within the tolerance of the requested one (an overshoot of
+    O tokens in all moves no share by more than O / budget): the asset check cannot fail on
+    a plan that was accepted."""
+    active = sum(1 for n in asked if asked[n] > 0) or 1
+    slack = int(share_tolerance * spec.token_budget) // active
+    return {s.name: planning.plan_source(s.name, sorted(counts_of[s.name].items()), asked[s.name], spec.cap(s),
+                                         spec.seed, max_overshoot=slack) for s in spec.sources}
+
+
 def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
                            spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
     cfg = config.mixture
@@ -291,11 +305,7 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
     weights = (planning.temperature_weights(available, spec.temperature) if spec.temperature is not None
                else spec.requested_weights())
     asked = planning.asked_tokens(weights, spec.token_budget)
-    plans = {}
-    for source in spec.sources:
-        counts = counts_of[source.name]
-        plans[source.name] = planning.plan_source(source.name, sorted(counts.items()), asked[source.name],
-                                                  spec.cap(source), spec.seed)
+    plans = plan_sources(spec, counts_of, asked, cfg.share_tolerance)
 
     # 3. write
     streams = {s.name: _source_rows(s, units_of[s.name], plans[s.name], counts_of[s.name]) for s in spec.sources}

@@ -129,8 +129,40 @@ def _unknown_keys(raw: dict) -> list[str]:
     return errors
 
 
+# Numbers of a spec, and whether null is allowed. pydantic's lax mode (needed for YAML's
+# `version: 2` and lists as tuples) would read `weight: true` as 1 and `weight: "0.5"` as
+# 0.5: a quoted or boolean weight is far more likely a typo than a number.
+SPEC_NUMBERS = {"token_budget": False, "seed": False, "epoch_cap": False, "temperature": True}
+SOURCE_NUMBERS = {"weight": False, "epoch_cap": True}
+
+
+def _not_numbers(raw: dict) -> list[str]:
+    def bad(value, nullable: bool) -> bool:
+        if value is None:
+            return not nullable
+        return isinstance(value, bool) or not isinstance(value, (int, float))
+
+    def message(key: str, value) -> str:
+        hint = ""
+        if isinstance(value, str):
+            try:
+                float(value)
+                # PyYAML reads `1e-3` (no dot) as a string, as it does "0.5" in quotes.
+                hint = " (a string: unquote it; YAML needs a dot in an exponent, 1.0e-3)"
+            except ValueError:
+                pass
+        return f"{key}: must be a number, not {value!r}{hint}"
+
+    errors = [message(k, raw[k]) for k, nullable in SPEC_NUMBERS.items() if k in raw and bad(raw[k], nullable)]
+    for i, source in enumerate(raw.get("sources") or []):
+        if isinstance(source, dict):
+            errors += [message(f"sources.{i}.{k}", source[k]) for k, nullable in SOURCE_NUMBERS.items()
+                       if k in source and bad(source[k], nullable)]
+    return errors
+
+
 def parse_spec(raw: dict, where: str = "(spec)") -> MixtureSpec:
-    unknown = _unknown_keys(raw)
+    unknown = _unknown_keys(raw) + _not_numbers(raw)
     if unknown:
         raise MixtureSpecError(f"mixture spec {where}:\n  " + "\n  ".join(unknown))
     if isinstance(raw.get("version"), (int, float)):

@@ -2,12 +2,23 @@
 
 Weights are shares of the OUTPUT tokens: source i is asked for ``w_i * budget`` tokens.
 A source with ``n_i`` available tokens gives ``floor(asked / n_i)`` full passes over its
-documents, then a seeded sample of documents (lowest seeded hash of the doc id first,
-independent of file order) filling the remainder: documents that would overshoot it are
-passed over while smaller ones fit, so the gap to the asked tokens is about one small
-document either way (a slight preference for shorter documents in the last, partial
-epoch only). Asking more than ``epoch_cap * n_i`` is an error naming the source; nothing is
-ever silently short.
+documents, then a partial pass: its documents in a seeded-hash order (``blake2b(seed,
+source, doc id)``: deterministic per seed, independent of file order and of length), taken
+until the asked tokens are reached, the document that reaches them included. So a source
+always reaches what it was asked, over by less than one document.
+
+``max_overshoot`` bounds that overshoot (the stage gives each source an equal part of the
+share tolerance): a document that would put the source more than ``max_overshoot`` over is
+passed over and the scan goes on in the same seeded order. That can only happen to the last
+document or so of the pass (while the remainder is larger than a document it always fits),
+so the sample is the seeded prefix but for at most about one document's tokens. If no
+document of the rest of the order fits, the plan fails naming the source, its tokens and
+the tokens asked; so does asking more than ``epoch_cap * n_i``. Nothing is ever silently
+short.
+
+(Passing over EVERY document that would overshoot at all, and filling with smaller ones,
+lands closer to the asked tokens but samples the last pass by length: a source of long and
+short documents would give mostly its short ones.)
 """
 
 from __future__ import annotations
@@ -15,10 +26,15 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 
-class EpochCapError(ValueError):
+class MixturePlanError(ValueError):
+    """A source that cannot give the tokens asked of it, within its epoch cap and the
+    overshoot allowed; the message names the source, its tokens and the tokens asked."""
+
+
+class EpochCapError(MixturePlanError):
     """A source asked for more tokens than its epoch cap allows."""
 
 
@@ -71,9 +87,11 @@ class SourcePlan:
         return self.full_epochs + (1 if doc_id in self.partial else 0)
 
 
-def plan_source(name: str, counts: Sequence[tuple[str, int]], asked: int, epoch_cap: float, seed) -> SourcePlan:
-    """``counts``: (doc id, tokens) of every usable document of the source."""
-    available = sum(t for _, t in counts)
+def plan_source(name: str, counts: Sequence[tuple[str, int]], asked: int, epoch_cap: float, seed,
+                max_overshoot: Optional[int] = None) -> SourcePlan:
+    """``counts``: (doc id, tokens) of every usable document of the source; ``max_overshoot``:
+    the most tokens the source may give beyond ``asked`` (None: no limit)."""
+    available = sum(t for _, t in counts if t > 0)
     plan = SourcePlan(name, len(counts), available, asked)
     if asked <= 0:
         return plan
@@ -90,26 +108,22 @@ def plan_source(name: str, counts: Sequence[tuple[str, int]], asked: int, epoch_
     plan.tokens = plan.full_epochs * available
     plan.docs = plan.full_epochs * len(counts)
     if remainder:
-        # Seeded order; a document that would overshoot the remainder is passed over while
-        # smaller ones still fit, then the smallest passed-over one is added if that lands
-        # closer to the remainder: |achieved - asked| is at most about one small document.
-        passed_over: list[tuple[int, str]] = []
+        # remainder < available, so without a bound one pass in this order always reaches it.
+        slack = math.inf if max_overshoot is None else max_overshoot
         for doc_id, tokens in sorted(counts, key=lambda c: (unit_hash(seed, name, c[0]), c[0])):
-            if remainder <= 0:
-                break
-            if tokens <= 0:
-                continue
-            if tokens > remainder:
-                passed_over.append((tokens, doc_id))
+            if tokens <= 0 or tokens - remainder > slack:
                 continue
             plan.partial.add(doc_id)
             plan.tokens += tokens
             plan.docs += 1
             remainder -= tokens
-        if remainder > 0 and passed_over:
-            tokens, doc_id = min(passed_over)
-            if tokens - remainder < remainder:
-                plan.partial.add(doc_id)
-                plan.tokens += tokens
-                plan.docs += 1
+            if remainder <= 0:
+                break
+        if remainder > 0:
+            raise MixturePlanError(
+                f"mixture source {name}: asked for {asked} tokens, it has {available} tokens in {len(counts)} "
+                f"documents; its documents cannot reach {asked} within the {max_overshoot} tokens over allowed "
+                f"(the share tolerance's part for this source); {remainder} short with the documents that fit. "
+                "Its documents are long for what is asked: raise its weight or the budget, or the mixture's "
+                "share_tolerance.")
     return plan

@@ -25,6 +25,19 @@ SHARD_SCHEMA = pa.schema([
     ("url", pa.string()), ("domain", pa.string()), ("token_count", pa.int64()),
 ])
 COLUMNS = [f.name for f in SHARD_SCHEMA]
+STRING_COLUMNS = [f.name for f in SHARD_SCHEMA if f.type == pa.string()]
+
+
+def _row(row: dict) -> dict:
+    """The row with every column present and of its one type: a missing string (a JSONL
+    source has no url) is "", never null. Readers that infer a schema per file (Hugging
+    Face ``datasets`` on JSON lines) would type an all-null column as null in one shard and
+    string in another, then refuse to concatenate them."""
+    out = {c: row.get(c) for c in COLUMNS}
+    for c in STRING_COLUMNS:
+        if out[c] is None:
+            out[c] = ""
+    return out
 
 
 def interleave(streams: dict[str, Iterator[dict]], remaining_docs: dict[str, int], seed: int) -> Iterator[dict]:
@@ -69,11 +82,11 @@ def shard_batches(rows: Iterator[dict], shard_tokens: int, seed: int) -> Iterato
 
 
 def write_parquet(rows: list[dict], path: str) -> None:
-    table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SHARD_SCHEMA)
+    table = pa.Table.from_pylist([_row(r) for r in rows], schema=SHARD_SCHEMA)
     pq.write_table(table, path, compression="zstd", row_group_size=1024, write_statistics=False)
 
 
 def write_jsonl_zst(rows: list[dict], path: str, level: int) -> None:
-    body = "".join(json.dumps({c: r.get(c) for c in COLUMNS}, ensure_ascii=False) + "\n" for r in rows)
+    body = "".join(json.dumps(_row(r), ensure_ascii=False) + "\n" for r in rows)
     with open(path, "wb") as fh:
         fh.write(zstandard.ZstdCompressor(level=level, write_checksum=True).compress(body.encode("utf-8")))
