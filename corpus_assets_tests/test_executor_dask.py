@@ -1,6 +1,6 @@
 """Shard runs on a Dask cluster (corpus_assets/executors.py): a backfill of every shard of
-a dump, one run per shard partition launched together as the daemon launches a backfill's
-runs, through a LocalCluster of two worker processes, writes the same bytes as Dagster's
+a dump, one run per shard partition, each in its own process, launched together as the
+daemon launches a backfill's runs, through a LocalCluster of two worker processes, writes the same bytes as Dagster's
 default path, and every step ran in a worker process.
 
 Kept cheap for CI (2 cores): the project's fixture crawl (two shards of a few pages), one
@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
 
 import dagster as dg
 import pytest
@@ -28,6 +28,7 @@ from corpus_assets_tests.helpers import QUIET, SHARD_DOCUMENT_ASSETS, latest, ma
 
 DUMP = "CC-MAIN-2024-10"
 WORKERS = 2
+RUNS_TIMEOUT_S = 600
 
 
 _JOBS: dict = {}
@@ -70,6 +71,16 @@ def _published(store, num_shards) -> dict:
     return out
 
 
+def launch_run(args) -> tuple[str, str]:
+    """In a fresh process: one run of the shard job for one partition, on the instance."""
+    instance_ref, key = args
+    job = shard_pipeline_job()
+    with dg.DagsterInstance.from_ref(instance_ref) as instance:
+        result = dg.execute_job(dg.reconstructable(shard_pipeline_job), instance,
+                                tags=job.get_tags_for_partition_key(key, None), run_config=QUIET)
+        return key, result.run_id
+
+
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory, fixture_crawl):
     """The dump's shards on Dagster's default path (in-process, as the demo and tests run)."""
@@ -107,14 +118,14 @@ def dask_backfill(tmp_path_factory, fixture_crawl):
                 materialize(defs, instance, ["crawl_manifest"], DUMP)
                 keys = [shard_partition_key(DUMP, s) for s in shard_keys(load_config().num_shards)]
 
-                def launch(key):
-                    with dg.DagsterInstance.from_ref(instance.get_ref()) as own:
-                        tags = job.get_tags_for_partition_key(key, None)
-                        result = dg.execute_job(dg.reconstructable(shard_pipeline_job), own, tags=tags, run_config=QUIET)
-                        return key, result.run_id
-
-                with ThreadPoolExecutor(max_workers=len(keys)) as pool:
-                    run_ids = dict(pool.map(launch, keys))
+                # One process per run, as the run launcher starts them (two runs in threads of
+                # one process deadlock in Python's logging locks while Dagster sets up a run).
+                # Bounded: a hang fails the test instead of stalling CI.
+                pool = multiprocessing.get_context("spawn").Pool(len(keys))
+                try:
+                    run_ids = dict(pool.map_async(launch_run, [(instance.get_ref(), k) for k in keys]).get(RUNS_TIMEOUT_S))
+                finally:
+                    pool.terminate()
                 yield instance, run_ids, worker_pids, CorpusStore(str(corpus))
 
 
