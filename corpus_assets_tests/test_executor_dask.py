@@ -27,6 +27,7 @@ from corpus_assets.partitions import DUMP_DIM, shard_keys, shard_partition_key
 from corpus_assets_tests.helpers import QUIET, SHARD_DOCUMENT_ASSETS, latest, materialize, pipeline_run
 
 DUMP = "CC-MAIN-2024-10"
+NO_MANIFEST = "CC-MAIN-2024-18"
 WORKERS = 2
 RUNS_TIMEOUT_S = 600
 
@@ -111,7 +112,9 @@ def dask_backfill(tmp_path_factory, fixture_crawl):
             assert job.executor_def.name == "corpus_dask"
             (base / "dagster_home").mkdir()
             with dg.instance_for_test(temp_dir=str(base / "dagster_home")) as instance:
-                instance.add_dynamic_partitions(DUMP_DIM, [DUMP])
+                # NO_MANIFEST is a known dump whose crawl_manifest was never built: its shard
+                # runs fail at their first step.
+                instance.add_dynamic_partitions(DUMP_DIM, [DUMP, NO_MANIFEST])
                 from corpus_assets.definitions import build_definitions
 
                 defs = build_definitions()
@@ -124,14 +127,16 @@ def dask_backfill(tmp_path_factory, fixture_crawl):
                 pool = multiprocessing.get_context("spawn").Pool(len(keys))
                 try:
                     run_ids = dict(pool.map_async(launch_run, [(instance.get_ref(), k) for k in keys]).get(RUNS_TIMEOUT_S))
+                    failing = pool.apply_async(launch_run, [(instance.get_ref(), shard_partition_key(NO_MANIFEST, "000"))])
+                    failing_run_id = failing.get(RUNS_TIMEOUT_S)[1]
                 finally:
                     pool.terminate()
-                yield instance, run_ids, worker_pids, CorpusStore(str(corpus))
+                yield instance, run_ids, worker_pids, CorpusStore(str(corpus)), failing_run_id
 
 
 def test_backfill_on_dask_matches_the_default_executor(default_run, dask_backfill):
     config, expected = default_run
-    instance, run_ids, worker_pids, store = dask_backfill
+    instance, run_ids, worker_pids, store, _ = dask_backfill
     assert len(worker_pids) == WORKERS
     assert len(run_ids) == config.num_shards
     step_pids = set()
@@ -158,6 +163,20 @@ def test_backfill_on_dask_matches_the_default_executor(default_run, dask_backfil
     # Byte for byte the default path's tables (documents, ledgers, signatures); the same
     # stats.json but for its timings.
     assert _published(store, config.num_shards) == expected
+
+
+def test_steps_after_a_failed_step_are_skipped(dask_backfill):
+    # dagster-dask would run them anyway, on whatever the failed step's asset held before.
+    instance, _, _, store, run_id = dask_backfill
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+
+    def steps(event_type):
+        return {r.event_log_entry.step_key for r in instance.get_records_for_run(run_id, of_type=event_type).records}
+
+    assert steps(dg.DagsterEventType.STEP_FAILURE) == {"raw_documents"}
+    assert steps(dg.DagsterEventType.STEP_SKIPPED) == set(SHARD_ASSETS) - {"raw_documents"}
+    assert steps(dg.DagsterEventType.STEP_START) == {"raw_documents"}
+    assert store.read_pointer(f"rw_raw/{NO_MANIFEST}/000") is None
 
 
 def test_task_keys_are_scoped_to_the_run():
