@@ -53,6 +53,8 @@ def _event_size(event: DagsterEvent) -> int:
     # Dask sizes every result it holds; without this it warns once per step that it cannot
     # size a DagsterEvent. A step's events are a few KB.
     return 2048
+
+
 # A skipped step's result: no events, and this marker so its own downstream skip too.
 _SKIPPED = "corpus_assets/skipped"
 
