@@ -38,6 +38,7 @@ from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.selection.config import SelectionConfig
+from corpus_assets.steps.sft.config import SftConfig
 from corpus_assets.steps.setting_types import MAX_SHARDS, ShardCount
 from corpus_assets.steps.url_filter import UrlFilterConfig
 from corpus_assets.steps.warc import HtmlDecodeConfig
@@ -83,6 +84,7 @@ class PipelineConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
     source_file: str = ""
 
 
