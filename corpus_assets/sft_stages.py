@@ -251,8 +251,10 @@ def select(samples: list[dict], stats: list[dict], recipe: SftRecipe, embed) -> 
 
     def figures(pos: list[int]) -> dict:
         pos = list(pos)
+        near = div.nearest_distances(pool_emb, pool_emb[pos])
         return {"samples": len(pos), "tokens": int(sum(pool_tokens[p] for p in pos)),
-                "mean_nearest_distance": round(div.mean_nearest_distance(pool_emb, pool_emb[pos]), 6),
+                "mean_nearest_distance": round(float(near.mean()), 6) if near.size else float("nan"),
+                "max_nearest_distance": round(float(near.max()), 6) if near.size else float("nan"),
                 "cluster_entropy": round(div.cluster_entropy(labels[pos], k_eff), 6),
                 "clusters_covered": int(len(set(labels[pos].tolist()))),
                 "mean_quality": round(float(np.mean(pool_quality[pos])), 6) if pos else float("nan")}

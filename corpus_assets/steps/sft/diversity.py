@@ -10,7 +10,9 @@ better quality score, then to the earlier sample.
 Diversity of a selection S within a pool P (both as embedding rows):
 
 - ``mean_nearest_distance``: the mean over P of the distance to the nearest member of S
-  (how well S covers the pool; lower is better);
+  (how well S covers the pool on average; lower is better);
+- ``max_nearest_distance``: the largest such distance (the covering radius, which k-center
+  greedy minimizes within a factor 2; lower is better);
 - ``cluster_entropy``: the entropy of S's distribution over k-means clusters of P,
   divided by ln(k) (1 = spread evenly over all clusters).
 """
@@ -100,17 +102,24 @@ def _fill(order: np.ndarray, tok: np.ndarray, budget: int, target: int) -> list[
 
 
 def mean_nearest_distance(pool: np.ndarray, selected: np.ndarray, block: int = 4096) -> float:
+    d = nearest_distances(pool, selected, block)
+    return float(d.mean()) if d.size else float("nan")
+
+
+def nearest_distances(pool: np.ndarray, selected: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Per pool row, the distance to its nearest selected row (empty if either is empty);
+    the max of these is the covering radius, k-center's objective."""
     pool = np.asarray(pool, dtype=np.float32)
     sel = np.asarray(selected, dtype=np.float32)
     if pool.shape[0] == 0 or sel.shape[0] == 0:
-        return float("nan")
+        return np.zeros(0, np.float32)
     s_sq = _sq_norms(sel)
     out = []
     for start in range(0, pool.shape[0], block):
         p = pool[start:start + block]
         d2 = _sq_norms(p)[:, None] + s_sq[None, :] - 2.0 * (p @ sel.T)
         out.append(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
-    return float(np.concatenate(out).mean())
+    return np.concatenate(out)
 
 
 def kmeans_labels(pool: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
