@@ -21,7 +21,7 @@ def _timed(label: str, n: int, fn):
     started = time.perf_counter()
     out = fn()
     seconds = time.perf_counter() - started
-    print(f"{label:<44}{n:>8,}{seconds:>10.2f}{n / seconds if seconds else float('inf'):>14,.0f}")
+    print(f"{label:<50}{n:>8,}{seconds:>10.2f}{n / seconds if seconds else float('inf'):>14,.0f}")
     return out
 
 
@@ -47,10 +47,12 @@ def main(argv=None) -> None:
     config = load_config()
     recipe = config.sft.recipes()[args.recipe]
     dataset = config.sft.dataset(recipe.datasets[0])
-    print(f"{'stage':<44}{'samples':>8}{'seconds':>10}{'samples/s':>14}")
+    print(f"{'stage':<50}{'samples':>8}{'seconds':>10}{'samples/s':>14}")
     removed = Counter()
-    samples = _timed("read JSONL", 0, lambda: list(read_samples(config.sft.dataset_file(dataset), dataset,
-                                                                 config.sft.max_record_chars, removed)))
+    started = time.perf_counter()
+    samples = list(read_samples(config.sft.dataset_file(dataset), dataset, config.sft.max_record_chars, removed))
+    seconds = time.perf_counter() - started
+    print(f"{'read JSONL':<50}{len(samples):>8,}{seconds:>10.2f}{len(samples) / seconds:>14,.0f}")
     if args.samples:
         samples = samples[:args.samples]
     for s in samples:
