@@ -286,11 +286,17 @@ def _embedder(config: PipelineConfig, encoder=None):
 
         encoder = encoder_from_config(config.domains)
     limit = config.sft.encoder_max_chars
+    name = f"{getattr(encoder, 'model_path', 'encoder')} (first {limit} characters)"
+    if not config.sft.embedding_cache:
+        return (lambda texts: encoder.encode([t[:limit] for t in texts])), name
+    from corpus_assets.steps.sft.embeddings import EmbeddingCache
+
+    cache = EmbeddingCache(config.sft.embedding_cache_dir, f"{name}|{getattr(encoder, 'device', '')}")
 
     def embed(texts):
-        return encoder.encode([t[:limit] for t in texts])
+        return cache.embed([t[:limit] for t in texts], encoder.encode)
 
-    return embed, f"{getattr(encoder, 'model_path', 'encoder')} (first {limit} characters)"
+    return embed, name
 
 
 def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineConfig, encoder=None) -> dict:

@@ -277,3 +277,23 @@ def test_bundled_demo_recipe_loads():
     recipes = SftConfig().recipes()
     assert recipes["demo"].token_budget == 100_000 and recipes["demo"].dedup.num_perm == 256
     assert recipes["demo"].filters.min_lang_score == 0.7 and recipes["demo"].filters.perplexity_iqr
+
+
+def test_embedding_cache_embeds_each_text_once(tmp_path):
+    from corpus_assets.steps.sft.embeddings import EmbeddingCache
+
+    calls = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    cache = EmbeddingCache(tmp_path, "enc")
+    first = cache.embed(["a", "bb", "a"], encode)
+    assert calls == [["a", "bb"]] and first.tolist() == [[1, 1], [2, 1], [1, 1]]
+    again = EmbeddingCache(tmp_path, "enc").embed(["bb", "ccc"], encode)
+    assert calls[-1] == ["ccc"] and again.tolist() == [[2, 1], [3, 1]]
+    EmbeddingCache(tmp_path, "other encoder").embed(["bb"], encode)
+    assert calls[-1] == ["bb"]  # another encoder key never reads these vectors
+    cache.path.write_bytes(b"damaged")
+    assert EmbeddingCache(tmp_path, "enc").embed(["a"], encode).tolist() == [[1, 1]]

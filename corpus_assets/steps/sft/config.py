@@ -88,6 +88,10 @@ class SftConfig:
     # 128 word pieces (~500 characters of English) and cost grows with length: 512 keeps the
     # instruction and the start of the answer at a quarter of the cost of 2,000.
     encoder_max_chars: PositiveInt = 512
+    # Embeddings are cached by (encoder, cut, text) content: a re-run embeds only new texts.
+    # None = $CORPUS_SFT_EMBED_CACHE, else ~/.cache/corpus_assets/sft_embeddings.
+    embedding_cache: bool = True
+    embedding_cache_dir: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "datasets", tuple(
