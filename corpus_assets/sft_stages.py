@@ -225,12 +225,22 @@ def select(samples: list[dict], stats: list[dict], recipe: SftRecipe, embed) -> 
 
     t = time.perf_counter()
     budget = recipe.token_budget
-    if recipe.diversity.method == "k_center":
-        order = div.k_center_greedy(gate_emb, gate_tokens, budget, gate_quality)
-    else:
-        order = div.by_quality(gate_tokens, budget, gate_quality)
-    chosen = [int(gate_idx[k]) for k in order]
+    k = recipe.diversity.clusters
+
+    def run_method(method: str) -> list[int]:
+        if method == "k_center":
+            return div.k_center_greedy(gate_emb, gate_tokens, budget, gate_quality)
+        if method == "cluster_caps":
+            labels = div.kmeans_labels(gate_emb, k, recipe.seed)[0] if len(gate_idx) else []
+            return div.cluster_round_robin(labels, gate_tokens, budget, gate_quality)
+        return div.by_quality(gate_tokens, budget, gate_quality)
+
+    method = recipe.diversity.method
+    chosen = [int(gate_idx[j]) for j in run_method(method)]
     timings["select"] = time.perf_counter() - t
+    # the other diversity method, on the same candidates and budget, for comparison
+    other_method = "cluster_caps" if method == "k_center" else "k_center"
+    other = [int(gate_idx[j]) for j in run_method(other_method)] if len(gate_idx) else []
     used = _tokens(stats, chosen)
     removed_by_step["selection"] = {"over_budget_or_not_chosen": int(len(gate_idx) - len(chosen))} \
         if len(gate_idx) > len(chosen) else {}
@@ -245,7 +255,6 @@ def select(samples: list[dict], stats: list[dict], recipe: SftRecipe, embed) -> 
     random_pos = div.random_same_tokens(pool_tokens, used, recipe.seed)
     quality_pos = div.by_quality(pool_tokens, used, pool_quality)
     chosen_pos = [position[i] for i in chosen]
-    k = recipe.diversity.clusters
     labels = div.kmeans_labels(pool_emb, k, recipe.seed)[0] if len(pool_idx) else np.zeros(0, np.int64)
     k_eff = int(labels.max()) + 1 if labels.size else 0
 
@@ -259,7 +268,9 @@ def select(samples: list[dict], stats: list[dict], recipe: SftRecipe, embed) -> 
                 "clusters_covered": int(len(set(labels[pos].tolist()))),
                 "mean_quality": round(float(np.mean(pool_quality[pos])), 6) if pos else float("nan")}
 
-    diversity = {"selection": figures(chosen_pos), "random": figures(random_pos), "quality_only": figures(quality_pos),
+    diversity = {"selection": {"method": method, **figures(chosen_pos)}, "random": figures(random_pos),
+                 "quality_only": figures(quality_pos),
+                 "other_method": {"method": other_method, **figures([position[i] for i in other])},
                  "pool": {"samples": len(pool_idx), "clusters": k_eff, "embedding_dim": int(pool_emb.shape[1]) if pool_emb.ndim == 2 else 0,
                           "cluster_entropy": round(div.cluster_entropy(labels, k_eff), 6)}}
     timings["diversity_figures"] = time.perf_counter() - t

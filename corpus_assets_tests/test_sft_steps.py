@@ -297,3 +297,13 @@ def test_embedding_cache_embeds_each_text_once(tmp_path):
     assert calls[-1] == ["bb"]  # another encoder key never reads these vectors
     cache.path.write_bytes(b"damaged")
     assert EmbeddingCache(tmp_path, "enc").embed(["a"], encode).tolist() == [[1, 1]]
+
+
+def test_cluster_round_robin_takes_turns_best_quality_first():
+    labels = [0, 0, 0, 1, 1, 2]
+    quality = [0.1, 0.9, 0.5, 0.3, 0.8, 0.2]
+    # round 1: best of each cluster (1, 4, 5); round 2: 2, 3; round 3: 0
+    assert div.cluster_round_robin(labels, [1] * 6, 6, quality) == [1, 4, 5, 2, 3, 0]
+    assert div.cluster_round_robin(labels, [1] * 6, 4, quality) == [1, 4, 5, 2]
+    # a sample that no longer fits is skipped, the cluster's next one is tried
+    assert div.cluster_round_robin(labels, [1, 5, 1, 1, 1, 1], 4, quality) == [2, 4, 5, 0]

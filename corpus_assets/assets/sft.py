@@ -140,7 +140,7 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
             "selected_tokens": comp["selection"].get(s, {}).get("tokens", 0),
             "share_tokens": comp["selection"].get(s, {}).get("share_tokens", 0.0),
             "random_share_tokens": comp["random"].get(s, {}).get("share_tokens", 0.0)}) for s, e in comp["pool"].items()]
-        div_rows = [dg.TableRecord({"selection": name, **{k: f[k] for k in (
+        div_rows = [dg.TableRecord({"selection": f"{name} ({f['method']})" if "method" in f else name, **{k: f[k] for k in (
             "samples", "tokens", "mean_nearest_distance", "max_nearest_distance", "cluster_entropy",
             "clusters_covered", "mean_quality")}}) for name, f in manifest["diversity"].items() if name != "pool"]
         retention = {f["step"]: f["retention"] for f in manifest["funnel"]}

@@ -205,10 +205,12 @@ class SftQuality:
 class SftDiversity:
     """Selection under the token budget: ``k_center`` (greedy k-center over sentence
     embeddings: each next sample is the one farthest from those already chosen, among
-    those that still fit the budget) or ``quality`` (best score first, no diversity term).
-    ``clusters``: k of the k-means used to report cluster entropy."""
+    those that still fit the budget), ``cluster_caps`` (k-means clusters of the candidates
+    take turns, each adding its best-quality sample that fits) or ``quality`` (best score
+    first, no diversity term). ``clusters``: k of those k-means and of the k-means that
+    cluster entropy is reported on."""
 
-    method: Literal["k_center", "quality"] = "k_center"
+    method: Literal["k_center", "cluster_caps", "quality"] = "k_center"
     clusters: Annotated[int, Field(ge=2, le=1024)] = 32
 
 

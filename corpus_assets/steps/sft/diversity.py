@@ -73,6 +73,33 @@ def k_center_greedy(embeddings: np.ndarray, tokens: Sequence[int], budget: int,
     return chosen
 
 
+def cluster_round_robin(labels: Sequence[int], tokens: Sequence[int], budget: int,
+                        quality: Sequence[float]) -> list[int]:
+    """Per-cluster caps in their simplest form: clusters take turns (in label order), each
+    adding its best-quality sample that still fits, until no cluster can add one; every
+    cluster gets the same number of samples until it runs out."""
+    if budget < 0:
+        raise ValueError(f"token budget must be >= 0, got {budget}")
+    labels = np.asarray(labels, dtype=np.int64)
+    tok = np.asarray(tokens, dtype=np.int64)
+    order = np.lexsort((np.arange(tok.size), -np.asarray(quality, dtype=np.float64)))
+    queues = {int(c): [int(i) for i in order if labels[i] == c] for c in np.unique(labels)}
+    chosen, left = [], budget
+    while True:
+        added = False
+        for c in sorted(queues):
+            queue = queues[c]
+            while queue and tok[queue[0]] > left:
+                queue.pop(0)  # the budget only shrinks: it will never fit
+            if queue:
+                i = queue.pop(0)
+                chosen.append(i)
+                left -= int(tok[i])
+                added = True
+        if not added:
+            return chosen
+
+
 def by_quality(tokens: Sequence[int], budget: int, quality: Sequence[float]) -> list[int]:
     """Best quality first, every sample that still fits (no diversity term)."""
     if budget < 0:
