@@ -215,8 +215,9 @@ def select(samples: list[dict], stats: list[dict], recipe: SftRecipe, embed) -> 
                    "tokens_out": _tokens(stats, gate_idx)})
 
     t = time.perf_counter()
-    pool_emb = np.asarray(embed([samples[i]["text"] for i in pool_idx]), dtype=np.float32)
-    if pool_emb.shape[0] != len(pool_idx):
+    pool_emb = (np.asarray(embed([samples[i]["text"] for i in pool_idx]), dtype=np.float32) if len(pool_idx)
+                else np.zeros((0, 1), np.float32))  # nothing left to embed: no encoder call
+    if pool_emb.ndim != 2 or pool_emb.shape[0] != len(pool_idx):
         raise ValueError(f"the encoder returned {pool_emb.shape[0]} embeddings for {len(pool_idx)} texts")
     timings["embed"] = time.perf_counter() - t
     position = {int(i): k for k, i in enumerate(pool_idx)}

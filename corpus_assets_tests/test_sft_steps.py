@@ -307,3 +307,17 @@ def test_cluster_round_robin_takes_turns_best_quality_first():
     assert div.cluster_round_robin(labels, [1] * 6, 4, quality) == [1, 4, 5, 2]
     # a sample that no longer fits is skipped, the cluster's next one is tried
     assert div.cluster_round_robin(labels, [1, 5, 1, 1, 1, 1], 4, quality) == [2, 4, 5, 0]
+
+
+def test_select_when_the_filters_leave_nothing():
+    from corpus_assets.sft_stages import select
+
+    def no_encoder(texts):
+        raise AssertionError("nothing to embed, the encoder must not be called")
+
+    samples, stats = _fake_pool(20)
+    recipe = parse_recipe({"name": "t", "datasets": ["d"], "token_budget": 100, "filters": {"languages": ["de"]}})
+    out = select(samples, stats, recipe, no_encoder)
+    assert out["chosen"] == [] and out["tokens_used"] == 0
+    assert out["removed_by_step"]["filters"] == {"language_not_selected": 20}
+    assert math.isnan(out["diversity"]["selection"]["mean_nearest_distance"])
