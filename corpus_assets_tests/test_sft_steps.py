@@ -321,3 +321,31 @@ def test_select_when_the_filters_leave_nothing():
     assert out["chosen"] == [] and out["tokens_used"] == 0
     assert out["removed_by_step"]["filters"] == {"language_not_selected": 20}
     assert math.isnan(out["diversity"]["selection"]["mean_nearest_distance"])
+
+
+@pytest.mark.parametrize("section,key", [
+    ({"char_rep_len": 0}, "sft.char_rep_len"), ({"encoder_max_chars": -1}, "sft.encoder_max_chars"),
+    ({"datasets": [{"name": "a/b", "path": "x.jsonl"}]}, "sft.datasets.0.name"),
+    ({"datasets": [{"name": "a", "path": "x"}, {"name": "a", "path": "y"}]}, "sft"),
+    ({"recipes_dir": "/nonexistent/folder"}, "sft.recipes_dir"), ({"colour": 1}, "sft.colour"),
+])
+def test_hostile_sft_settings_name_the_key(tmp_path, section, key):
+    import yaml
+
+    from corpus_assets.config import ConfigError, load_config
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"sft": section}))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(path)
+
+
+def test_recipe_naming_an_unknown_dataset(tmp_path):
+    from corpus_assets.steps.sft.config import SftConfig
+
+    (tmp_path / "r.yaml").write_text("name: r\ndatasets: [nope]\ntoken_budget: 10\n")
+    with pytest.raises(SftRecipeError, match="nope"):
+        SftConfig(recipes_dir=str(tmp_path)).recipes()
+    (tmp_path / "r.yaml").write_text("name: other\ndatasets: [gpteacher]\ntoken_budget: 10\n")
+    with pytest.raises(SftRecipeError, match="differs from the file name"):
+        SftConfig(recipes_dir=str(tmp_path)).recipes()
