@@ -41,12 +41,12 @@ def print_manifest(manifest: dict) -> None:
               f"{comp['random'].get(source, {}).get('share_tokens', 0.0):>8.3f}")
     d = manifest["diversity"]
     print(f"diversity over the deduplicated pool ({d['pool']['samples']:,} samples, k-means k={d['pool']['clusters']}):")
-    print(f"{'selection':<26}{'samples':>8}{'tokens':>9}{'mean dist':>11}{'max dist':>10}{'entropy':>9}"
+    print(f"{'selection':<30}{'samples':>8}{'tokens':>9}{'mean dist':>11}{'max dist':>10}{'entropy':>9}"
           f"{'clusters':>10}{'quality':>9}")
     for name in ("selection", "random", "quality_only", "other_method"):
         f = d[name]
         label = f"{name} ({f['method']})" if "method" in f else name
-        print(f"{label:<26}{f['samples']:>8,}{f['tokens']:>9,}{f['mean_nearest_distance']:>11.4f}"
+        print(f"{label:<30}{f['samples']:>8,}{f['tokens']:>9,}{f['mean_nearest_distance']:>11.4f}"
               f"{f['max_nearest_distance']:>10.4f}{f['cluster_entropy']:>9.4f}{f['clusters_covered']:>10}"
               f"{f['mean_quality']:>9.4f}")
 
