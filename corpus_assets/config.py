@@ -268,6 +268,10 @@ def _load_config(path: Path) -> PipelineConfig:
         )
     except pydantic.ValidationError as exc:
         errors.extend(_validation_errors(exc))
+    if not errors and recipe_name is not None:
+        from corpus_assets.recipes import missing_requirements
+
+        errors.extend(missing_requirements(config))
     if errors:
         raise ConfigError(f"{path}: invalid settings:\n" + "\n".join(f"  {path}: {e}" for e in errors))
     return dataclasses.replace(config, source_file=str(path))

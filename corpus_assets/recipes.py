@@ -57,7 +57,7 @@ ASSET_LEVELS = {
 NOT_DOCUMENTS = {"minhash_signatures"}
 # Dump-level dedup runs dump after dump in crawl order (each against the earlier index).
 DEDUP_CHAIN = ("minhash_buckets", "duplicate_clusters", "exact_substring_spans", "rw_deduped", "dedup_index")
-_KEYS = {"description", "paper", "published_retention", "output", "assets", "settings"}
+_KEYS = {"description", "paper", "published_retention", "output", "assets", "settings", "requires"}
 
 
 class RecipeError(ValueError):
@@ -74,6 +74,8 @@ class Recipe:
     assets: tuple[str, ...]
     settings: dict
     path: str
+    # dotted settings the recipe cannot run without (webtext: url_allowlist.path)
+    requires: tuple[str, ...] = ()
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -133,10 +135,15 @@ def load_recipe(name: object) -> Recipe:
         raise RecipeError(f"{path}: settings: a mapping of pipeline sections")
     if "recipe" in settings:
         raise RecipeError(f"{path}: settings: a recipe cannot name another recipe")
+    requires = raw.get("requires") or []
+    if not isinstance(requires, list) or not all(isinstance(r, str) and re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", r)
+                                                 for r in requires):
+        raise RecipeError(f"{path}: requires: a list of dotted settings (url_allowlist.path)")
     texts = {k: raw.get(k) or "" for k in ("description", "paper", "published_retention")}
     if not all(isinstance(v, str) for v in texts.values()):
         raise RecipeError(f"{path}: description, paper and published_retention are text")
-    return Recipe(name=str(name), output=output, assets=tuple(assets), settings=settings, path=str(path), **texts)
+    return Recipe(name=str(name), output=output, assets=tuple(assets), settings=settings, path=str(path),
+                  requires=tuple(requires), **texts)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -165,6 +172,18 @@ def apply_recipe(values: dict[str, Any], name: object, file_wins: bool = True) -
     merged = deep_merge(recipe.settings, own) if file_wins else deep_merge(own, recipe.settings)
     merged["recipe"] = recipe.name
     return merged
+
+
+def missing_requirements(config) -> list[str]:
+    """The settings ``config.recipe`` requires that are unset (None or empty), as error lines."""
+    problems = []
+    for dotted in load_recipe(config.recipe).requires:
+        value = config
+        for part in dotted.split("."):
+            value = getattr(value, part, None)
+        if value in (None, "", ()):
+            problems.append(f"{dotted}: recipe {config.recipe} needs it set ({load_recipe(config.recipe).path})")
+    return problems
 
 
 def run_phases(recipe: Recipe) -> list[tuple[str, list[str]]]:

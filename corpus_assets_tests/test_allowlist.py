@@ -58,3 +58,30 @@ def test_settings_are_checked_at_load(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(settings)
     assert "url_allowlist.path" in str(err.value) and "url_allowlist.match" in str(err.value)
+
+
+def test_rw_raw_keeps_only_allowlisted_pages_and_counts_the_rest(tmp_path, fixture_crawl):
+    from corpus_assets import stages
+    from corpus_assets.crawl import CrawlSource
+    from corpus_assets.storage import CorpusStore
+
+    allow = tmp_path / "allow.txt"
+    allow.write_text("news.example.org\n")
+    config = load_config(_settings_file(tmp_path, f"num_shards: 1\nurl_allowlist: {{path: {allow}, match: host}}\n"))
+    source, store, dump = CrawlSource(str(fixture_crawl)), CorpusStore(str(tmp_path / "corpus")), "CC-MAIN-2024-10"
+    stages.build_crawl_manifest(source, store, dump, 1)
+    stages.ingest_raw_documents(source, store, dump, "000", config)
+    report = stages.build_rw_raw(store, dump, "000", config)
+    kept = store.read_table(stages.documents_path("rw_raw", dump, "000")).to_pylist()
+    ledger = store.read_table(stages.removed_path("rw_raw", dump, "000")).to_pylist()
+    assert kept and all("news.example.org" in row["url"] for row in kept)
+    allowlist = next(s for s in report.step_stats if s.step == "url_allowlist")
+    assert allowlist.removed_by_reason["host_not_allowlisted"] > 0
+    assert allowlist.docs_in == allowlist.docs_out + allowlist.docs_removed
+    assert {r["reason"] for r in ledger if r["step"] == "url_allowlist"} == {"host_not_allowlisted"}
+
+
+def _settings_file(tmp_path, text):
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    return path

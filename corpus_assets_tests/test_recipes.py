@@ -16,7 +16,7 @@ from corpus_assets.partitions import DUMP_DIM, shard_keys
 from corpus_assets.stages import documents_path, removed_path
 from corpus_assets_tests.helpers import latest, materialize
 
-BUNDLED = ["c4", "ccnet", "fineweb", "gpt3", "llama", "refinedweb"]
+BUNDLED = ["c4", "ccnet", "fineweb", "gpt3", "llama", "refinedweb", "webtext"]
 
 
 def _settings(tmp_path, text: str):
@@ -33,9 +33,12 @@ def _code_versions(config) -> dict:
 
 def test_every_bundled_recipe_loads_validates_and_defines_its_assets(tmp_path):
     assert set(BUNDLED) <= set(recipes.recipe_names())
+    allow = tmp_path / "allow.txt"
+    allow.write_text("https://example.com/a\n")
     for name in BUNDLED:
         recipe = recipes.load_recipe(name)
-        config = load_config(_settings(tmp_path, f"recipe: {name}\n"))
+        needs = f"url_allowlist: {{path: {allow}}}\n" if name == "webtext" else ""
+        config = load_config(_settings(tmp_path, f"recipe: {name}\n{needs}"))
         assert config.recipe == name
         defined = set(_code_versions(config))
         assert set(recipe.assets) <= defined, (name, set(recipe.assets) - defined)
@@ -58,6 +61,11 @@ def test_recipe_settings_under_the_file_and_over_the_bundled_defaults(tmp_path, 
     assert not fineweb.quality_signals.c4_filter_no_terminal_punct and fineweb.dedup.minhash_preset == "fineweb"
 
 
+def test_a_recipe_names_the_settings_it_cannot_run_without(tmp_path):
+    with pytest.raises(ConfigError, match="url_allowlist.path: recipe webtext needs it set"):
+        load_config(_settings(tmp_path, "recipe: webtext\n"))
+
+
 @pytest.mark.parametrize("name", ["../pipeline", "/etc/passwd", "C4", "c4 ", "c4\n", "", "a/b", "x" * 41,
                                   "gpt3.yaml", "nosuchrecipe", "_hidden", "1c4"])
 def test_hostile_or_unknown_recipe_names_are_refused(tmp_path, monkeypatch, name):
@@ -78,6 +86,7 @@ def test_hostile_or_unknown_recipe_names_are_refused(tmp_path, monkeypatch, name
     ("assets: [raw_documents]\noutput: raw_documents\nsettings: {quality_tresholds: {c4: true}}\n", "quality_tresholds"),
     ("assets: &a [raw_documents]\noutput: raw_documents\n", "anchors"),
     ("- raw_documents\n", "mapping"),
+    ("assets: [raw_documents]\noutput: raw_documents\nrequires: [../etc]\n", "requires"),
 ])
 def test_broken_recipe_files_are_refused_naming_the_problem(tmp_path, monkeypatch, body, problem):
     monkeypatch.setattr(recipes, "RECIPES_DIR", tmp_path)
