@@ -69,12 +69,14 @@ class ReferenceClassifierConfig(ClassifierTraining):
 
     upstream: ClassifierUpstream = "ccnet_buckets"
     threshold: Fraction = 0.5
-    # fastText supervised settings (kept small: the models are stored per dump and fold)
-    dim: PositiveInt = 16
-    epoch: PositiveInt = 10
+    # fastText supervised settings. A fold model holds (words + buckets) x dim floats (~6 MB
+    # here). fastText 0.9.3 aborted training with "Encountered NaN" at random on the sample
+    # with dim 16 (and small buckets); from dim 64 on it did not (docs/recipes.md).
+    dim: Annotated[int, Field(ge=1, le=300)] = 64
+    epoch: PositiveInt = 50
     learning_rate: PositiveFloat = 0.5
     word_ngrams: Annotated[int, Field(ge=1, le=3)] = 2
-    buckets: Annotated[int, Field(ge=1, le=1 << 22)] = 1 << 15  # hashed word n-grams: dim x buckets floats per fold
+    buckets: Annotated[int, Field(ge=1, le=1 << 22)] = 1 << 14  # hashed word n-grams
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from corpus_assets.steps.classifiers.config import ReferenceClassifierConfig
 
 POSITIVE, NEGATIVE = "__label__reference", "__label__crawl"
 MODEL_SCHEMA = pa.schema([("fold", pa.int32()), ("model", pa.binary())])
+NAN_RETRIES = 20
 
 
 def fasttext_line(text: str) -> str:
@@ -44,6 +45,18 @@ class ReferenceClassifier:
 
     @staticmethod
     def _fit(path: str, config: ReferenceClassifierConfig):
+        """fastText 0.9.3 sometimes aborts a short training with "Encountered NaN" at random
+        (the same file and seed train on the next try, to identical weights: the success
+        is deterministic, the abort is not), so a failed try is repeated."""
+        for attempt in range(NAN_RETRIES):
+            try:
+                return ReferenceClassifier._fit_once(path, config)
+            except RuntimeError as exc:
+                if "NaN" not in str(exc) or attempt == NAN_RETRIES - 1:
+                    raise
+
+    @staticmethod
+    def _fit_once(path: str, config: ReferenceClassifierConfig):
         import fasttext
 
         return fasttext.train_supervised(
