@@ -22,7 +22,7 @@ from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.stages import StageReport, documents_path, load_report, run_document_stage
 from corpus_assets.steps.base import Step
 from corpus_assets.steps.classifiers.common import file_digest, iter_reference, reference_path, training_set
-from corpus_assets.steps.classifiers.gpt3 import Gpt3Classifier
+from corpus_assets.steps.classifiers.gpt3 import Gpt3Classifier, HashedLogisticRegression
 from corpus_assets.steps.classifiers.reference import ReferenceClassifier
 from corpus_assets.steps.classifiers.steps import Gpt3QualityFilter, ReferenceFilter
 from corpus_assets.storage import CorpusStore, publishes
@@ -69,8 +69,13 @@ def _train(store: CorpusStore, asset: str, dump: str, shards: list[str], config:
     started = time.perf_counter()
     data = training_set(_crawl_documents(store, upstream, dump, shards), iter_reference(section.reference, setting),
                         section.folds, section.seed, section.max_train_docs, section.positives_per_negative)
-    model_class = Gpt3Classifier if kind == "gpt3" else ReferenceClassifier
-    model, report = model_class.train(data, section)
+    if kind == "gpt3":
+        model, report = Gpt3Classifier.train(data, section)
+    elif section.engine == "linear":
+        model, report = HashedLogisticRegression.train(data, section, section.word_ngrams, setting)
+    else:
+        model, report = ReferenceClassifier.train(data, section)
+    report["engine"] = "linear" if kind == "gpt3" else section.engine
     with store.table_writer(model_path(asset, dump)) as writer:
         writer.write_table(model.to_table())
     report.update({
@@ -102,8 +107,12 @@ def _load(store: CorpusStore, asset: str, dump: str, config: PipelineConfig, kin
     if report.get("model_version") != model_version(config, kind):
         raise RuntimeError(f"{asset} {dump} was trained with other classifiers.{kind} settings: re-materialize it")
     section = getattr(config.classifiers, kind)
-    model_class = Gpt3Classifier if kind == "gpt3" else ReferenceClassifier
-    return model_class.from_table(store.read_table(model_path(asset, dump)), section)
+    table = store.read_table(model_path(asset, dump))
+    if kind == "gpt3":
+        return Gpt3Classifier.from_table(table, section)
+    if section.engine == "linear":
+        return HashedLogisticRegression.from_table(table, section, section.word_ngrams)
+    return ReferenceClassifier.from_table(table, section)
 
 
 def gpt3_decision_steps(store: CorpusStore, dump: str, config: PipelineConfig) -> list[Step]:

@@ -7,7 +7,7 @@ import pytest
 
 from corpus_assets.steps.classifiers.common import fold_of, held_out_figures, training_set
 from corpus_assets.steps.classifiers.config import Gpt3ClassifierConfig, ReferenceClassifierConfig
-from corpus_assets.steps.classifiers.gpt3 import Gpt3Classifier, keep_probability, pareto_keep
+from corpus_assets.steps.classifiers.gpt3 import Gpt3Classifier, HashedLogisticRegression, keep_probability, pareto_keep
 from corpus_assets.steps.classifiers.reference import ReferenceClassifier
 from corpus_assets.steps.classifiers.steps import Gpt3QualityFilter, ReferenceFilter
 
@@ -93,9 +93,23 @@ def test_gpt3_model_survives_its_table(toy_gpt3):
         Gpt3Classifier.from_table(classifier.to_table(), Gpt3ClassifierConfig(folds=5, hash_bits=12))
 
 
-def test_reference_classifier_separates_a_separable_toy_set_and_survives_its_table():
+def test_linear_reference_classifier_uses_bigrams_and_decides_by_threshold():
+    positives, negatives = _toy(60, seed=2)
+    config = ReferenceClassifierConfig(enabled=True, folds=3, hash_bits=12, threshold=0.5)
+    data = training_set(negatives, positives, config.folds, config.seed, 10_000, 1.0)
+    classifier, report = HashedLogisticRegression.train(data, config, ngrams=2, setting="classifiers.llama")
+    assert report["held_out"]["f1"] >= 0.95
+    again = HashedLogisticRegression.from_table(classifier.to_table(), config, ngrams=2)
+    assert again.vectorizer.ngram_range == (1, 2)
+    step = ReferenceFilter(again)
+    doc = {"doc_id": positives[1][0], "text": positives[1][1]}
+    assert step.apply(doc) is None and doc["llama_reference_score"] >= 0.5
+    assert step.apply({"doc_id": negatives[1][0], "text": negatives[1][1]})[0] == "not_reference_like"
+
+
+def test_fasttext_reference_classifier_separates_a_separable_toy_set_and_survives_its_table():
     positives, negatives = _toy(60, seed=1)
-    config = ReferenceClassifierConfig(enabled=True, folds=3)
+    config = ReferenceClassifierConfig(enabled=True, folds=3, engine="fasttext")
     data = training_set(negatives, positives, config.folds, config.seed, 10_000, 1.0)
     classifier, report = ReferenceClassifier.train(data, config)
     assert report["held_out"]["f1"] >= 0.95

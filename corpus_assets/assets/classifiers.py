@@ -34,7 +34,8 @@ def _model_asset(name: str, kind: str, upstream: str, train, config: PipelineCon
         deps=[dg.AssetDep(upstream, partition_mapping=shard_to_dump)],
         code_version=f"{CODE_REVISION[name]}-{classifier_stages.model_version(config, kind)}",
         group_name=CLASSIFIER_GROUP,
-        kinds={"parquet", "scikitlearn" if kind == "gpt3" else "fasttext"},
+        kinds={"parquet", "fasttext" if kind == "llama" and config.classifiers.llama.engine == "fasttext"
+               else "scikitlearn"},
         description=description,
     )
     def _asset(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
@@ -64,7 +65,8 @@ def build_classifier_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]
     if llama.enabled:
         assets.append(_model_asset(
             classifier_stages.LLAMA_MODEL, "llama", llama.upstream, classifier_stages.build_llama_model, config,
-            f"LLaMA's reference classifier (Touvron et al. 2023): fastText, reference pages vs this dump's "
+            f"LLaMA's reference classifier (Touvron et al. 2023): a linear model on words and bigrams "
+            f"({llama.engine}), reference pages vs this dump's "
             f"{llama.upstream} documents, one model per fold (cross-fitted)."))
         assets.append(shard_document_asset(
             name=classifier_stages.LLAMA_FILTERED,

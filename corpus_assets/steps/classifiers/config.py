@@ -69,14 +69,20 @@ class ReferenceClassifierConfig(ClassifierTraining):
 
     upstream: ClassifierUpstream = "ccnet_buckets"
     threshold: Fraction = 0.5
-    # fastText supervised settings. A fold model holds (words + buckets) x dim floats (~6 MB
-    # here). fastText 0.9.3 aborted training with "Encountered NaN" at random on the sample
-    # with dim 16 (and small buckets); from dim 64 on it did not (docs/recipes.md).
+    # linear: logistic regression on hashed words and word n-grams (scikit-learn, the same
+    # model class as fastText's); fasttext: fastText supervised. fastText 0.9.3 as built here
+    # aborts small trainings with "Encountered NaN" at random (docs/recipes.md): opt-in.
+    engine: Annotated[str, Field(pattern=r"^(linear|fasttext)$")] = "linear"
+    hash_bits: HashBits = 18
+    regularization_c: PositiveFloat = 1.0
+    # fastText supervised settings (engine: fasttext). A fold model holds (words + buckets)
+    # x dim floats (~6 MB here).
     dim: Annotated[int, Field(ge=1, le=300)] = 64
     epoch: PositiveInt = 50
     learning_rate: PositiveFloat = 0.5
-    word_ngrams: Annotated[int, Field(ge=1, le=3)] = 2
     buckets: Annotated[int, Field(ge=1, le=1 << 22)] = 1 << 14  # hashed word n-grams
+    # both engines: words and word n-grams up to this length
+    word_ngrams: Annotated[int, Field(ge=1, le=3)] = 2
 
 
 @dataclass(frozen=True)

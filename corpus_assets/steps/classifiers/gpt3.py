@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from corpus_assets.steps.classifiers.common import (TrainingSet, check_trainable, doc_hash, fold_of, fold_scores,
                                                     held_out_figures)
-from corpus_assets.steps.classifiers.config import Gpt3ClassifierConfig
+from corpus_assets.steps.classifiers.config import ClassifierTraining
 
 MODEL_SCHEMA = pa.schema([("fold", pa.int32()), ("intercept", pa.float64()), ("coef", pa.list_(pa.float32()))])
 
@@ -47,32 +47,38 @@ def pareto_keep(score: float, doc_id: str, alpha: float, seed: int) -> tuple[boo
     return draw > 1.0 - score, draw
 
 
-def _vectorizer(hash_bits: int):
+def _vectorizer(hash_bits: int, ngrams: int = 1):
     from sklearn.feature_extraction.text import HashingVectorizer
 
     return HashingVectorizer(n_features=1 << hash_bits, alternate_sign=False, norm="l2", lowercase=True,
-                             token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+                             token_pattern=r"(?u)\b\w+\b", ngram_range=(1, ngrams), dtype=np.float32)
 
 
-class Gpt3Classifier:
-    """One logistic regression per fold; a document is scored by its own fold's model."""
+class HashedLogisticRegression:
+    """One logistic regression on hashed word n-gram counts per fold; a document is scored
+    by its own fold's model. GPT-3's classifier (unigrams), and the default engine of
+    LLaMA's reference classifier (``ngrams`` = its ``word_ngrams``: a linear model over
+    words and bigrams, fastText's model class). ``config`` needs ``folds``, ``seed``,
+    ``hash_bits``, ``regularization_c`` and, as ``threshold``, the held-out figures' cut."""
 
-    def __init__(self, config: Gpt3ClassifierConfig, coef: np.ndarray, intercept: np.ndarray):
+    def __init__(self, config: ClassifierTraining, coef: np.ndarray, intercept: np.ndarray, ngrams: int = 1):
         if coef.shape != (config.folds, 1 << config.hash_bits) or intercept.shape != (config.folds,):
-            raise ValueError(f"classifiers.gpt3: stored model has shape {coef.shape}, the settings say "
+            raise ValueError(f"classifiers: stored model has shape {coef.shape}, the settings say "
                              f"{config.folds} folds of 2^{config.hash_bits} features: re-train it")
         self.config = config
+        self.ngrams = ngrams
         self.coef = coef.astype(np.float32)
         self.intercept = intercept.astype(np.float64)
-        self.vectorizer = _vectorizer(config.hash_bits)
+        self.vectorizer = _vectorizer(config.hash_bits, ngrams)
 
     @classmethod
-    def train(cls, data: TrainingSet, config: Gpt3ClassifierConfig) -> tuple["Gpt3Classifier", dict]:
+    def train(cls, data: TrainingSet, config: ClassifierTraining, ngrams: int = 1,
+              setting: str = "classifiers.gpt3") -> tuple["HashedLogisticRegression", dict]:
         from sklearn.linear_model import LogisticRegression
 
-        check_trainable(data, config.folds, "classifiers.gpt3")
+        check_trainable(data, config.folds, setting)
         started = time.perf_counter()
-        vectorizer = _vectorizer(config.hash_bits)
+        vectorizer = _vectorizer(config.hash_bits, ngrams)
         features = vectorizer.transform(data.texts)
         coef = np.zeros((config.folds, 1 << config.hash_bits), dtype=np.float32)
         intercept = np.zeros(config.folds)
@@ -88,9 +94,9 @@ class Gpt3Classifier:
             if test.size:
                 held_out[test] = model.predict_proba(features[test])[:, 1]
         report = {"train_seconds": round(time.perf_counter() - started, 3),
-                  "held_out": held_out_figures(data.labels, held_out), "folds": config.folds,
-                  "features": 1 << config.hash_bits}
-        return cls(config, coef, intercept), report
+                  "held_out": held_out_figures(data.labels, held_out, getattr(config, "threshold", 0.5)),
+                  "folds": config.folds, "features": 1 << config.hash_bits}
+        return cls(config, coef, intercept, ngrams), report
 
     def _fold_scores(self, k: int, texts: Sequence[str]) -> np.ndarray:
         logits = self.vectorizer.transform(texts) @ self.coef[k] + self.intercept[k]
@@ -108,7 +114,11 @@ class Gpt3Classifier:
                          "coef": pa.array(list(self.coef), pa.list_(pa.float32()))}, schema=MODEL_SCHEMA)
 
     @classmethod
-    def from_table(cls, table: pa.Table, config: Gpt3ClassifierConfig) -> "Gpt3Classifier":
+    def from_table(cls, table: pa.Table, config: ClassifierTraining, ngrams: int = 1) -> "HashedLogisticRegression":
         rows = table.sort_by("fold")
         coef = np.array(rows.column("coef").to_pylist(), dtype=np.float32)
-        return cls(config, coef, rows.column("intercept").to_numpy())
+        return cls(config, coef, rows.column("intercept").to_numpy(), ngrams)
+
+
+# GPT-3's classifier: the hashed logistic regression over single words.
+Gpt3Classifier = HashedLogisticRegression

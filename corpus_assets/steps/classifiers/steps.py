@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from corpus_assets.steps.base import Document, Step
 from corpus_assets.steps.classifiers.gpt3 import Gpt3Classifier, pareto_keep
-from corpus_assets.steps.classifiers.reference import ReferenceClassifier
 
 
 class Gpt3QualityFilter(Step):
@@ -38,7 +37,7 @@ class ReferenceFilter(Step):
     name = "llama_reference"
     output_columns = {"llama_reference_score": float}
 
-    def __init__(self, classifier: ReferenceClassifier):
+    def __init__(self, classifier):  # HashedLogisticRegression or ReferenceClassifier
         self.classifier = classifier
         self.threshold = classifier.config.threshold
 
