@@ -174,6 +174,18 @@ def apply_recipe(values: dict[str, Any], name: object, file_wins: bool = True) -
     return merged
 
 
+def steps_after(config, stage: str) -> list:
+    """The document steps that follow ``stage`` when a recipe builds CCNet's line dedup on
+    its own stream (``ccnet_stages.build_line_dedup_assets``, the hook of assets/ccnet.py):
+    CCNet's language ID at 0.5, as in CCNet's order. No bundled recipe uses the hook (they
+    run CCNet's branch from raw_documents), so this only keeps it whole."""
+    if stage == "ccnet_line_dedup":
+        from corpus_assets.ccnet_stages import ccnet_language_steps
+
+        return ccnet_language_steps(config)
+    return []
+
+
 def missing_requirements(config) -> list[str]:
     """The settings ``config.recipe`` requires that are unset (None or empty), as error lines."""
     problems = []

@@ -154,3 +154,13 @@ classifiers:
             assert {r["reason"] for r in store.read_table(removed_path("llama_reference_filtered", dump, shard))
                     .to_pylist()} <= {"not_reference_like"}
         assert kept + removed >= 3
+
+
+def test_ccnet_hook_gets_ccnets_language_id_after_line_dedup():
+    from corpus_assets.ccnet_stages import recipe_steps_after_line_dedup
+
+    config = load_config()
+    steps = recipe_steps_after_line_dedup(config)
+    assert [s.name for s in steps] == ["language_id"]
+    assert steps[0].config.min_score == config.ccnet.language_min_score
+    assert recipes.steps_after(config, "rw_filtered") == []
