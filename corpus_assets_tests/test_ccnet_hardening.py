@@ -102,6 +102,9 @@ def test_order_zero_and_out_of_range_are_settings_errors(tmp_path):
     settings.write_text("lm:\n  order: 0\n")
     with pytest.raises(ConfigError, match="lm.order"):
         load_config(settings)
+    settings.write_text("lm:\n  order: 7\n  vocab_size: 300\n  backend: kenlm\n")
+    with pytest.raises(ConfigError, match="lm.order: .*lm.order 7 with lm.backend kenlm: the kenlm package reads"):
+        load_config(settings)
 
 
 @pytest.mark.parametrize("order", [1, 7])
