@@ -263,13 +263,14 @@ def test_scratch_folders_of_dead_trainers_are_removed_on_the_next_run(trained):
     running = root / f".{lm.folder.name}.tmp-1-{host}-cd34"  # pid 1 is alive
     elsewhere = root / f".{lm.folder.name}.tmp-{dead_pid}-otherhost-ef56"
     ancient = root / f".{lm.folder.name}.tmp-1-otherhost-0a0b"
-    for folder in (killed, running, elsewhere, ancient):
+    set_aside = root / f".{lm.folder.name}.broken-{dead_pid}-123456789"  # killed while deleting it
+    for folder in (killed, running, elsewhere, ancient, set_aside):
         folder.mkdir()
         (folder / "sp.model").write_bytes(b"half")
     day_ago = time.time() - 2 * lm_model.STALE_SCRATCH_SECONDS
     os.utime(ancient, (day_ago, day_ago))
     lm_model.load_or_train(config, "en")
-    assert not killed.exists() and not ancient.exists()
+    assert not killed.exists() and not ancient.exists() and not set_aside.exists()
     assert running.exists() and elsewhere.exists()  # maybe still training
 
 

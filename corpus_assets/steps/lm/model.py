@@ -50,6 +50,8 @@ MODEL_FILES = ("sp.model", "lm.arpa", "tables.npz")
 MODEL_INFO_KEYS = ("order", "vocab_size", "vocabulary_size", "discounts", "discounts_fell_back")
 # Scratch folders of a trainer: ".<model folder>.tmp-<pid>-<host>-<random>" in the cache.
 _SCRATCH = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<host>[^-]*)-[^-]+$")
+# A broken model folder moved aside before deletion: ".<model folder>.broken-<pid>-<ns>".
+_BROKEN = re.compile(r"^\..+\.broken-\d+-\d+$")
 # A scratch folder older than this is stale whoever made it (training takes minutes).
 STALE_SCRATCH_SECONDS = 24 * 3600
 
@@ -437,13 +439,18 @@ def model_folder(config: LmConfig, language: str) -> Path:
 def clean_stale_scratch(root: Path, now: Optional[float] = None) -> list[str]:
     """Remove the scratch folders of trainers that died (SIGKILL, a lost machine) from the
     cache folder ``root``: those of a process of this host that no longer runs, and any
-    older than a day. Returns the names removed."""
+    older than a day; and broken models set aside whose deletion was cut short. Returns
+    the names removed."""
     from corpus_assets.storage import _process_alive  # the corpus store's staging files ask the same
 
     now = time.time() if now is None else now
     host = socket.gethostname().replace("-", "_")
     removed = []
     for entry in root.iterdir() if root.is_dir() else ():
+        if _BROKEN.match(entry.name):  # a broken model set aside; its deletion was cut short
+            _remove(entry)
+            removed.append(entry.name)
+            continue
         match = _SCRATCH.match(entry.name)
         if not match or not entry.is_dir():
             continue
@@ -474,6 +481,13 @@ def _prepare_cache(config: LmConfig) -> Path:
     return root
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _discard(folder: Path, why: str) -> None:
     """Move a broken model folder (or a file in its place) out of the way, then delete it."""
     log.warning("language model cache %s is broken (%s): training it again", folder, why)
@@ -482,10 +496,7 @@ def _discard(folder: Path, why: str) -> None:
         os.rename(folder, aside)
     except FileNotFoundError:
         return  # another process moved it first
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        aside.unlink(missing_ok=True)
+    _remove(aside)
 
 
 def _train_into(config: LmConfig, language: str, folder: Path) -> None:
