@@ -278,7 +278,9 @@ class NgramLanguageModel:
                 raise CorruptModelError(f"language model folder {self.folder}: kenlm cannot read lm.arpa:"
                                         f" {str(exc)[-300:]}") from None
         elif backend != "numpy":
-            log.info("language model %s: %s", self.folder.name, self.backend_reason)
+            # an order kenlm cannot read is worth a warning; kenlm not installed is a choice
+            (log.warning if self.order not in KENLM_ORDERS else log.info)(
+                "language model %s: %s", self.folder.name, self.backend_reason)
         self.tables: Optional[KneserNeyModel] = None
         if self.kenlm is None:
             self.tables = _load_tables(self.folder, self.info)
