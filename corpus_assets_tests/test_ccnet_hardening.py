@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,7 @@ def test_every_lm_change_changes_the_perplexity_cutoff_and_bucket_versions(refer
         "vocab_size": _config(reference, tmp_path, vocab_size=50),
         "reference": _config(reference, tmp_path, references=(LmReference("en", str(other_file)),)),
         "backend": _config(reference, tmp_path, backend="numpy"),
+        "backend named": _config(reference, tmp_path, backend="kenlm"),
         "max_reference_chars": _config(reference, tmp_path, max_reference_chars=100),
     }
     for name, config in changed.items():
@@ -272,6 +274,38 @@ def test_scratch_folders_of_dead_trainers_are_removed_on_the_next_run(trained):
     lm_model.load_or_train(config, "en")
     assert not killed.exists() and not ancient.exists() and not set_aside.exists()
     assert running.exists() and elsewhere.exists()  # maybe still training
+
+
+KILLED_TRAINER = """
+import sys, time
+from corpus_assets.steps.lm import model as lm_model
+from corpus_assets.steps.lm.config import LmConfig, LmReference
+
+def slow_train(config, reference, folder):
+    (folder / "sp.model").write_bytes(b"half written")
+    print("training", flush=True)
+    time.sleep(600)
+
+lm_model.train = slow_train
+config = LmConfig(references=(LmReference("en", sys.argv[1]),), order=3, vocab_size=60, cache_dir=sys.argv[2])
+lm_model.load_or_train(config, "en")
+"""
+
+
+def test_a_trainer_killed_with_sigkill_leaves_scratch_that_the_next_run_removes(reference, tmp_path):
+    config = _config(reference, tmp_path)
+    trainer = subprocess.Popen([sys.executable, "-c", KILLED_TRAINER, str(reference), config.cache_dir],
+                               stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parent.parent)  # this checkout's code
+    try:
+        assert trainer.stdout.readline().strip() == "training"
+    finally:
+        trainer.kill()  # SIGKILL: no finally block of the trainer runs
+        trainer.wait()
+    root = tmp_path / "cache"
+    assert [p.name for p in root.iterdir() if ".tmp-" in p.name], "the killed trainer left its scratch"
+    lm = lm_model.load_or_train(config, "en")
+    assert sorted(p.name for p in root.iterdir()) == [lm.folder.name]
 
 
 def test_a_failed_training_leaves_no_scratch_behind(tmp_path):

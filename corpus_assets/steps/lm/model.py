@@ -139,7 +139,7 @@ def resolved_backend(backend: str, order: int) -> tuple[str, str]:
 def model_identity(config: LmConfig) -> dict:
     """What the perplexities of every language depend on, for code and data versions:
     per language the cache key (settings, the reference's SHA-256, the estimator's
-    revision) and the engine that queries it. A reference that is missing is named as
+    revision), the ``lm.backend`` setting and the engine it resolves to (kenlm or numpy). A reference that is missing is named as
     such (the stage that needs it fails; the version still changes when it comes back)."""
     models = {}
     for reference in config.references:
@@ -151,7 +151,7 @@ def model_identity(config: LmConfig) -> dict:
             engine = resolved_backend(config.backend, config.order)[0]
         except (ValueError, ImportError) as exc:
             engine = f"unavailable:{exc}"
-        models[reference.language] = {"model": key, "backend": engine}
+        models[reference.language] = {"model": key, "backend": config.backend, "engine": engine}
     return models
 
 
