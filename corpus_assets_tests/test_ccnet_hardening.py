@@ -4,7 +4,6 @@ broken references, reference paths at settings load, a cache that recovers from 
 corrupt or misplaced folders, and documents without words. Every model here trains on a
 few hundred characters (well under a second)."""
 
-import dataclasses
 import gzip
 import json
 import os
@@ -52,12 +51,11 @@ def _config(reference, tmp_path, **changes):
 
 
 def _versions(lm):
-    """The code versions of ccnet_perplexity, ccnet_cutoffs and ccnet_buckets."""
-    config = dataclasses.replace(PipelineConfig(), lm=lm)
-    settings = ccnet_assets._settings(config)
-    return (ccnet_assets._version("ccnet_perplexity", *settings["perplexity"]),
-            ccnet_assets._version("ccnet_cutoffs", *settings["cutoffs"]),
-            ccnet_assets._version("ccnet_buckets", *settings["cutoffs"], config.ccnet.keep_buckets))
+    """The code versions of ccnet_perplexity, ccnet_cutoffs and ccnet_buckets, as the
+    asset definitions carry them."""
+    assets = ccnet_assets.build_ccnet_assets(PipelineConfig(num_shards=2, lm=lm))
+    found = {k.to_user_string(): v for a in assets for k, v in a.code_versions_by_key.items()}
+    return tuple(found[name] for name in ("ccnet_perplexity", "ccnet_cutoffs", "ccnet_buckets"))
 
 
 # -- 1. an LM change re-runs perplexity, cut-offs and buckets ---------------------------
