@@ -169,6 +169,11 @@ def test_skipped_reference_records_are_counted_in_the_model(tmp_path):
     lm = lm_model.load_or_train(_config(path, tmp_path), "en")
     assert lm.info["reference_records"] == len(SENTENCES) + 2
     assert lm.info["reference_records_skipped"] == {"not_json": 1, "not_an_object": 0, "no_text_field": 1}
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "good.jsonl").read_bytes())
+    stats = lm_model.ReferenceStats()
+    assert len(list(lm_model.reference_lines(LmReference("en", str(bom)), stats=stats))) == len(SENTENCES)
+    assert not any(stats.skipped.values())
 
 
 # -- 4. reference paths at settings load ---------------------------------------------------

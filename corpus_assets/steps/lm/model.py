@@ -184,6 +184,8 @@ def reference_lines(reference: LmReference, max_chars: int = 0,
                     raise ValueError(f"{setting}: {path} is not UTF-8 (line {number}, byte {exc.start}:"
                                      f" {exc.reason}); re-encode it as UTF-8: a garbled reference would"
                                      f" train a garbled model") from None
+                if number == 1:
+                    raw = raw.removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not text
                 if not raw.strip():
                     continue
                 stats.records += 1
