@@ -6,7 +6,10 @@
 - Hugging Face ``tokenizers``: a local ``tokenizer.json``.
 
 Counts are of ordinary text: special-token strings inside a document ("<|endoftext|>")
-count as the text they are, never as special tokens.
+count as the text they are, never as special tokens, with both tokenizers: tiktoken's
+``encode_ordinary`` does that, and for a ``tokenizer.json`` ``encode_special_tokens`` is
+set (without it its added tokens are matched in the text and count as one token each:
+7 tokens with cl100k_base, 1 with a tokenizer.json that declares it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class TokenCounter:
 
             path = Path(tokenizer_file)
             self._hf = Tokenizer.from_file(str(path))
+            # Special-token text in a document is text (as tiktoken's encode_ordinary).
+            self._hf.encode_special_tokens = True
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             self.name = f"hf-{path.stem}-{digest}"
             self._enc = None
