@@ -40,7 +40,7 @@ from corpus_assets.config import PipelineConfig
 from corpus_assets.steps.mixture import plan as planning
 from corpus_assets.steps.mixture import shards as shard_io
 from corpus_assets.steps.mixture.config import MixtureSourceSpec, MixtureSpec, check_spec_inputs
-from corpus_assets.steps.mixture.tokens import TokenCounter
+from corpus_assets.steps.mixture.tokens import TokenCounter, TokenCountError
 from corpus_assets.storage import CorpusStore
 
 MIXTURE = "training_mixture"
@@ -228,7 +228,11 @@ def unit_token_counts(store: CorpusStore, unit: Unit, counter: TokenCounter, bat
         pending: list[dict] = []
 
         def flush():
-            tokens = counter.count([r["text"] for r in pending])
+            try:
+                tokens = counter.count([r["text"] for r in pending])
+            except TokenCountError as exc:
+                raise TokenCountError(exc.index, f"counting tokens of {unit.key} ({unit.partition}), document "
+                                                 f"{pending[exc.index]['doc_id']!r}: {exc}") from None
             writer.write_table(pa.table({"doc_id": [r["doc_id"] for r in pending], "token_count": tokens},
                                         schema=COUNTS_SCHEMA))
             counts.update(zip((r["doc_id"] for r in pending), tokens))

@@ -361,3 +361,23 @@ def test_partitions_naming_unknown_settings_fail_when_the_code_location_loads(tm
                                                                             search_objective=("heldout_nope",)))
     with pytest.raises(MixtureSpecError, match=r"search_objective: \['heldout_nope'\]"):
         build_mixture_assets(bad_objective)
+
+
+def test_a_text_a_tokenizer_json_cannot_encode_is_a_clear_error(tmp_path, data_dir):
+    """A tokenizer.json without an unknown token raises a bare Exception on text outside its
+    vocabulary (now also on special-token text, counted as text): the error names the
+    tokenizer, the unit and the document."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from corpus_assets.steps.mixture.tokens import TokenCounter, TokenCountError
+
+    tok = Tokenizer(models.WordLevel({"aa": 0, "bb": 1}, unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(["<|endoftext|>"])
+    tok.save(str(tmp_path / "tokenizer.json"))
+    counter = TokenCounter(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    with pytest.raises(TokenCountError, match="cannot encode this text"):
+        counter.count(["aa", "aa <|endoftext|>"])
+    with pytest.raises(TokenCountError, match=r"external/aa \(aa \(aa.jsonl\)\), document 'aa/aa0'"):
+        stages.build_training_mixture(CorpusStore(str(tmp_path / "store")), "mix", _config(data_dir), _spec(),
+                                      counter)

@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Sequence
 
 
+class TokenCountError(ValueError):
+    """A text the tokenizer cannot encode; ``index`` is its position in the batch."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+
 class TokenCounter:
     """``count(texts) -> list[int]``; ``name`` says which tokenizer (it goes in manifests
     and in the token-count tables' paths, so two tokenizers never share counts)."""
@@ -49,4 +57,15 @@ class TokenCounter:
             # through a thread pool and measured slower here (benchmarks/bench_mixture.py).
             encode = self._enc.encode_ordinary
             return [len(encode(t)) for t in texts]
-        return [len(e.ids) for e in self._hf.encode_batch(list(texts), add_special_tokens=False)]
+        try:
+            return [len(e.ids) for e in self._hf.encode_batch(list(texts), add_special_tokens=False)]
+        except Exception as exc:  # tokenizers raises a bare Exception ("Missing [UNK] token ...")
+            for index, text in enumerate(texts):
+                try:
+                    self._hf.encode(text, add_special_tokens=False)
+                except Exception as one:
+                    raise TokenCountError(index, f"tokenizer {self.name} cannot encode this text "
+                                                 f"({str(one)[:200]}); a tokenizer.json without an unknown "
+                                                 "token or byte fallback cannot count text outside its "
+                                                 "vocabulary") from None
+            raise TokenCountError(0, f"tokenizer {self.name}: {str(exc)[:200]}") from None
