@@ -381,3 +381,26 @@ def test_a_text_a_tokenizer_json_cannot_encode_is_a_clear_error(tmp_path, data_d
     with pytest.raises(TokenCountError, match=r"external/aa \(aa \(aa.jsonl\)\), document 'aa/aa0'"):
         stages.build_training_mixture(CorpusStore(str(tmp_path / "store")), "mix", _config(data_dir), _spec(),
                                       counter)
+
+
+def test_spec_files_and_tokenizer_settings_fail_at_load(tmp_path):
+    from corpus_assets.config import ConfigError, load_config
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "mix.yaml").write_text("name: mix\ntoken_budget: 100\nsources:\n"
+                                    "  - {name: a, asset: external, partitions: [aa], weight: 0.5, weight: 1.0}\n")
+    with pytest.raises(MixtureSpecError, match=r"mix\.yaml: not a readable YAML file: duplicate key 'weight'"):
+        MixtureConfig(specs_dir=str(specs)).specs()
+    (specs / "mix.yaml").unlink()
+    (specs / "mix.yml").write_text("name: mix\n")  # would silently not be a mixture
+    with pytest.raises(MixtureSpecError, match=r"\['mix.yml'\]: a spec file ends in .yaml"):
+        MixtureConfig(specs_dir=str(specs)).specs()
+    settings = tmp_path / "pipeline.yaml"
+    settings.write_text("mixture:\n  tokenizer: cl100k_bas\n")
+    with pytest.raises(ConfigError, match=r"mixture.tokenizer 'cl100k_bas': not a tiktoken encoding"):
+        load_config(settings)
+    (tmp_path / "tokenizer.json").write_text("{}")
+    settings.write_text(f"mixture:\n  tokenizer_file: {tmp_path / 'tokenizer.json'}\n")
+    with pytest.raises(ConfigError, match=r"mixture.tokenizer_file .*not a Hugging Face tokenizer.json"):
+        load_config(settings)

@@ -298,8 +298,15 @@ def parse_spec(raw: dict, where: str = "(spec)") -> MixtureSpec:
 
 
 def load_spec(path: Path) -> MixtureSpec:
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+    # The settings file's strict loader: a key given twice (two `weight:` lines) is an
+    # error, not the last one silently; no anchors; decimal ints only.
+    from corpus_assets.config import _SettingsLoader
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.load(fh, Loader=_SettingsLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise MixtureSpecError(f"mixture spec {path}: not a readable YAML file: {exc}") from None
     if not isinstance(raw, dict):
         raise MixtureSpecError(f"mixture spec {path}: not a mapping")
     spec = parse_spec(raw, str(path))
@@ -335,12 +342,36 @@ class MixtureConfig:
     search_objective: tuple[str, ...] = ("gsm8k", "humaneval")
     search_seed: NonNegativeInt = 0
 
+    def __post_init__(self):
+        # The tokenizer named is checked here, when the settings load, not by the first run.
+        if self.tokenizer_file:
+            from tokenizers import Tokenizer
+
+            try:
+                Tokenizer.from_file(str(self.tokenizer_file))
+            except Exception as exc:
+                raise ValueError(f"mixture.tokenizer_file {self.tokenizer_file}: not a Hugging Face tokenizer.json "
+                                 f"({str(exc)[:200]})") from None
+        else:
+            import tiktoken
+
+            known = tiktoken.list_encoding_names()
+            if self.tokenizer not in known:
+                raise ValueError(f"mixture.tokenizer {self.tokenizer!r}: not a tiktoken encoding installed here "
+                                 f"(known: {known}); or set mixture.tokenizer_file")
+
     def specs_folder(self) -> Path:
         return Path(self.specs_dir) if self.specs_dir else BUNDLED_SPECS
 
     def specs(self) -> dict[str, MixtureSpec]:
         folder = self.specs_folder()
-        return {p.stem: load_spec(p) for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+        if not folder.is_dir():
+            return {}
+        # A spec saved as .yml (or .YAML) would silently not be a mixture at all.
+        other = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".yml", ".yaml") and p.suffix != ".yaml")
+        if other:
+            raise MixtureSpecError(f"mixture.specs_dir {folder}: {other}: a spec file ends in .yaml")
+        return {p.stem: load_spec(p) for p in sorted(folder.glob("*.yaml"))}
 
 
 def check_mixture_settings(cfg: MixtureConfig, selection, specs: Optional[dict] = None) -> None:
