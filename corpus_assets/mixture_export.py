@@ -47,7 +47,7 @@ def _place(store: CorpusStore, folder_rel: str, entry: dict, dest: Path) -> None
     tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
     try:
         with store._backend.local_copy(f"{folder_rel}/{entry['object']}") as src:
-            shutil.copyfile(src, tmp)  # a new inode; on Linux copy_file_range may share extents (reflink)
+            shutil.copyfile(src, tmp)  # a new file, never a second name of the store's object
         digest = hashlib.sha256()
         with open(tmp, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -114,6 +114,8 @@ def main(argv=None) -> None:
         manifest = export_mixture(CorpusStore(args.root), args.mixture, args.dest)
     except FileNotFoundError as exc:
         parser.exit(1, f"{exc}\n(is {args.mixture!r} built? materialize training_mixture for it first)\n")
+    except (PartitionIntegrityError, MixtureExportError) as exc:
+        parser.exit(1, f"{exc}\n")
     print(f"{args.dest}: {len(manifest['shards'])} shards (Parquet + JSONL.zst), {manifest['docs']:,} docs, "
           f"{manifest['tokens']:,} tokens, manifest.json")
 

@@ -332,6 +332,7 @@ SOURCE = {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 1.0}
     ({"version": [1]}, "version: must be a string or a number"),
     ({"temperature": 2.0}, "have a weight: drop the weights or the temperature"),
     ({"token_budget": 0}, "token_budget: Input should be greater than or equal to 1"),
+    ({"token_budget": 10**400}, "token_budget: Input should be less than or equal to 1000000000000000"),
     ({"epoch_cap": 0}, "epoch_cap: Input should be greater than 0"),
     ({"sources": [{**SOURCE, "weight": -0.5}]}, "sources.0.weight: Input should be greater than or equal to 0"),
 ])

@@ -59,6 +59,9 @@ Temperature = Annotated[float, Field(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RAN
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 # The numpy generators behind the interleave and the shard shuffles take 0 .. 2**128 - 1.
 MAX_SEED = 2**63 - 1
+# 10**15 tokens: far above any training run (Llama 3: 15T = 1.5e13), and below where
+# weight x budget stops being an exact float (2**53 ~ 9e15) or overflows one (10**400).
+MAX_TOKEN_BUDGET = 10**15
 
 
 class MixtureSpecError(ValueError):
@@ -92,7 +95,7 @@ class MixtureSourceSpec:
 class MixtureSpec:
     name: str
     sources: tuple[MixtureSourceSpec, ...]
-    token_budget: PositiveInt
+    token_budget: Annotated[int, Field(ge=1, le=MAX_TOKEN_BUDGET)]
     version: str = "1"
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     epoch_cap: PositiveFloat = 4.0
