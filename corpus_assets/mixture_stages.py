@@ -131,7 +131,11 @@ def _rw_unit(store: CorpusStore, dump: str, shard: str, domain: str = "web", kee
 
 def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig) -> list[Unit]:
     if source.asset == RW:
-        return [_rw_unit(store, d, s) for d, s in _rw_shards(store, source.partitions)]
+        try:
+            shards = _rw_shards(store, source.partitions)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"mixture source {source.name}: {exc}") from None
+        return [_rw_unit(store, d, s) for d, s in shards]
     if source.asset == "domain_subsets":
         units = []
         for part in source.partitions:

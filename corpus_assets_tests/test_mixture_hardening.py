@@ -298,7 +298,7 @@ def test_demo_reports_a_missing_partition_instead_of_skipping(tmp_path, data_dir
     from corpus_assets.mixture_demo import _sources_without_documents
 
     spec = _spec(sources=[{"name": "w", "asset": "rw_deduped", "partitions": ["CC-MAIN-2099-01"], "weight": 1.0}])
-    with pytest.raises(FileNotFoundError, match="CC-MAIN-2099-01"):
+    with pytest.raises(FileNotFoundError, match="mixture source w: rw_deduped has no complete partition for 'CC-MAIN-2099-01'"):
         _sources_without_documents(CorpusStore(str(tmp_path / "store")), spec, _config(data_dir), _Defs())
     absent = _config(tmp_path)  # no JSONL files there: the sample data is absent
     assert _sources_without_documents(CorpusStore(str(tmp_path / "s2")), _spec(), absent, _Defs()).startswith(
