@@ -31,7 +31,7 @@ import re
 import shutil
 from pathlib import Path
 
-from corpus_assets.mixture_stages import folder, manifest_path
+from corpus_assets.mixture_stages import folder
 from corpus_assets.storage import CorpusStore, PartitionIntegrityError
 
 SHARD_FILE = re.compile(r"^shard-\d{5}\.(parquet|jsonl\.zst)$")
@@ -67,7 +67,11 @@ def _export_once(store: CorpusStore, name: str, pointer: dict, dest: Path) -> di
     if "manifest.json" not in files:
         raise MixtureExportError(f"{store.uri(folder(name))}: the published partition has no manifest.json")
     with store._backend.local_copy(f"{folder(name)}/{files['manifest.json']['object']}") as path:
-        manifest = json.loads(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != files["manifest.json"]["sha256"]:
+        raise PartitionIntegrityError(f"{store.uri(folder(name))}: manifest.json is not the content that was published "
+                                      "(SHA-256 differs from the partition's pointer); re-materialize the mixture")
+    manifest = json.loads(data)
     names = [s[key] for s in manifest["shards"] for key in ("parquet", "jsonl_zst")]
     missing = [n for n in names if n not in files]
     if missing:
