@@ -72,15 +72,18 @@ def c4_walk(
     min_words_per_line: int = 3,
     max_word_length: int = 1000,
     remove_citations: bool = True,
+    split=str.split,
 ) -> C4Walk:
-    """Run C4's line rules over ``text`` (see the module docstring)."""
+    """Run C4's line rules over ``text`` (see the module docstring). ``split`` cuts a
+    line into words (white space; a segmenter's ``tokens`` for languages written
+    without spaces)."""
     walk = C4Walk()
     removed = walk.removed_by_rule
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
-        words = line.split()
+        words = split(line)
         if max_word_length >= 0 and any(len(w) > max_word_length for w in words):
             removed["long_word"] += 1
             continue
@@ -89,7 +92,7 @@ def c4_walk(
         if not line.endswith(end_marks) or line.endswith("..."):
             removed["no_terminal_punct"] += 1
             continue
-        if len(line.split()) < min_words_per_line:  # after the citation cut, as TFDS
+        if len(split(line)) < min_words_per_line:  # after the citation cut, as TFDS
             removed["too_few_words"] += 1
             continue
         lower = line.lower()
