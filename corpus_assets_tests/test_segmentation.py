@@ -71,6 +71,8 @@ def test_punctuation_attaches_and_other_scripts_stay_whole():
     assert "・" not in "".join(ja.words(text))  # the middle dot is punctuation, never a word
     tokens = ja.tokens(text)
     assert tokens[0] == "「東京」" and tokens[4] == "た。"
+    # an opening bracket goes with the word after it, a closing one with the word before
+    assert ja.tokens("ブラック（1）と【セール】中") == ["ブラック", "（1）", "と", "【セール】", "中"]
     # tokens rebuild each whitespace run exactly, and their spans point at them
     assert "".join(tokens) == "".join(text.split())
     assert [text[a:b] for a, b in ja.token_spans(text)] == tokens

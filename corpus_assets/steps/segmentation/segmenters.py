@@ -47,11 +47,13 @@ import functools
 import importlib.metadata
 import re
 import threading
+import unicodedata
 from typing import Optional
 
 from corpus_assets.steps.quality._text import WORD_RE, _W
 
 _RUN_RE = re.compile(r"\S+")
+_OPENING = {"Ps": True, "Pi": True}  # opening brackets, opening quotes
 
 # Characters of each segmented script (Unicode blocks).
 HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
@@ -149,21 +151,26 @@ class ScriptSegmenter(Segmenter):
         return out
 
     def _cuts(self, run: str) -> list[int]:
-        """Offsets inside ``run`` where a token starts (the first is 0)."""
-        starts: list[int] = []
+        """Offsets inside ``run`` where a token starts (the first is 0). A token is a
+        word with the punctuation after it; opening brackets and quotes right before a
+        word go with that word ("ブラック（1）" -> "ブラック", "（1）")."""
+        words: list[tuple[int, int]] = []
         for m in self._word_re.finditer(run):
             word = m.group()
             if self._script_re.search(word):
                 pos = m.start()
                 for piece in self._pieces(word):
                     if self._has_word_char.search(piece):
-                        starts.append(pos)
+                        words.append((pos, pos + len(piece)))
                     pos += len(piece)
             else:
-                starts.append(m.start())
-        # leading punctuation joins the first word; trailing stays with the last
-        # leading punctuation joins the first word, trailing stays with the one before
-        return [0] + starts[1:]
+                words.append((m.start(), m.end()))
+        cuts = [0]
+        for (_, prev_end), (start, _) in zip(words, words[1:]):
+            while start > prev_end and _OPENING.get(unicodedata.category(run[start - 1])):
+                start -= 1
+            cuts.append(start)
+        return cuts
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
