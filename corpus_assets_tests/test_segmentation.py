@@ -184,3 +184,18 @@ def test_quantile_matching_on_a_synthetic_distribution():
     assert adapted["min_mean_word_length"] == pytest.approx(1.0, abs=0.05)
     # English's 10 is beyond every English value: nothing removed -> the language's maximum
     assert adapted["max_mean_word_length"] == pytest.approx(float(np.max(other[:20_000])), abs=1e-3)
+
+
+def test_c4_and_fineweb_use_the_language_line_ends_and_words():
+    from corpus_assets.steps.quality.signals import c4_walk_with
+
+    zh = build_language_profiles(("zh",)).get("zh")
+    text = "今天天气很好，我们去公园散步。公园里有很多人！大家都很开心。\n北京是中国的首都。\n首页"
+    walk = c4_walk_with(text, SignalConfig(), zh)
+    # 。！ close sentences without a space after them; "首页" has no end mark
+    assert walk.sentences == 4 and walk.removed_by_rule["no_terminal_punct"] == 1
+    english = c4_walk_with(text, SignalConfig())  # English settings: no line ends in 。
+    assert english.removed_by_rule["no_terminal_punct"] == 3
+    s = compute_signals(text, "zh", SignalConfig(), profile=zh)
+    assert s["fineweb_line_punct_ratio"] == pytest.approx(2 / 3)
+    assert s["qs_words"] == len(segmenter_for("zh").words(text)) > 15

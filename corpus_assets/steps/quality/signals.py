@@ -95,7 +95,7 @@ from corpus_assets.steps.quality._text import (
     split_whitespace_words,
     split_words,
 )
-from corpus_assets.steps.quality.c4 import C4_LINE_RULES, c4_walk
+from corpus_assets.steps.quality.c4 import C4_LINE_RULES, CJK_SENTENCE_END_RE, c4_walk
 from corpus_assets.steps.quality.line_corrections import (
     DEFAULT_LINE_PATTERNS_DIR,
     RULES as LINE_RULES,
@@ -242,10 +242,13 @@ def c4_walk_with(text: str, config: "SignalConfig", profile=None):
     and the language's line-end marks and segmenter when ``profile`` is given."""
     end_marks = config.c4_end_marks
     split = str.split
+    extra = {}
     if profile is not None:
         end_marks = profile.c4_end_marks or end_marks
         if profile.segmenter_name != "whitespace":
             split = profile.segmenter.tokens
+        if profile.segmenter_name in ("jieba", "fugashi"):
+            extra["sentence_end"] = CJK_SENTENCE_END_RE
     return c4_walk(
         text,
         end_marks=end_marks,
@@ -253,6 +256,7 @@ def c4_walk_with(text: str, config: "SignalConfig", profile=None):
         max_word_length=config.c4_max_word_length,
         remove_citations=config.c4_remove_citations,
         split=split,
+        **extra,
     )
 
 
