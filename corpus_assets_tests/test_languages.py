@@ -121,3 +121,33 @@ def test_english_settings_build_no_profile_and_keep_every_fingerprint():
     step.apply(doc)
     assert doc == {"text": text, "language": "en",
                    **compute_signals(text, "en", config.quality_signals, fingerprint=step.fingerprint)}
+
+
+def test_japanese_and_chinese_line_patterns():
+    from corpus_assets.steps.quality.line_corrections import correct_lines
+    from corpus_assets.steps.quality.signals import SignalConfig, resolve_line_patterns
+    from corpus_assets.steps.segmentation.profiles import build_language_profiles
+
+    profiles = build_language_profiles(("ja", "zh", "th"))
+    config = SignalConfig()
+
+    def corrected(lang, text):
+        profile = profiles.get(lang)
+        patterns = resolve_line_patterns(config, lang, profile)
+        return correct_lines(text, patterns, count_words=profile.segmenter.count_words)
+
+    body = "東京都内の会社で働いています。毎日電車で通勤しています。"
+    r = corrected("ja", "\n".join([body, "閲覧数：1,234", "3件のコメント", "2024年3月5日(火) 12:30",
+                                   "新商品のご案内 続きを読む", "ログイン 新規会員登録", body]))
+    assert r.removed_by_rule["counter"] == 2 and r.removed_by_rule["pattern"] == 2
+    assert "新商品のご案内" in r.text and "続きを読む" not in r.text and r.lines_edited == 1
+    assert r.text.count(body) == 2
+    zh_body = "北京是中国的首都，也是一座历史悠久的城市。"
+    r = corrected("zh", "\n".join([zh_body, "阅读(123)", "当前位置：首页 > 新闻 > 国内", "发布时间：2024-03-05 12:30",
+                                   "版权所有 © 2024 某某公司", "沪ICP备11028026号", zh_body]))
+    assert r.removed_by_rule["counter"] == 1 and r.removed_by_rule["pattern"] == 4
+    assert r.text == zh_body + "\n" + zh_body
+    # a line of two Japanese words is not a single-word line (it was one whitespace "word")
+    assert corrected("ja", "会社概要\n" + body).lines_removed == 0
+    # languages with neither a pattern file nor profile patterns fall back to English's
+    assert resolve_line_patterns(config, "th", profiles.get("th")).language == "en"
