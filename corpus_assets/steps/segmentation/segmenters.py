@@ -53,6 +53,7 @@ from typing import Optional
 from corpus_assets.steps.quality._text import WORD_RE, _W
 
 _RUN_RE = re.compile(r"\S+")
+_CACHE_MAX = 1 << 16
 _OPENING = {"Ps": True, "Pi": True}  # opening brackets, opening quotes
 
 # Characters of each segmented script (Unicode blocks).
@@ -119,6 +120,7 @@ class ScriptSegmenter(Segmenter):
         self._has_word_char = re.compile(rf"{body}")
         self._lock = threading.Lock()
         self._ready = False
+        self._cache: dict[str, list[str]] = {}
 
     # -- subclasses
     def _load(self) -> None:
@@ -134,9 +136,17 @@ class ScriptSegmenter(Segmenter):
                 if not self._ready:
                     self._load()
                     self._ready = True
+        cached = self._cache.get(run)
+        if cached is not None:
+            return cached
         pieces = [p for p in self._segment(run) if p]
         if "".join(pieces) != run:
-            return list(run)
+            pieces = list(run)
+        # the signals segment a document's runs several times (words, tokens, lines):
+        # a bounded memo of recent runs (results never depend on what is in it)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[run] = pieces
         return pieces
 
     def words(self, text: str) -> list[str]:
