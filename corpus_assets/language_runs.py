@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-import numpy as np
-
 from corpus_assets.config import PipelineConfig
 from corpus_assets.steps.base import Document, StepStats, run_steps
 from corpus_assets.steps.dedup.exact_substring import ExactSubstringStep, find_duplicate_token_spans
@@ -116,8 +114,6 @@ def run_language(files: Iterable[Path], config: PipelineConfig, language: Option
         page.words = int(doc.get("gopher_word_count") or 0)
         page.text = doc.get("text") or ""
         survivors.append((doc, page))
-    # HtmlDecode drops non-HTML records silently? No: it removes them with a reason; keep
-    # only pages that were HTML responses in the table.
     survivors = _dedup(survivors, config, profiles, run)
     for doc, page in survivors:
         page.text = doc.get("text") or ""
@@ -194,13 +190,3 @@ def _apply(step, survivors, run: LanguageRun):
             removed[result[0]] += 1
     run.steps.append(_stats(step.name, len(survivors), removed))
     return kept
-
-
-def html_pages(run: LanguageRun) -> list[PageOutcome]:
-    """The pages that were HTML responses (what the table counts as pages in)."""
-    return [p for p in run.pages if p.step != "html_decode"]
-
-
-def reference_words(texts: Iterable[str], segmenter) -> np.ndarray:
-    """Words per text (for reading a run's numbers)."""
-    return np.array([len(segmenter.words(t)) for t in texts])
