@@ -199,3 +199,35 @@ def test_c4_and_fineweb_use_the_language_line_ends_and_words():
     s = compute_signals(text, "zh", SignalConfig(), profile=zh)
     assert s["fineweb_line_punct_ratio"] == pytest.approx(2 / 3)
     assert s["qs_words"] == len(segmenter_for("zh").words(text)) > 15
+
+
+def test_asset_code_versions_carry_the_segmenters_and_keep_english():
+    from corpus_assets.assets import dedup, refinedweb
+    from corpus_assets.config import fingerprint
+
+    config = load_config()
+    ja = dataclasses.replace(config, language_id=dataclasses.replace(config.language_id, languages=("ja",)))
+
+    def versions(cfg):
+        out = {}
+        for asset in [*refinedweb.build_assets(cfg), *dedup.build_dedup_assets(cfg)]:
+            out.update({k.to_user_string(): v for k, v in asset.code_versions_by_key.items()})
+        return out
+
+    en_versions, ja_versions = versions(config), versions(ja)
+    # English: the versions from before segmenters (settings fingerprints only)
+    preset = config.dedup.minhash_preset
+    assert en_versions["minhash_signatures"] == f"{dedup.CODE_REVISION['minhash_signatures']}-{fingerprint(preset)}"
+    assert en_versions["rw_quality_signals"].endswith(signals_fingerprint(config.quality_signals))
+    for asset in ("rw_raw", "rw_quality_signals", "rw_filtered", "minhash_signatures", "minhash_buckets",
+                  "duplicate_clusters", "exact_substring_spans", "rw_deduped", "dedup_index"):
+        assert ja_versions[asset] != en_versions[asset], asset
+
+
+def test_prescreen_counts_segmented_words():
+    from corpus_assets.steps.prescreen import chunks_of
+
+    blocks = ["東京都内の会社で働いています。", "毎日電車で通勤しています。"]
+    assert [w for _, w in chunks_of(blocks, 20)] == [2]  # one "word" per block by spaces
+    # 東京 都内 の 会社 で 働い て い ます。 + 毎日 電車 で 通勤 し て い ます。
+    assert [w for _, w in chunks_of(blocks, 20, segmenter_for("ja"))] == [17]
