@@ -33,6 +33,7 @@ from corpus_assets.steps.html_guard import HtmlGuard
 from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
 from corpus_assets.steps.quality.decisions import build_decision_steps
+from corpus_assets.steps.segmentation.profiles import prescreen_segmenter, profiles_for
 from corpus_assets.steps.quality.signals import SIGNAL_COLUMNS, QualitySignals
 from corpus_assets.steps.url_allowlist import UrlAllowlist
 from corpus_assets.steps.url_filter import UrlFilter
@@ -410,7 +411,8 @@ def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConf
     raw = load_report(store, "raw_documents", dump, shard)
     prescreen = None
     if config.language_prescreen.enabled and config.language_id.languages:
-        prescreen = LanguagePrescreen(config.language_prescreen, config.language_id)
+        prescreen = LanguagePrescreen(config.language_prescreen, config.language_id,
+                                      prescreen_segmenter(profiles_for(config)))
     steps = [
         UrlFilter(config.url_filter),
         # WebText-style: only listed URLs go on (when url_allowlist.path is set)
@@ -462,7 +464,7 @@ def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: Pip
     return run_document_stage(
         store, "rw_quality_signals", dump, shard,
         store.iter_rows(documents_path("rw_raw", dump, shard)),
-        [QualitySignals(config.quality_signals)],
+        [QualitySignals(config.quality_signals, profiles_for(config))],
         baseline_docs=upstream.baseline_docs,
         step_errors=config.step_errors,
     )
@@ -477,7 +479,7 @@ def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: Pipelin
         store, "rw_filtered", dump, shard,
         store.iter_rows(documents_path("rw_quality_signals", dump, shard)),
         # GPT-3's classifier (when on) after the presets: it filtered before fuzzy dedup
-        build_decision_steps(config.quality_thresholds, config.quality_signals)
+        build_decision_steps(config.quality_thresholds, config.quality_signals, profiles_for(config))
         + gpt3_decision_steps(store, dump, config),
         baseline_docs=upstream.baseline_docs,
         # After the decisions a document has one text (``text``, line-corrected) and no
