@@ -19,6 +19,7 @@ from typing import Optional
 import dagster as dg
 
 from corpus_assets.assets.ccnet import build_ccnet_assets
+from corpus_assets.assets.classifiers import build_classifier_assets
 from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
@@ -92,6 +93,8 @@ def build_definitions(
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
     # CCNet's branch (docs/ccnet.md); none when the recipe builds CCNet's stages itself.
     assets += build_ccnet_assets(config)
+    # GPT-3's and LLaMA's classifiers, when the settings (a recipe) switch them on.
+    assets += build_classifier_assets(config)
     return dg.Definitions(
         assets=assets,
         jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs],
