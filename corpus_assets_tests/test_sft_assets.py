@@ -42,7 +42,16 @@ def run(shared_data, tmp_path_factory):
                            resources=resources)
     second = dg.materialize(assets, selection=["sft_selection"], partition_key="tiny", resources=resources)
     store = resources["corpus_store"].get_store()
-    return {"first": first, "second": second, "store": store, "lines": planted, "checks": (BUDGET_CHECK, CONSERVATION_CHECK)}
+    from corpus_assets.sft_stages import selection_path
+
+    def output() -> bytes:
+        with open(store.uri(selection_path("tiny", "selection.jsonl")), "rb") as fh:
+            return fh.read()
+
+    before = output()
+    again = dg.materialize(assets, selection=["sft_selection"], partition_key="tiny", resources=resources)
+    return {"first": first, "second": second, "again": again, "outputs": (before, output()), "store": store,
+            "lines": planted, "checks": (BUDGET_CHECK, CONSERVATION_CHECK)}
 
 
 def test_samples_count_bad_lines(run):
@@ -82,3 +91,9 @@ def test_selection_respects_budget_and_writes_the_pool_format(run):
     assert 0.0 <= div["selection"]["cluster_entropy"] <= 1.0
     assert manifest["seed"] == 3 and manifest["thresholds"]["filters"]["min_lang_score"] == 0.7
     assert sum(e["samples"] for e in manifest["composition"]["selection"].values()) == manifest["samples"]
+
+
+def test_same_recipe_and_seed_same_selection_bytes(run):
+    assert run["again"].success
+    before, after = run["outputs"]
+    assert before and before == after
