@@ -9,7 +9,7 @@
 - ``build_sft_selection``: for one recipe, filters -> quality score -> exact and near dedup
   -> top quality fraction -> diversity selection under the token budget; writes
   ``selection.jsonl`` (the pool's own record format), ``selected.parquet`` (ids, scores,
-  tokens, order of choice) and ``manifest.json`` (funnel, removals by reason, counts and
+  tokens, order of choice), ``baselines.parquet`` (the comparison selections' ids) and ``manifest.json`` (funnel, removals by reason, counts and
   tokens per source, thresholds, seed, diversity against a random selection of the same
   tokens and against a quality-only one).
 
@@ -43,6 +43,8 @@ SAMPLE_FIELDS = ("sample_id", "dataset", "source", "instruction", "input", "outp
 SAMPLES_SCHEMA = pa.schema([(f, pa.string()) for f in SAMPLE_FIELDS])
 STAT_TYPES = {"lang": pa.string(), "token_count": pa.int64(), "text_len": pa.int64(), "response_len": pa.int64()}
 STATISTICS_SCHEMA = pa.schema([("sample_id", pa.string())] + [(c, STAT_TYPES.get(c, pa.float64())) for c in COLUMNS])
+BASELINES_SCHEMA = pa.schema([("selection", pa.string()), ("sample_id", pa.string()), ("order", pa.int64()),
+                              ("token_count", pa.int64())])
 SELECTED_SCHEMA = pa.schema([("sample_id", pa.string()), ("dataset", pa.string()), ("source", pa.string()),
                              ("order", pa.int64()), ("quality", pa.float64()), ("token_count", pa.int64())])
 STEPS = ("read", "filters", "dedup", "quality_gate", "selection")
@@ -280,6 +282,8 @@ def select(samples: list[dict], stats: list[dict], recipe: SftRecipe, embed) -> 
     quality_of = {int(i): float(q) for i, q in zip(pool_idx, pool_quality)}
     return {
         "chosen": chosen, "quality_of": quality_of, "tokens_used": used, "token_budget": budget,
+        "baselines": {"random": [int(pool_idx[p]) for p in random_pos],
+                      "quality_only": [int(pool_idx[p]) for p in quality_pos], other_method: other},
         "funnel": funnel, "removed_by_step": removed_by_step, "perplexity_bounds": filtered.perplexity,
         "dedup_facts": dedup.facts, "quality_threshold": threshold, "quality_terms_mean": gate_terms,
         "composition": {"pool": _composition(samples, stats, range(n)),
@@ -354,6 +358,11 @@ def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineC
             writer.write_many({"sample_id": samples[i]["sample_id"], "dataset": samples[i]["dataset"],
                                "source": samples[i]["source"], "order": k, "quality": result["quality_of"][i],
                                "token_count": int(stats[i]["token_count"])} for k, i in enumerate(chosen))
+        # the comparison selections' ids, so that a fine-tune can be run on each (docs/sft.md)
+        with store.table_writer(selection_path(recipe.name, "baselines.parquet"), BASELINES_SCHEMA) as writer:
+            writer.write_many({"selection": name, "sample_id": samples[i]["sample_id"], "order": k,
+                               "token_count": int(stats[i]["token_count"])}
+                              for name, ids in result["baselines"].items() for k, i in enumerate(ids))
         manifest["seconds"] = round(time.perf_counter() - started, 3)
         store.write_json(selection_path(recipe.name), manifest)
     return manifest

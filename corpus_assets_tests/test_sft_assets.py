@@ -91,6 +91,12 @@ def test_selection_respects_budget_and_writes_the_pool_format(run):
     assert 0.0 <= div["selection"]["cluster_entropy"] <= 1.0
     assert manifest["seed"] == 3 and manifest["thresholds"]["filters"]["min_lang_score"] == 0.7
     assert sum(e["samples"] for e in manifest["composition"]["selection"].values()) == manifest["samples"]
+    baselines = list(run["store"].iter_rows(selection_path("tiny", "baselines.parquet")))
+    by_name = {}
+    for r in baselines:
+        by_name.setdefault(r["selection"], []).append(r)
+    assert set(by_name) == {"random", "quality_only", "cluster_caps"}
+    assert sum(r["token_count"] for r in by_name["random"]) == div["random"]["tokens"]
 
 
 def test_same_recipe_and_seed_same_selection_bytes(run):
