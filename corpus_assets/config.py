@@ -40,6 +40,7 @@ from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.segmentation.profiles import LanguageOverride, check_language_code
 from corpus_assets.steps.selection.config import SelectionConfig
+from corpus_assets.steps.sft.config import SftConfig
 from corpus_assets.steps.setting_types import MAX_SHARDS, ShardCount
 from corpus_assets.steps.url_allowlist import UrlAllowlistConfig
 from corpus_assets.steps.url_filter import UrlFilterConfig
@@ -94,6 +95,7 @@ class PipelineConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
     # per-language settings over defaults/languages/<lang>.yaml (docs/languages.md)
     languages: dict[str, LanguageOverride] = field(default_factory=dict)
     source_file: str = ""

@@ -24,6 +24,7 @@ from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
 from corpus_assets.assets.refinedweb import build_assets
+from corpus_assets.assets.sft import build_sft_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
@@ -55,6 +56,8 @@ def build_definitions(
     assets = (build_assets(config) + build_dedup_assets(config)
               + build_domain_assets(config, sentence_encoder=sentence_encoder, llm=llm) + build_selection_assets(config))
     assets += build_mixture_assets(config)
+    # Fine-tuning pool selection (docs/sft.md): datasets -> samples -> statistics -> selection per recipe.
+    assets += build_sft_assets(config, sentence_encoder=sentence_encoder)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )

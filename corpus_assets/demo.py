@@ -254,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         print_domain_table(domain_table(instance, dumps, config))
         run_selection(instance, defs, failures)
         run_mixtures(instance, defs, failures)
+        from corpus_assets.sft_demo import run_sft
+
+        run_sft(instance, defs, failures)
     print("\nOpen the UI with `make dev` (dagster dev on this DAGSTER_HOME) at http://127.0.0.1:3000")
     if failures:
         print(f"FAILED partitions: {failures}", file=sys.stderr)
