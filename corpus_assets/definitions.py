@@ -19,10 +19,12 @@ from typing import Optional
 import dagster as dg
 
 from corpus_assets.assets.ccnet import build_ccnet_assets
+from corpus_assets.assets.classifiers import build_classifier_assets
 from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
 from corpus_assets.assets.refinedweb import build_assets
+from corpus_assets.assets.sft import build_sft_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
 from corpus_assets.executors import shard_executor
@@ -59,6 +61,8 @@ def build_definitions(
     assets = (build_assets(config) + build_dedup_assets(config)
               + build_domain_assets(config, sentence_encoder=sentence_encoder, llm=llm) + build_selection_assets(config))
     assets += build_mixture_assets(config)
+    # Fine-tuning pool selection (docs/sft.md): datasets -> samples -> statistics -> selection per recipe.
+    assets += build_sft_assets(config, sentence_encoder=sentence_encoder)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
@@ -99,6 +103,8 @@ def build_definitions(
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
     # CCNet's branch (docs/ccnet.md); none when the recipe builds CCNet's stages itself.
     assets += build_ccnet_assets(config)
+    # GPT-3's and LLaMA's classifiers, when the settings (a recipe) switch them on.
+    assets += build_classifier_assets(config)
     return dg.Definitions(
         assets=assets,
         jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs],
