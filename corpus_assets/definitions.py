@@ -27,6 +27,7 @@ from corpus_assets.assets.refinedweb import build_assets
 from corpus_assets.assets.sft import build_sft_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
+from corpus_assets.executors import shard_executor
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
 from corpus_assets.resources import (CorpusStoreResource, CrawlSourceResource, LlmAnnotatorResource,
                                      SentenceEncoderResource, TokenizerResource)
@@ -37,6 +38,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARD_ASSETS = ["raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered", "minhash_signatures"]
 # One run per dump, in crawl order: the dump-level half of dedup.
 DUMP_DEDUP_ASSETS = ["minhash_buckets", "duplicate_clusters", "exact_substring_spans"]
+# Runs of the dump-level jobs carry this tag; dagster.yaml's run queue admits one at a time.
+# (The assets themselves are in the pool DUMP_DEDUP_POOL, which also holds for the UI's
+# Materialize button; docs/operations.md.)
+DUMP_SCOPE_TAGS = {"corpus_assets/scope": "dump"}
 
 
 def default_crawl_root() -> str:
@@ -67,18 +72,23 @@ def build_definitions(
         partitions_def=shard_partitions_def(config.num_shards),
         description="Raw dump -> RW-RAW -> quality signals -> RW-Filtered -> MinHash "
         "signatures for one (dump, shard).",
+        # A Dask cluster's workers when $CORPUS_DASK_SCHEDULER is set (corpus_assets/executors.py).
+        executor_def=shard_executor(),
     )
     dedup_job = dg.define_asset_job(
         "dump_dedup_job", selection=DUMP_DEDUP_ASSETS, partitions_def=dump_partitions,
         description="MinHash buckets -> duplicate clusters -> exact substring spans for one dump.",
+        tags=DUMP_SCOPE_TAGS,
     )
     deduped_job = dg.define_asset_job(
         "rw_deduped_job", selection=["rw_deduped"], partitions_def=shard_partitions_def(config.num_shards),
         description="Apply the dump's dedup decisions to one (dump, shard).",
+        executor_def=shard_executor(),
     )
     index_job = dg.define_asset_job(
         "dedup_index_job", selection=["dedup_index"], partitions_def=dump_partitions,
         description="Grow the cross-dump index with one dump's kept documents.",
+        tags=DUMP_SCOPE_TAGS,
     )
     selection_jobs = [dg.define_asset_job(
         "selection_job", selection=SELECTION_ASSETS, partitions_def=target_partitions_def(config),
