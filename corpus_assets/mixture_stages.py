@@ -83,6 +83,29 @@ class Unit:
     # The reader settings that decide each document's text and doc id (a JSONL source's
     # fields and id_field): part of the token-count table's key.
     reader: str = ""
+    # What the build pinned: (what, version read when the unit was made, how to read it
+    # now). Checked after the shards are written: a source changed mid-build (a JSONL
+    # refreshed, an rw_deduped partition re-published) fails the build, never ships new
+    # texts with old counts under the old data version.
+    checks: list = field(default_factory=list)
+
+
+class SourceChangedError(RuntimeError):
+    """A source's data changed while one build read it (its counts and its texts would
+    come from two versions)."""
+
+
+def check_units_unchanged(units_of: dict[str, list["Unit"]]) -> None:
+    """Every unit's pinned data versions re-read: SourceChangedError naming the first
+    that differs."""
+    for source, units in units_of.items():
+        for unit in units:
+            for what, recorded, now in unit.checks:
+                current = now()
+                if current != recorded:
+                    raise SourceChangedError(
+                        f"mixture source {source}: {what} changed while the mixture was built (data version "
+                        f"{recorded} when counted, {current} now): build again once it stops changing")
 
 
 def _digest(*parts) -> str:
@@ -125,8 +148,10 @@ def _rw_unit(store: CorpusStore, dump: str, shard: str, domain: str = "web", kee
             yield {"doc_id": row["doc_id"], "text": row.get("text") or "", "url": row.get("url"),
                    "lineage_id": row["doc_id"], "domain": domain}
 
-    return Unit(f"{RW}/{dump}/{shard}", f"{dump}|{shard}", _partition_version(store, part, f"{part}/stats.json"),
-                rows, keep, reader="rw_deduped:doc_id,text")
+    version = _partition_version(store, part, f"{part}/stats.json")
+    return Unit(f"{RW}/{dump}/{shard}", f"{dump}|{shard}", version, rows, keep, reader="rw_deduped:doc_id,text",
+                checks=[(f"{RW} {dump}|{shard}", version,
+                         lambda: _partition_version(store, part, f"{part}/stats.json"))])
 
 
 def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig) -> list[Unit]:
@@ -147,11 +172,13 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
             by_shard: dict[str, set] = {}
             for row in store.iter_rows(rel, ["doc_id", "shard"]):
                 by_shard.setdefault(row["shard"], set()).add(row["doc_id"])
-            subset_version = _partition_version(store, f"domain_subsets/{dump}/{domain}",
-                                                f"domain_subsets/{dump}/{domain}/stats.json")
+            subset_folder = f"domain_subsets/{dump}/{domain}"
+            subset_version = _partition_version(store, subset_folder, f"{subset_folder}/stats.json")
             for shard in sorted(by_shard):
                 unit = _rw_unit(store, dump, shard, domain, by_shard[shard])
                 unit.partition = f"{part} (rw_deduped {dump}|{shard}, subset version {subset_version})"
+                unit.checks.append((f"domain_subsets {part}", subset_version, lambda f=subset_folder: _partition_version(
+                    store, f, f"{f}/stats.json")))
                 units.append(unit)
         return units
     if source.asset in (selection_stages.ZIPFIT, selection_stages.DSIR):
@@ -165,9 +192,13 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
                 for row in store.iter_rows(rel, ["doc_id", "text", "url", "lineage_id", "domain"]):
                     yield {**row, "text": row.get("text") or ""}
 
-            units.append(Unit(f"{source.asset}/{target}", target, _partition_version(
-                store, f"{source.asset}/{target}", selection_stages.stats_path(source.asset, target)), rows,
-                reader=f"{source.asset}:doc_id,text"))
+            def version(target=target) -> str:
+                return _partition_version(store, f"{source.asset}/{target}",
+                                          selection_stages.stats_path(source.asset, target))
+
+            pinned = version()
+            units.append(Unit(f"{source.asset}/{target}", target, pinned, rows, reader=f"{source.asset}:doc_id,text",
+                              checks=[(f"{source.asset} {target}", pinned, version)]))
         return units
     # external JSONL files: the selection settings' sources, read by the selection's reader
     cfg = config.selection
@@ -185,7 +216,9 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
         # settings, other counts and ids from the same bytes.
         reader = json.dumps({"reader": "selection_jsonl", "fields": list(match[0].fields),
                              "id_field": match[0].id_field}, sort_keys=True)
-        unit = Unit(f"external/{name}", f"{name} ({path.name})", _file_sha(path), lambda: iter(()), reader=reader)
+        sha = _file_sha(path)
+        unit = Unit(f"external/{name}", f"{name} ({path.name})", sha, lambda: iter(()), reader=reader,
+                    checks=[(f"external source {name} ({path})", sha, lambda path=path: _file_sha(path))])
 
         def rows(ext=match[0], unit=unit) -> Iterator[dict]:
             counts = Counter()
@@ -266,6 +299,11 @@ def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.So
         for unit in units:
             for row in _usable(unit, Counter(), seen):
                 if epoch < plan.full_epochs or row["doc_id"] in plan.partial:
+                    if row["doc_id"] not in counts:
+                        raise SourceChangedError(
+                            f"mixture source {source.name}: document {row['doc_id']!r} of {unit.partition} was not "
+                            "there when the source was counted: the source changed while the mixture was built; "
+                            "build again once it stops changing")
                     yield {"text": row["text"], "id": row_id(source.name, row["doc_id"], epoch),
                            "source": source.name, "lineage_id": row.get("lineage_id") or row["doc_id"],
                            "url": row.get("url"), "domain": row.get("domain") or "",
@@ -334,13 +372,33 @@ def plan_sources(spec: MixtureSpec, counts_of: dict[str, dict[str, int]], asked:
                                          spec.seed, max_overshoot=slack) for s in spec.sources}
 
 
+# A build whose source changed under it is discarded and made again this many times in all.
+BUILD_ATTEMPTS = 2
+
+
 def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
-                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
+                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None,
+                           attempts: int = BUILD_ATTEMPTS) -> dict:
+    """Build (and publish) mixture ``name``. Every unit's data version is read once, when
+    its units are listed, and read again after the shards are written: a source that
+    changed in between discards the build (nothing is published) and the build starts
+    over; after ``attempts`` builds it is a SourceChangedError."""
     cfg = config.mixture
     spec = spec or cfg.specs()[name]
     check_spec_inputs(spec, config.selection, name)
-    started = time.perf_counter()
     counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
+    for attempt in range(1, attempts + 1):
+        try:
+            return _build_once(store, name, config, spec, counter)
+        except SourceChangedError:
+            if attempt == attempts:
+                raise
+
+
+def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: MixtureSpec,
+                counter: TokenCounter) -> dict:
+    cfg = config.mixture
+    started = time.perf_counter()
 
     # 1. units and token counts
     per_source, units_of, counts_of, tokenized_units = read_sources(store, spec, config, counter)
@@ -371,6 +429,8 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
             shard_facts.append({"parquet": pq_name, "jsonl_zst": js_name, "docs": len(batch),
                                 "tokens": sum(r["token_count"] for r in batch), "docs_by_source": dict(by_source),
                                 "doc_ids": [r["id"] for r in batch]})
+        # the texts written are the versions counted (or the publication is discarded)
+        check_units_unchanged(units_of)
         total = sum(written.values())
         for n, s in per_source.items():
             p = plans[n]
@@ -435,6 +495,7 @@ def _search_texts(store, spec, config, counter) -> tuple[dict, dict, dict]:
             for row in _usable(unit, Counter(), seen):
                 if row["doc_id"] in chosen:
                     (heldout if row["doc_id"] in held else train)[source.name].append(row["text"])
+    check_units_unchanged(units_of)
     return train, heldout, {n: s["available_tokens"] for n, s in per_source.items()}
 
 
@@ -476,7 +537,10 @@ def build_mixture_search(store: CorpusStore, name: str, config: PipelineConfig,
     check_spec_inputs(spec, config.selection, name)
     counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
     started = time.perf_counter()
-    train, heldout, available = _search_texts(store, spec, config, counter)
+    try:
+        train, heldout, available = _search_texts(store, spec, config, counter)
+    except SourceChangedError:  # once more, on the versions now there
+        train, heldout, available = _search_texts(store, spec, config, counter)
     validation = {f"heldout_{n}": texts for n, texts in heldout.items() if texts}
     missing_targets = []
     for target in config.selection.targets:

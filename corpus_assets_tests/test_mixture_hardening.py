@@ -405,3 +405,48 @@ def test_spec_files_and_tokenizer_settings_fail_at_load(tmp_path):
     settings.write_text(f"mixture:\n  tokenizer_file: {tmp_path / 'tokenizer.json'}\n")
     with pytest.raises(ConfigError, match=r"mixture.tokenizer_file .*not a Hugging Face tokenizer.json"):
         load_config(settings)
+
+
+# -- round 2 ------------------------------------------------------------------------------
+
+def _own_sources(tmp_path, data_dir) -> Path:
+    """A private copy of the sources, for tests that change them."""
+    import shutil
+
+    folder = tmp_path / "sources"
+    shutil.copytree(data_dir, folder)
+    return folder
+
+
+def test_a_source_changed_mid_build_is_never_published_with_old_counts(tmp_path, data_dir, monkeypatch):
+    """r2 f01: the JSONL is rewritten after counting (same ids, short texts). The build
+    notices (data version re-read after writing), discards, and either builds again on
+    the new version (counts = the texts written) or fails naming the source."""
+    folder = _own_sources(tmp_path, data_dir)
+    config = _config(folder)
+    store = CorpusStore(str(tmp_path / "store"))
+    original = stages.plan_sources
+    edits = []
+
+    def plan_then_edit(*args, **kwargs):
+        plans = original(*args, **kwargs)
+        if not edits:
+            lines = [json.loads(x) for x in (folder / "aa.jsonl").read_text().splitlines()]
+            _write(folder / "aa.jsonl", [{**r, "text": r["text"].upper()} for r in lines])
+            edits.append(1)
+        return plans
+
+    monkeypatch.setattr(stages, "plan_sources", plan_then_edit)
+    with pytest.raises(stages.SourceChangedError, match="external source aa"):
+        stages.build_training_mixture(store, "mix", config, _spec(), attempts=1)
+    assert store.read_pointer(stages.folder("mix")) is None  # nothing published
+    edits.clear()
+    manifest = stages.build_training_mixture(store, "mix", config, _spec())  # retried once, on the new file
+    from corpus_assets.steps.mixture.tokens import TokenCounter
+
+    counter = TokenCounter(config.mixture.tokenizer, config.mixture.tokenizer_file)
+    rows = [r for r in _rows(store, manifest) if r["source"] == "a"]
+    assert all(r["text"].isupper() for r in rows)
+    assert [r["token_count"] for r in rows] == counter.count([r["text"] for r in rows])
+    assert manifest["sources"]["a"]["tokens"] == sum(r["token_count"] for r in rows)
+    assert manifest["sources"]["a"]["partitions"][0]["data_version"] == stages._file_sha(folder / "aa.jsonl")
