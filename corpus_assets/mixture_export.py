@@ -14,9 +14,16 @@ shards in beside the older manifest. When the newer publication has already remo
 object the export still needed, the export starts over on the new pointer (once per newer
 build). Each file is COPIED (never hard-linked: an export is the user's to edit, and an
 edit through a link would change the store's object) into a temporary file, its SHA-256
-checked against the pointer, then renamed into place. Shard files in ``dest`` that the
-manifest does not name (an older, larger export) are removed; nothing else there is
-touched.
+checked against the pointer.
+
+Never a mix of two exports: every file is first copied into a staging folder beside
+``dest`` (``.<dest name>.export-<pid>``), then swapped in. When ``dest`` holds nothing but
+an export (shard files, manifest.json), the folders are swapped by two renames (a reader
+sees the old export, briefly no folder, or the new one). When it holds other files too,
+they stay: the old manifest.json is removed first and ``EXPORT_INCOMPLETE`` written, then
+the old shard files are removed, the new ones moved in (renames on one filesystem) and the
+manifest last; an interruption there leaves the marker and no manifest, never an old
+manifest beside new shards. Exporting into the corpus store's own folder is refused.
 
     python -m corpus_assets.mixture_export demo_mix exports/demo_mix [--root .corpus]
 """
@@ -34,7 +41,9 @@ from pathlib import Path
 from corpus_assets.mixture_stages import folder
 from corpus_assets.storage import CorpusStore, PartitionIntegrityError
 
-SHARD_FILE = re.compile(r"^shard-\d{5}\.(parquet|jsonl\.zst)$")
+SHARD_FILE = re.compile(r"^shard-\d{5,}\.(parquet|jsonl\.zst)$")
+MANIFEST = "manifest.json"
+INCOMPLETE = "EXPORT_INCOMPLETE"
 
 
 class MixtureExportError(RuntimeError):
@@ -77,19 +86,70 @@ def _export_once(store: CorpusStore, name: str, pointer: dict, dest: Path) -> di
     if missing:
         raise MixtureExportError(f"{store.uri(folder(name))}: the manifest names {missing[:3]}, which the published "
                                  "partition does not hold; re-materialize the mixture")
-    dest.mkdir(parents=True, exist_ok=True)
-    for file in names + ["manifest.json"]:  # the manifest last: an export with one is whole
-        _place(store, folder(name), files[file], dest / file)
-    for stale in dest.iterdir():
-        if SHARD_FILE.match(stale.name) and stale.name not in names:
-            stale.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.export-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for file in names + [MANIFEST]:
+            _place(store, folder(name), files[file], staging / file)
+        _swap_in(staging, dest, names)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def _is_export_file(name: str) -> bool:
+    return bool(SHARD_FILE.match(name)) or name in (MANIFEST, INCOMPLETE)
+
+
+def _swap_in(staging: Path, dest: Path, names: list[str]) -> None:
+    """The staged export becomes ``dest``: whole (old or new) at every moment when
+    ``dest`` is only an export, else marked incomplete while its export files change."""
+    if not dest.exists():
+        os.rename(staging, dest)
+        return
+    if not dest.is_dir():
+        raise MixtureExportError(f"export destination {dest} exists and is not a folder")
+    if all(_is_export_file(p.name) and p.is_file() for p in dest.iterdir()):
+        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(dest, old)
+        os.rename(staging, dest)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    # Other files live in dest: keep them; the manifest goes first and comes back last.
+    (dest / INCOMPLETE).write_text("an export is being replaced; no manifest.json until it is whole\n")
+    if (dest / MANIFEST).exists():
+        (dest / MANIFEST).unlink()
+    for stale in dest.iterdir():
+        if SHARD_FILE.match(stale.name):
+            stale.unlink()
+    for file in names:
+        os.replace(staging / file, dest / file)
+    os.replace(staging / MANIFEST, dest / MANIFEST)
+    (dest / INCOMPLETE).unlink()
+
+
+def _refuse_store_folder(store: CorpusStore, dest: Path) -> None:
+    """An export inside the corpus store's folder would be mistaken for (or clobber) its
+    objects and be swept by its cleaning."""
+    from corpus_assets.storage import is_s3_uri
+
+    if is_s3_uri(store.root):
+        return
+    root = Path(store.root).resolve()
+    target = dest.resolve()
+    if target == root or root in target.parents:
+        raise MixtureExportError(f"export destination {dest} is inside the corpus store {root}: export to a folder "
+                                 "outside it")
 
 
 def export_mixture(store: CorpusStore, name: str, dest: str | Path, max_restarts: int = 3) -> dict:
     """Copy mixture ``name``'s shards and manifest, all of ONE published build, to ``dest``
     under plain names; returns that build's manifest (its ``shards`` name the files)."""
     dest = Path(dest)
+    _refuse_store_folder(store, dest)
     pointer = store.read_pointer(folder(name))
     if pointer is None:  # first: an unbuilt mixture creates no folder
         raise FileNotFoundError(f"no published mixture {name!r} in {store.uri(folder(name))}")

@@ -450,3 +450,45 @@ def test_a_source_changed_mid_build_is_never_published_with_old_counts(tmp_path,
     assert [r["token_count"] for r in rows] == counter.count([r["text"] for r in rows])
     assert manifest["sources"]["a"]["tokens"] == sum(r["token_count"] for r in rows)
     assert manifest["sources"]["a"]["partitions"][0]["data_version"] == stages._file_sha(folder / "aa.jsonl")
+
+
+def _export_is_whole(out: Path) -> dict:
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = sorted(p.name for p in out.glob("shard-*"))
+    assert names == sorted(s[k] for s in manifest["shards"] for k in ("parquet", "jsonl_zst"))
+    for facts in manifest["shards"]:
+        assert pq.read_table(out / facts["parquet"]).column("id").to_pylist() == facts["doc_ids"]
+    return manifest
+
+
+def test_an_interrupted_reexport_leaves_the_older_export_whole(tmp_path, data_dir, monkeypatch):
+    """r2 f09: a re-export stopped after its first files left the OLD manifest beside a NEW
+    shard-00000. Now it stages beside dest and swaps; dest is the old export, whole."""
+    store = CorpusStore(str(tmp_path / "store"))
+    out = tmp_path / "export"
+    stages.build_training_mixture(store, "mix", _config(data_dir, shard_tokens=300), _spec())
+    first = mixture_export.export_mixture(store, "mix", out)
+    stages.build_training_mixture(store, "mix", _config(data_dir, shard_tokens=300), _spec(seed=7))
+    place, calls = mixture_export._place, []
+
+    def place_then_stop(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        place(*args)
+
+    monkeypatch.setattr(mixture_export, "_place", place_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        mixture_export.export_mixture(store, "mix", out)
+    assert _export_is_whole(out)["seed"] == first["seed"] == 3
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export")]  # staging removed
+    monkeypatch.setattr(mixture_export, "_place", place)
+    # a folder holding the user's own files too: they stay, stale shards (any width) go
+    (out / "notes.txt").write_text("mine")
+    (out / "shard-100000.parquet").write_text("stale")
+    second = mixture_export.export_mixture(store, "mix", out)
+    assert _export_is_whole(out)["seed"] == second["seed"] == 7
+    assert (out / "notes.txt").read_text() == "mine" and not (out / mixture_export.INCOMPLETE).exists()
+    # never into the store's own folder
+    with pytest.raises(mixture_export.MixtureExportError, match="inside the corpus store"):
+        mixture_export.export_mixture(store, "mix", tmp_path / "store" / "exports")
