@@ -88,6 +88,9 @@ class Unit:
     # refreshed, an rw_deduped partition re-published) fails the build, never ships new
     # texts with old counts under the old data version.
     checks: list = field(default_factory=list)
+    # Every reader setting that shapes the rows (an external source's path, fields,
+    # id_field and its domain labelling): in the manifest and the config hash.
+    settings: dict = field(default_factory=dict)
 
 
 class SourceChangedError(RuntimeError):
@@ -217,8 +220,12 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
         reader = json.dumps({"reader": "selection_jsonl", "fields": list(match[0].fields),
                              "id_field": match[0].id_field}, sort_keys=True)
         sha = _file_sha(path)
+        ext = match[0]
         unit = Unit(f"external/{name}", f"{name} ({path.name})", sha, lambda: iter(()), reader=reader,
-                    checks=[(f"external source {name} ({path})", sha, lambda path=path: _file_sha(path))])
+                    checks=[(f"external source {name} ({path})", sha, lambda path=path: _file_sha(path))],
+                    settings={"path": str(path), "fields": list(ext.fields), "id_field": ext.id_field,
+                              "domain": ext.domain, "domain_field": ext.domain_field,
+                              "domain_map": list(ext.domain_map)})
 
         def rows(ext=match[0], unit=unit) -> Iterator[dict]:
             counts = Counter()
@@ -352,7 +359,8 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
                     docs_in += lost
         units_of[source.name], counts_of[source.name] = units, counts
         per_source[source.name] = {
-            "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version} for u in units],
+            "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version,
+                                                    **({"reader": u.settings} if u.settings else {})} for u in units],
             "docs_in": docs_in, "removed_by_reason": dict(removed), "available_docs": len(counts),
             "available_tokens": sum(counts.values()), "epoch_cap": spec.cap(source)}
     return per_source, units_of, counts_of, tokenized_units
@@ -438,7 +446,8 @@ def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: Mix
                      planned_tokens=p.tokens, docs=p.docs, full_epochs=p.full_epochs,
                      epochs=round(p.epochs, 4), achieved_share=round(written[n] / total, 6) if total else 0.0)
         manifest = {
-            "mixture": spec.name, "version": spec.version, "config_hash": spec.config_hash(**output_settings(cfg, counter)),
+            "mixture": spec.name, "version": spec.version,
+            "config_hash": spec.config_hash(**output_settings(cfg, counter), readers=reader_settings(units_of)),
             "spec": _spec_dict(spec), "tokenizer": counter.name, "token_budget": spec.token_budget,
             "seed": spec.seed, "temperature": spec.temperature, "weights_meaning": "share of output tokens",
             "tokens": total, "docs": sum(f["docs"] for f in shard_facts), "shards": shard_facts,
@@ -454,6 +463,13 @@ def output_settings(cfg, counter: TokenCounter) -> dict:
     """The settings beside the spec that change a mixture's bytes: in its config hash."""
     return {"shard_tokens": cfg.shard_tokens, "zstd_level": cfg.zstd_level, "tokenizer": counter.name,
             "share_tolerance": cfg.share_tolerance, "counts_revision": COUNTS_REVISION}
+
+
+def reader_settings(units_of: dict[str, list[Unit]]) -> dict:
+    """Per source, the reader settings of its units that have any (external JSONL files):
+    other fields, ids or domain labels over the same bytes are another mixture."""
+    return {name: [u.settings for u in units] for name, units in sorted(units_of.items())
+            if any(u.settings for u in units)}
 
 
 def _spec_dict(spec: MixtureSpec) -> dict:

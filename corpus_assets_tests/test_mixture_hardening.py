@@ -492,3 +492,38 @@ def test_an_interrupted_reexport_leaves_the_older_export_whole(tmp_path, data_di
     # never into the store's own folder
     with pytest.raises(mixture_export.MixtureExportError, match="inside the corpus store"):
         mixture_export.export_mixture(store, "mix", tmp_path / "store" / "exports")
+
+
+def test_reader_settings_are_in_the_manifest_config_hash_and_code_version(tmp_path, data_dir):
+    """r2 f02: another text field or domain label over the same bytes changed the shards but
+    not the config hash, the manifest or the assets' code version."""
+    from corpus_assets.assets.mixture import build_mixture_assets
+
+    def config(domain="aa", fields=("text",), other_domain="cc"):
+        base = _config(data_dir, fields=fields)
+        sources = tuple(dataclasses.replace(s, domain=domain if s.name == "aa" else
+                                            other_domain if s.name == "cc" else s.domain)
+                        for s in base.selection.sources)
+        return dataclasses.replace(base, selection=dataclasses.replace(base.selection, sources=sources))
+
+    hashes = {}
+    for label, cfg in (("base", config()), ("fields", config(fields=("text", "alt"))), ("domain", config("maths"))):
+        manifest = stages.build_training_mixture(CorpusStore(str(tmp_path / label)), "mix", cfg, _spec())
+        hashes[label] = manifest["config_hash"]
+        reader = manifest["sources"]["a"]["partitions"][0]["reader"]
+        assert reader["fields"] == list(cfg.selection.sources[0].fields) and reader["domain"] == cfg.selection.sources[0].domain
+    assert len(set(hashes.values())) == 3
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "mix.yaml").write_text(json.dumps({"name": "mix", "token_budget": 100, "sources": [
+        {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 1.0}]}))
+
+    def version(cfg):
+        cfg = dataclasses.replace(cfg, mixture=dataclasses.replace(cfg.mixture, specs_dir=str(specs)))
+        return {a.key.to_user_string(): a.code_versions_by_key[a.key] for a in build_mixture_assets(cfg)}
+
+    base = version(config())
+    assert version(config("maths")) != base  # a setting of a source the spec reads
+    assert version(config(fields=("text", "alt"))) != base
+    assert version(config(other_domain="zz")) == base  # a source no spec reads

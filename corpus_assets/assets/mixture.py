@@ -21,7 +21,9 @@ MIXTURE_GROUP = "mixture"
 # 2: sources reach their asked tokens (bounded overshoot); string columns never null.
 # 3: repeated rows' ids <source>#<epoch>/<doc id>; count tables keyed by reader settings;
 #    the config hash covers the output settings.
-CODE_REVISION = "3"
+# 4: sources pinned to one data version per build; reader settings in the manifest and the
+#    config hash; the selection sources the specs read in the code version.
+CODE_REVISION = "4"
 SHARES_CHECK = "achieved_shares_within_tolerance"
 
 SHARES_SCHEMA = dg.TableSchema(columns=[
@@ -61,9 +63,14 @@ def build_mixture_assets(config: PipelineConfig) -> list:
         deps += [external_asset_key("source", n) for n in sorted({p for spec in specs.values() for s in spec.sources
                                                            if s.asset == "external" for p in s.partitions} & known)]
 
-    # Both assets read the same sources, per the same partitions and settings.
+    # Both assets read the same sources, per the same partitions and settings. The reader
+    # settings of the external sources the specs read (path, fields, ids, domain labels)
+    # change the shards: in the code version, as the specs are. (A code version is the
+    # asset's, not a partition's: editing one spec marks every mixture partition stale.)
+    read = {p for spec in specs.values() for s in spec.sources if s.asset == "external" for p in s.partitions}
+    readers = [config.selection.data_dir] + [s for s in config.selection.sources if s.name in read]
     common = dict(partitions_def=mixture_partitions_def(config), deps=deps, group_name=MIXTURE_GROUP,
-                  code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)])}")
+                  code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)], *readers)}")
 
     @dg.asset(
         name=stages.MIXTURE,
