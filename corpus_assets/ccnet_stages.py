@@ -42,7 +42,8 @@ from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.html_guard import HtmlGuard
 from corpus_assets.steps.langid import LanguageId, LanguageIdConfig
 from corpus_assets.steps.lm.config import LmConfig
-from corpus_assets.steps.lm.model import NgramLanguageModel, load_or_train, model_folder, model_identity
+from corpus_assets.steps.lm.model import (NgramLanguageModel, content_sha256, load_or_train, model_folder,
+                                          model_identity)
 from corpus_assets.storage import CorpusStore, publishes
 
 TEXT = "ccnet_text"
@@ -269,14 +270,19 @@ def build_ccnet_perplexity(store: CorpusStore, dump: str, shard: str, config: Pi
     models = models or language_models(config.lm)
     # Trained or loaded before the first document: a broken reference fails the partition
     # once, here, rather than being retried (minutes each) as every document's step error.
+    content = {}
     for reference in config.lm.references:
-        models(reference.language)
+        model = models(reference.language)
+        if isinstance(model, NgramLanguageModel):
+            # the bytes scored with (the identity names the settings): two caches of one key
+            # that differ (one bit-rotted, another build's) are told apart downstream
+            content[reference.language] = content_sha256(model.folder)
     return run_document_stage(
         store, PERPLEXITY, dump, shard,
         store.iter_rows(documents_path(DEDUPED, dump, shard)),
         ccnet_perplexity_steps(config, models),
         baseline_docs=upstream.baseline_docs,
-        extra={"lm": identity},
+        extra={"lm": identity, "lm_content": content},
         step_errors=config.step_errors,
     )
 
@@ -293,10 +299,11 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
     documents with the lowest hash of their doc_id: independent of shard order)."""
     per_language: dict[str, list[tuple[int, float]]] = {}
     identity = perplexity_identity(config)
-    versions = {}
+    versions, contents = {}, {}
     for shard in sorted(shards):
-        _check_identity(load_report(store, PERPLEXITY, dump, shard).extra.get("lm"), identity,
-                        f"{PERPLEXITY} {dump}|{shard}")
+        extra = load_report(store, PERPLEXITY, dump, shard).extra
+        _check_identity(extra.get("lm"), identity, f"{PERPLEXITY} {dump}|{shard}")
+        contents[shard] = extra.get("lm_content")
         versions[shard] = _read_pinned(store, PERPLEXITY, dump, shard)
         for batch in store.iter_batches(documents_path(PERPLEXITY, dump, shard),
                                         ["doc_id", "language", "ccnet_perplexity"], HASH_BATCH):
@@ -310,6 +317,9 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
                     rows.sort()
                     del rows[config.ccnet.cutoff_sample_docs:]
         _check_versions(store, {shard: versions[shard]}, PERPLEXITY, dump, f"{CUTOFFS} {dump} (being built)")
+    if len({json.dumps(c, sort_keys=True) for c in contents.values()}) > 1:
+        raise RuntimeError(f"{PERPLEXITY} {dump}: shards were scored by language models of different content under "
+                           f"one identity ({contents}): re-materialize {PERPLEXITY} of every shard")
     cutoffs, samples = {}, {}
     for language, rows in sorted(per_language.items()):
         rows.sort()
@@ -319,7 +329,7 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
             cutoffs[language] = list(found)
             samples[language] = len(sample)
     report = {"dump": dump, "cutoffs": cutoffs, "sample_docs": samples, **config.ccnet.cutoff_settings(),
-              "lm": identity, "perplexity_versions": versions}
+              "lm": identity, "lm_content": next(iter(contents.values()), None), "perplexity_versions": versions}
     store.write_json(cutoffs_path(dump), report)
     return report
 
@@ -337,6 +347,10 @@ def build_ccnet_buckets(store: CorpusStore, dump: str, shard: str, config: Pipel
     _check_identity(stored.get("lm"), identity, f"{CUTOFFS} {dump}")
     # cut-offs of other documents' perplexities (an upstream data change: min_chars, the
     # extraction, new raw documents) are not these documents' percentiles
+    if upstream.extra.get("lm_content") != stored.get("lm_content"):
+        raise RuntimeError(f"{PERPLEXITY} {dump}|{shard} was scored by a language model of other content "
+                           f"({upstream.extra.get('lm_content')}) than the cut-offs' ({stored.get('lm_content')}): "
+                           f"re-materialize {PERPLEXITY} and {CUTOFFS}")
     recorded = stored.get("perplexity_versions")
     _check_versions(store, recorded, PERPLEXITY, dump, f"{CUTOFFS} {dump}")
     if shard not in recorded:

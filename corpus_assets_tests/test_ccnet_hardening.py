@@ -412,3 +412,53 @@ def test_buckets_refuse_cutoffs_of_other_perplexities(reference, tmp_path):
         store.write_json(ccnet_stages.cutoffs_path(DUMP), old)
     with pytest.raises(RuntimeError, match="does not record"):
         ccnet_stages.build_ccnet_buckets(store, DUMP, "000", config)
+
+
+@pytest.mark.parametrize("name", ["lm.arpa", "tables.npz"])
+def test_a_same_size_edit_of_a_model_file_is_found_by_its_sha256(trained, name):
+    """r2 f04: the cache was verified by sizes only; a same-size edit (still a valid ARPA
+    file) loaded silently and scored otherwise under the same identity."""
+    import re
+
+    config, lm = trained
+    want = lm.document_perplexity(SENTENCES[0])
+    path = lm.folder / name
+    data = path.read_bytes()
+    if name == "lm.arpa":
+        edited = re.sub(rb"(?m)^-1\.", b"-2.", data)
+    else:
+        edited = data[:-64] + bytes(b ^ 0xFF for b in data[-64:])
+    assert edited != data and len(edited) == len(data)
+    path.write_bytes(edited)
+    assert "SHA-256" in lm_model.verify_folder(lm.folder)
+    assert _expected(config) == pytest.approx(want)  # trained again, not loaded
+    assert path.read_bytes() == data  # training is deterministic: the same bytes again
+    # a folder whose model.json records no SHA-256 (an older code's) is not trusted either
+    info = json.loads((lm.folder / "model.json").read_text())
+    del info["file_sha256"]
+    (lm.folder / "model.json").write_text(json.dumps(info))
+    assert "no SHA-256" in lm_model.verify_folder(lm.folder)
+
+
+def test_perplexities_of_another_model_content_are_refused(reference, tmp_path):
+    """r2 f04: one identity (settings key), two model contents (two hosts' caches): the
+    content digest stored with the perplexities tells them apart."""
+    import dataclasses
+
+    from corpus_assets import ccnet_stages
+    from corpus_assets.storage import CorpusStore
+
+    store = CorpusStore(str(tmp_path / "store"))
+    config = dataclasses.replace(PipelineConfig(), lm=_config(reference, tmp_path))
+    identity = ccnet_stages.perplexity_identity(config)
+    rows = [{"doc_id": f"d{i}", "url": "u", "text": "t", "language": "en", "ccnet_perplexity": float(i)}
+            for i in range(1, 6)]
+    for shard, content in (("000", "aaa"), ("001", "bbb")):
+        _publish_docs(store, ccnet_stages.PERPLEXITY, shard, rows, {"lm": identity, "lm_content": {"en": content}})
+    with pytest.raises(RuntimeError, match="different content"):
+        ccnet_stages.build_ccnet_cutoffs(store, DUMP, ["000", "001"], config)
+    ccnet_stages.build_ccnet_cutoffs(store, DUMP, ["000"], config)
+    ccnet_stages.build_ccnet_buckets(store, DUMP, "000", config)
+    _publish_docs(store, ccnet_stages.PERPLEXITY, "000", rows, {"lm": identity, "lm_content": {"en": "ccc"}})
+    with pytest.raises(RuntimeError, match="other content"):
+        ccnet_stages.build_ccnet_buckets(store, DUMP, "000", config)

@@ -30,7 +30,7 @@ CODE_REVISION = {
     ccnet_stages.TEXT: "1",
     ccnet_stages.DUPLICATES: "2",  # 2: the ccnet_text versions counted, checked by line dedup
     ccnet_stages.DEDUPED: "1",
-    ccnet_stages.PERPLEXITY: "2",  # 2: no_words removal, the LM identity in the stats
+    ccnet_stages.PERPLEXITY: "3",  # 2: no_words removal, the LM identity in the stats; 3: the model's content
     ccnet_stages.CUTOFFS: "3",  # 2: the LM identity stored and checked; 3: the perplexity versions too
     ccnet_stages.BUCKETS: "2",
 }
