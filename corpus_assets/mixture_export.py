@@ -4,7 +4,7 @@ In the corpus store a mixture's shards are content-addressed objects
 (``shard-00000.<sha>.parquet``) behind the partition's ``_partition.json`` pointer, which
 is what makes a publication atomic. Readers outside this project want plain names:
 
-    <dest>/shard-00000.parquet, shard-00000.jsonl.zst, ..., manifest.json
+    <dest>/shard-00000.parquet, shard-00000.jsonl.zst, ..., row_ids.parquet, manifest.json
 
 the names the manifest lists, so ``glob("shard-*.parquet")`` is exactly this mixture.
 
@@ -38,7 +38,7 @@ import re
 import shutil
 from pathlib import Path
 
-from corpus_assets.mixture_stages import folder
+from corpus_assets.mixture_stages import ROW_IDS, folder
 from corpus_assets.storage import CorpusStore, PartitionIntegrityError
 
 SHARD_FILE = re.compile(r"^shard-\d{5,}\.(parquet|jsonl\.zst)$")
@@ -86,6 +86,8 @@ def _export_once(store: CorpusStore, name: str, pointer: dict, dest: Path) -> di
     if missing:
         raise MixtureExportError(f"{store.uri(folder(name))}: the manifest names {missing[:3]}, which the published "
                                  "partition does not hold; re-materialize the mixture")
+    if ROW_IDS in files:  # each shard's row ids, in row order
+        names = names + [ROW_IDS]
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.export-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -100,7 +102,7 @@ def _export_once(store: CorpusStore, name: str, pointer: dict, dest: Path) -> di
 
 
 def _is_export_file(name: str) -> bool:
-    return bool(SHARD_FILE.match(name)) or name in (MANIFEST, INCOMPLETE)
+    return bool(SHARD_FILE.match(name)) or name in (MANIFEST, INCOMPLETE, ROW_IDS)
 
 
 def _swap_in(staging: Path, dest: Path, names: list[str]) -> None:
@@ -120,8 +122,9 @@ def _swap_in(staging: Path, dest: Path, names: list[str]) -> None:
         return
     # Other files live in dest: keep them; the manifest goes first and comes back last.
     (dest / INCOMPLETE).write_text("an export is being replaced; no manifest.json until it is whole\n")
-    if (dest / MANIFEST).exists():
-        (dest / MANIFEST).unlink()
+    for old in (MANIFEST, ROW_IDS):
+        if (dest / old).exists():
+            (dest / old).unlink()
     for stale in dest.iterdir():
         if SHARD_FILE.match(stale.name):
             stale.unlink()

@@ -63,8 +63,36 @@ def manifest_path(name: str) -> str:
     return f"{folder(name)}/manifest.json"
 
 
-def shard_name(index: int, ext: str) -> str:
-    return f"shard-{index:05d}.{ext}"
+ROW_IDS = "row_ids.parquet"
+ROW_IDS_SCHEMA = pa.schema([("shard", pa.int64()), ("id", pa.string())])
+
+
+def shard_name(index: int, ext: str, width: int = 5) -> str:
+    """``shard-00000.parquet``: zero-padded to ``width`` digits, at least 5 and enough for
+    every shard of the build, so the names sort in shard order past shard 99,999."""
+    return f"shard-{index:0{max(width, 5)}d}.{ext}"
+
+
+def shard_width(planned_tokens: int, shard_tokens: int) -> int:
+    """Digits for a build's shard numbers: every shard but the last has at least
+    ``shard_tokens`` tokens, so there are at most planned // shard_tokens + 1."""
+    return max(5, len(str(planned_tokens // max(shard_tokens, 1) + 1)))
+
+
+def row_ids_path(name: str) -> str:
+    return f"{folder(name)}/{ROW_IDS}"
+
+
+def shard_row_ids(store: CorpusStore, name: str) -> list[list[str]]:
+    """Per shard (in order), its row ids in row order, from the mixture's ``row_ids.parquet``
+    (written shard by shard as the build runs: never all held in memory)."""
+    table = store.read_table(row_ids_path(name))
+    out: list[list[str]] = []
+    for shard, row in zip(table.column("shard").to_pylist(), table.column("id").to_pylist()):
+        while len(out) <= shard:
+            out.append([])
+        out[shard].append(row)
+    return out
 
 
 @dataclass
@@ -422,10 +450,11 @@ def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: Mix
     streams = {s.name: _source_rows(s, units_of[s.name], plans[s.name], counts_of[s.name]) for s in spec.sources}
     remaining = {n: p.docs for n, p in plans.items()}
     shard_facts, written = [], Counter()
-    with store.publish_partition(folder(name)):
+    width = shard_width(sum(p.tokens for p in plans.values()), cfg.shard_tokens)
+    with store.publish_partition(folder(name)), store.table_writer(row_ids_path(name), ROW_IDS_SCHEMA) as ids_out:
         rows = shard_io.interleave(streams, remaining, spec.seed)
         for index, batch in enumerate(shard_io.shard_batches(rows, cfg.shard_tokens, spec.seed)):
-            pq_name, js_name = shard_name(index, "parquet"), shard_name(index, "jsonl.zst")
+            pq_name, js_name = shard_name(index, "parquet", width), shard_name(index, "jsonl.zst", width)
             with store.file_writer(f"{folder(name)}/{pq_name}", ".parquet") as (tmp, info):
                 shard_io.write_parquet(batch, tmp)
                 info["rows"] = len(batch)
@@ -434,9 +463,12 @@ def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: Mix
             by_source = Counter(r["source"] for r in batch)
             for r in batch:
                 written[r["source"]] += r["token_count"]
+            # the row ids go to row_ids.parquet as each shard closes (a list per shard in the
+            # manifest held ~0.4 KB per output document until the end)
+            ids_out.write_table(pa.table({"shard": [index] * len(batch), "id": [r["id"] for r in batch]},
+                                         schema=ROW_IDS_SCHEMA))
             shard_facts.append({"parquet": pq_name, "jsonl_zst": js_name, "docs": len(batch),
-                                "tokens": sum(r["token_count"] for r in batch), "docs_by_source": dict(by_source),
-                                "doc_ids": [r["id"] for r in batch]})
+                                "tokens": sum(r["token_count"] for r in batch), "docs_by_source": dict(by_source)})
         # the texts written are the versions counted (or the publication is discarded)
         check_units_unchanged(units_of)
         total = sum(written.values())
@@ -451,6 +483,7 @@ def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: Mix
             "spec": _spec_dict(spec), "tokenizer": counter.name, "token_budget": spec.token_budget,
             "seed": spec.seed, "temperature": spec.temperature, "weights_meaning": "share of output tokens",
             "tokens": total, "docs": sum(f["docs"] for f in shard_facts), "shards": shard_facts,
+            "row_ids": ROW_IDS,
             "sources": per_source, "share_tolerance": cfg.share_tolerance,
         }
         store.write_json(manifest_path(name), manifest)

@@ -125,8 +125,10 @@ def test_export_never_mixes_two_builds(tmp_path, data_dir, monkeypatch):
     assert exported["config_hash"] == newer["config_hash"]
     shard_files = sorted(p.name for p in out.glob("shard-*"))
     assert shard_files == sorted(s[k] for s in on_disk["shards"] for k in ("parquet", "jsonl_zst"))
-    for facts in on_disk["shards"]:
-        assert pq.read_table(out / facts["parquet"]).column("id").to_pylist() == facts["doc_ids"]
+    ids = pq.read_table(out / "row_ids.parquet").to_pylist()
+    for index, facts in enumerate(on_disk["shards"]):
+        assert pq.read_table(out / facts["parquet"]).column("id").to_pylist() == [
+            r["id"] for r in ids if r["shard"] == index]
 
 
 # -- f11: repeated documents' ids cannot collide with real ids -------------------------------
@@ -136,7 +138,7 @@ def test_repeated_ids_are_unambiguous(tmp_path, data_dir):
         {"name": "c", "asset": "external", "partitions": ["cc"], "weight": 1.0}]})
     store = CorpusStore(str(tmp_path / "store"))
     manifest = stages.build_training_mixture(store, "mix", _config(data_dir, share_tolerance=0.5), spec)
-    ids = [i for s in manifest["shards"] for i in s["doc_ids"]]
+    ids = [i for s in stages.shard_row_ids(store, "mix") for i in s]
     assert manifest["sources"]["c"]["full_epochs"] >= 1
     assert len(ids) == len(set(ids)), ids
     assert "c/cc/x1#1" in ids and "c#1/cc/x1" in ids
@@ -456,8 +458,10 @@ def _export_is_whole(out: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     names = sorted(p.name for p in out.glob("shard-*"))
     assert names == sorted(s[k] for s in manifest["shards"] for k in ("parquet", "jsonl_zst"))
-    for facts in manifest["shards"]:
-        assert pq.read_table(out / facts["parquet"]).column("id").to_pylist() == facts["doc_ids"]
+    ids = pq.read_table(out / "row_ids.parquet").to_pylist()
+    for index, facts in enumerate(manifest["shards"]):
+        assert pq.read_table(out / facts["parquet"]).column("id").to_pylist() == [
+            r["id"] for r in ids if r["shard"] == index]
     return manifest
 
 
@@ -527,3 +531,18 @@ def test_reader_settings_are_in_the_manifest_config_hash_and_code_version(tmp_pa
     assert version(config("maths")) != base  # a setting of a source the spec reads
     assert version(config(fields=("text", "alt"))) != base
     assert version(config(other_domain="zz")) == base  # a source no spec reads
+
+
+def test_row_ids_stream_to_a_table_and_shard_names_sort_past_99999(tmp_path, data_dir):
+    """r2 f13: the manifest held every row id (~0.4 KB per output document until the end);
+    shard 100,000 was named shard-100000 (sorting between 10000 and 10001)."""
+    store = CorpusStore(str(tmp_path / "store"))
+    manifest = stages.build_training_mixture(store, "mix", _config(data_dir, shard_tokens=300), _spec())
+    assert len(manifest["shards"]) > 2 and all("doc_ids" not in s for s in manifest["shards"])
+    ids = stages.shard_row_ids(store, "mix")
+    assert [len(i) for i in ids] == [s["docs"] for s in manifest["shards"]]
+    assert manifest["row_ids"] == "row_ids.parquet"
+    assert stages.shard_width(10**10, 100_000) == 6 and stages.shard_width(1000, 300) == 5
+    width = stages.shard_width(10**12, 1000)
+    names = [stages.shard_name(i, "parquet", width) for i in (9_999, 10_000, 99_999, 100_000, 10**8)]
+    assert names == sorted(names) and len({len(n) for n in names}) == 1
