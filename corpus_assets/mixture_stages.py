@@ -156,14 +156,29 @@ def _partition_version(store: CorpusStore, part_folder: str, stats: str) -> str:
     return version or _digest(store.read_json(stats))
 
 
-def _rw_shards(store: CorpusStore, partitions: tuple[str, ...]) -> list[tuple[str, str]]:
-    complete = sorted({tuple(rel.split("/")[1:3]) for rel in store.list(f"{RW}/")
-                       if rel.count("/") >= 3 and store.exists("/".join(rel.split("/")[:3]) + "/stats.json")})
+def _rw_shards(store: CorpusStore, partitions: tuple[str, ...], num_shards: int,
+               ignored: Optional[list] = None) -> list[tuple[str, str]]:
+    """The complete rw_deduped partitions a source reads: the dumps' shards of the
+    current ``num_shards`` only. A shard folder outside them (left by a run with another
+    ``num_shards``; Dagster shows no such partition) is never read: [] skips it (listed in
+    ``ignored``), naming it is an error."""
+    from corpus_assets.crawl import shard_key
+
+    current = {shard_key(i, num_shards) for i in range(num_shards)}
+    found = sorted({tuple(rel.split("/")[1:3]) for rel in store.list(f"{RW}/")
+                    if rel.count("/") >= 3 and store.exists("/".join(rel.split("/")[:3]) + "/stats.json")})
+    complete = [(d, s) for d, s in found if s in current]
+    stale = [f"{d}|{s}" for d, s in found if s not in current]
+    if ignored is not None:
+        ignored.extend(stale)
     if not partitions:
         return complete
     chosen = []
     for part in partitions:
         dump, _, shard = part.partition("|")
+        if shard and shard not in current:
+            raise FileNotFoundError(f"rw_deduped partition {part!r} is not a shard of num_shards {num_shards} "
+                                    f"(shards {min(current)}..{max(current)}): a folder left by another run")
         hits = [(d, s) for d, s in complete if d == dump and (not shard or s == shard)]
         if not hits:
             raise FileNotFoundError(f"rw_deduped has no complete partition for {part!r} in {store.uri(RW)}")
@@ -185,10 +200,13 @@ def _rw_unit(store: CorpusStore, dump: str, shard: str, domain: str = "web", kee
                          lambda: _partition_version(store, part, f"{part}/stats.json"))])
 
 
-def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig) -> list[Unit]:
+def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig,
+                 ignored: Optional[list] = None) -> list[Unit]:
+    """The units source ``source`` reads; ``ignored`` gets the stale rw_deduped shard
+    folders (outside ``num_shards``) that were skipped."""
     if source.asset == RW:
         try:
-            shards = _rw_shards(store, source.partitions)
+            shards = _rw_shards(store, source.partitions, config.num_shards, ignored)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"mixture source {source.name}: {exc}") from None
         return [_rw_unit(store, d, s) for d, s in shards]
@@ -353,7 +371,8 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
     per_source, units_of, counts_of = {}, {}, {}
     tokenized_units = 0
     for source in spec.sources:
-        units = source_units(store, source, config)
+        ignored: list = []
+        units = source_units(store, source, config, ignored)
         counts: dict[str, int] = {}
         removed, seen = Counter(), set()
         docs_in = 0
@@ -390,7 +409,8 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
             "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version,
                                                     **({"reader": u.settings} if u.settings else {})} for u in units],
             "docs_in": docs_in, "removed_by_reason": dict(removed), "available_docs": len(counts),
-            "available_tokens": sum(counts.values()), "epoch_cap": spec.cap(source)}
+            "available_tokens": sum(counts.values()), "epoch_cap": spec.cap(source),
+            **({"ignored_partitions": ignored} if ignored else {})}
     return per_source, units_of, counts_of, tokenized_units
 
 

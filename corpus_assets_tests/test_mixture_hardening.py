@@ -546,3 +546,33 @@ def test_row_ids_stream_to_a_table_and_shard_names_sort_past_99999(tmp_path, dat
     width = stages.shard_width(10**12, 1000)
     names = [stages.shard_name(i, "parquet", width) for i in (9_999, 10_000, 99_999, 100_000, 10**8)]
     assert names == sorted(names) and len({len(n) for n in names}) == 1
+
+
+def test_rw_deduped_reads_only_the_current_num_shards(tmp_path):
+    """r2 f12: `partitions: []` read every shard folder in the store, a shard 007 left by a
+    run with num_shards 8 included."""
+    from corpus_assets.stages import run_document_stage
+    from corpus_assets.steps.base import Step
+
+    class Keep(Step):
+        name = "keep"
+
+        def apply(self, doc):
+            return None
+
+    store = CorpusStore(str(tmp_path / "store"))
+    for shard in ("000", "001", "007"):
+        docs = [{"doc_id": f"{shard}-{i}", "url": f"https://x/{shard}/{i}", "text": f"words of {shard} number {i} " * 5}
+                for i in range(4)]
+        run_document_stage(store, "rw_deduped", "D", shard, iter(docs), [Keep()])
+    config = dataclasses.replace(_config(tmp_path), num_shards=2)
+    spec = parse_spec({"name": "w", "token_budget": 288, "sources": [
+        {"name": "web", "asset": "rw_deduped", "partitions": [], "weight": 1.0}]})
+    manifest = stages.build_training_mixture(store, "w", config, spec)
+    web = manifest["sources"]["web"]
+    assert [p["partition"] for p in web["partitions"]] == ["D|000", "D|001"]
+    assert web["ignored_partitions"] == ["D|007"] and web["available_docs"] == 8
+    named = parse_spec({"name": "w", "token_budget": 288, "sources": [
+        {"name": "web", "asset": "rw_deduped", "partitions": ["D|007"], "weight": 1.0}]})
+    with pytest.raises(FileNotFoundError, match="not a shard of num_shards 2"):
+        stages.build_training_mixture(store, "w", config, named)
