@@ -44,8 +44,8 @@ from corpus_assets.steps.setting_types import (ExistingDir, ExistingFile, Fracti
 
 BUNDLED_SPECS = Path(__file__).resolve().parent.parent.parent / "defaults" / "mixtures"
 # What a source can read: rw_deduped (partitions: dumps or dump|shard; [] = every complete
-# partition of the current num_shards), domain_subsets (dump|domain), zipfit_selection / dsir_selection (targets), external
-# (names of selection.sources: the JSONL files).
+# partition of the current num_shards), domain_subsets (dump|domain), zipfit_selection /
+# dsir_selection (targets), external (names of selection.sources: the JSONL files).
 SOURCE_ASSETS = ("rw_deduped", "domain_subsets", "zipfit_selection", "dsir_selection", "external")
 WEIGHT_SUM_TOLERANCE = 1e-6
 
