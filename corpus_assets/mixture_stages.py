@@ -505,6 +505,7 @@ def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: Mix
             "tokens": total, "docs": sum(f["docs"] for f in shard_facts), "shards": shard_facts,
             "row_ids": ROW_IDS,
             "sources": per_source, "share_tolerance": cfg.share_tolerance,
+            "source_overlaps": source_overlaps(counts_of, plans),
         }
         store.write_json(manifest_path(name), manifest)
     manifest["tokenized_units"] = tokenized_units
@@ -516,6 +517,30 @@ def output_settings(cfg, counter: TokenCounter) -> dict:
     """The settings beside the spec that change a mixture's bytes: in its config hash."""
     return {"shard_tokens": cfg.shard_tokens, "zstd_level": cfg.zstd_level, "tokenizer": counter.name,
             "share_tolerance": cfg.share_tolerance, "counts_revision": COUNTS_REVISION}
+
+
+def source_overlaps(counts_of: dict[str, dict[str, int]], plans: dict[str, planning.SourcePlan]) -> list[dict]:
+    """Pairs of sources that hold the same documents (the same doc id: an rw_deduped source
+    and a domain subset of its dump, two subsets, a partition named in two sources): how
+    many documents and tokens they share, and how many of those both write (each such
+    document is in the output twice or more, whatever the sources' epochs say)."""
+    def chosen(name: str) -> set:
+        plan = plans[name]
+        return set(counts_of[name]) if plan.full_epochs else set(plan.partial)
+
+    names = sorted(counts_of)
+    found = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            small, large = sorted((counts_of[a], counts_of[b]), key=len)
+            shared = [d for d in small if d in large]
+            if not shared:
+                continue
+            both = chosen(a) & chosen(b)
+            found.append({"sources": [a, b], "shared_docs": len(shared),
+                          "shared_tokens": sum(small[d] for d in shared), "written_by_both_docs": len(both),
+                          "written_by_both_tokens": sum(counts_of[a][d] for d in both)})
+    return found
 
 
 def reader_settings(units_of: dict[str, list[Unit]]) -> dict:

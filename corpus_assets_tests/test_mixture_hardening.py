@@ -576,3 +576,19 @@ def test_rw_deduped_reads_only_the_current_num_shards(tmp_path):
         {"name": "web", "asset": "rw_deduped", "partitions": ["D|007"], "weight": 1.0}]})
     with pytest.raises(FileNotFoundError, match="not a shard of num_shards 2"):
         stages.build_training_mixture(store, "w", config, named)
+
+
+def test_sources_sharing_documents_are_reported(tmp_path, data_dir):
+    """r2 f08: two sources over the same documents repeat them within "< 1 epoch" each;
+    the manifest now says how many documents and tokens they share and both write."""
+    spec = parse_spec({"name": "mix", "token_budget": 2000, "sources": [
+        {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 0.5},
+        {"name": "a2", "asset": "external", "partitions": ["aa"], "weight": 0.5}]})
+    store = CorpusStore(str(tmp_path / "store"))
+    manifest = stages.build_training_mixture(store, "mix", _config(data_dir), spec)
+    [overlap] = manifest["source_overlaps"]
+    assert overlap["sources"] == ["a", "a2"] and overlap["shared_docs"] == 40
+    rows = _rows(store, manifest)
+    by_source = {n: {r["lineage_id"] for r in rows if r["source"] == n} for n in ("a", "a2")}
+    assert overlap["written_by_both_docs"] == len(by_source["a"] & by_source["a2"]) > 0
+    assert stages.build_training_mixture(store, "mix", _config(data_dir), _spec())["source_overlaps"] == []

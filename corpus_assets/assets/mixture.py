@@ -95,6 +95,10 @@ def build_mixture_assets(config: PipelineConfig) -> list:
             "tokens": manifest["tokens"], "docs": manifest["docs"], "shards": len(manifest["shards"]),
             "token_budget": manifest["token_budget"], "tokenizer": manifest["tokenizer"],
             "config_hash": manifest["config_hash"], "tokenized_units": manifest["tokenized_units"],
+            # documents two sources share (an rw_deduped dump and a domain subset of it):
+            # repeated in the output however few epochs each source reports
+            "source_overlaps": dg.MetadataValue.json(manifest["source_overlaps"]),
+            "docs_written_by_two_sources": sum(o["written_by_both_docs"] for o in manifest["source_overlaps"]),
             "seconds": manifest["seconds"],
             "achieved_mixture": records_table(rows, SHARES_SCHEMA),
             "shares_chart": dg.MetadataValue.md(png_markdown(report.shares_png(manifest),
