@@ -592,3 +592,23 @@ def test_sources_sharing_documents_are_reported(tmp_path, data_dir):
     by_source = {n: {r["lineage_id"] for r in rows if r["source"] == n} for n in ("a", "a2")}
     assert overlap["written_by_both_docs"] == len(by_source["a"] & by_source["a2"]) > 0
     assert stages.build_training_mixture(store, "mix", _config(data_dir), _spec())["source_overlaps"] == []
+
+
+def test_non_utf8_lines_and_duplicate_json_keys_are_counted_removals(tmp_path):
+    """r2 f05: a Latin-1 byte became U+FFFD in the training shards, uncounted; a key given
+    twice kept its last value silently."""
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = [json.dumps({"id": f"g{i}", "text": f"good text number {i} " * 3}).encode() for i in range(4)]
+    lines += [b'{"id": "l1", "text": "caf\xe9 latin-1 bytes"}', b'{"id": "d1", "text": "x", "id": "d2"}']
+    (data / "aa.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
+    for name in ("bb", "cc"):
+        _write(data / f"{name}.jsonl", [{"id": "x", "text": "placeholder words here"}])
+    spec = parse_spec({"name": "mix", "token_budget": 30, "sources": [
+        {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 1.0}]})
+    store = CorpusStore(str(tmp_path / "store"))
+    manifest = stages.build_training_mixture(store, "mix", _config(data, share_tolerance=0.5), spec)
+    a = manifest["sources"]["a"]
+    assert a["removed_by_reason"] == {"not_utf8": 1, "duplicate_json_key": 1}
+    assert a["docs_in"] == 6 == a["available_docs"] + 2
+    assert not any("\ufffd" in r["text"] for r in _rows(store, manifest))
