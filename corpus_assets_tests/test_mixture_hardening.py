@@ -612,3 +612,20 @@ def test_non_utf8_lines_and_duplicate_json_keys_are_counted_removals(tmp_path):
     assert a["removed_by_reason"] == {"not_utf8": 1, "duplicate_json_key": 1}
     assert a["docs_in"] == 6 == a["available_docs"] + 2
     assert not any("\ufffd" in r["text"] for r in _rows(store, manifest))
+
+
+def test_a_registered_tiktoken_encoding_whose_file_is_absent_fails_at_load(tmp_path, monkeypatch):
+    """r2 f14: o200k_base passed the load check (a registered name) and then downloaded at
+    run time (a ConnectionError traceback offline)."""
+    from corpus_assets.config import ConfigError, load_config
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty_cache"))  # nothing cached here
+    settings = tmp_path / "pipeline.yaml"
+    settings.write_text("mixture:\n  tokenizer: o200k_base\n")
+    with pytest.raises(ConfigError, match=r"mixture.tokenizer 'o200k_base': its encoding file is not installed here"):
+        load_config(settings)
+    from corpus_assets.steps.mixture.tokens import TokenCounter, TokenizerNotInstalled
+
+    with pytest.raises(TokenizerNotInstalled, match="not installed here"):
+        TokenCounter("o200k_base")
+    assert TokenCounter().count(["two words"]) == [2]  # the shipped encoding needs no network
