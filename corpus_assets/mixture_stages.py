@@ -415,15 +415,25 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
 
 
 def plan_sources(spec: MixtureSpec, counts_of: dict[str, dict[str, int]], asked: dict[str, int],
-                 share_tolerance: float) -> dict[str, planning.SourcePlan]:
+                 share_tolerance: float, weights: Optional[dict[str, float]] = None) -> dict[str, planning.SourcePlan]:
     """Every source's plan. A source reaches its asked tokens by taking the document that
-    crosses them, so it may overshoot; each source asked for anything may overshoot by an
-    equal part of ``share_tolerance x budget``. The overshoots together stay within that,
-    so every achieved share is within the tolerance of the requested one (an overshoot of
-    O tokens in all moves no share by more than O / budget): the asset check cannot fail on
-    a plan that was accepted."""
+    crosses them, so it may overshoot. Asked tokens are whole numbers: rounding ``weight x
+    budget`` already moves a share by up to ``rounding`` (< 1 token / budget), so each
+    source asked for anything may overshoot by an equal part of ``(share_tolerance -
+    rounding) x budget``. Every achieved share is then within the tolerance of the
+    requested one (an overshoot of O tokens in all moves no share by more than O / budget,
+    on top of the rounding): the asset check cannot fail on a plan that was accepted. A
+    budget so small that the rounding alone exceeds the tolerance is refused."""
+    budget = spec.token_budget
+    rounding = max((abs(asked[n] / budget - weights[n]) for n in asked), default=0.0) if weights else 0.0
+    if rounding > share_tolerance:
+        worst = max(asked, key=lambda n: abs(asked[n] / budget - weights[n]))
+        raise planning.MixturePlanError(
+            f"mixture {spec.name}: token_budget {budget} is too small for the weights: source {worst} is asked "
+            f"{asked[worst]} tokens ({asked[worst] / budget:.4f} of the budget) for a share of {weights[worst]:.4f}, "
+            f"further than share_tolerance {share_tolerance} before any document is chosen; raise the budget")
     active = sum(1 for n in asked if asked[n] > 0) or 1
-    slack = int(share_tolerance * spec.token_budget) // active
+    slack = max(int((share_tolerance - rounding) * budget), 0) // active
     return {s.name: planning.plan_source(s.name, sorted(counts_of[s.name].items()), asked[s.name], spec.cap(s),
                                          spec.seed, max_overshoot=slack) for s in spec.sources}
 
@@ -464,7 +474,7 @@ def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: Mix
     weights = (planning.temperature_weights(available, spec.temperature) if spec.temperature is not None
                else spec.requested_weights())
     asked = planning.asked_tokens(weights, spec.token_budget)
-    plans = plan_sources(spec, counts_of, asked, cfg.share_tolerance)
+    plans = plan_sources(spec, counts_of, asked, cfg.share_tolerance, weights)
 
     # 3. write
     streams = {s.name: _source_rows(s, units_of[s.name], plans[s.name], counts_of[s.name]) for s in spec.sources}

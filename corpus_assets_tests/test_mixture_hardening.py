@@ -629,3 +629,26 @@ def test_a_registered_tiktoken_encoding_whose_file_is_absent_fails_at_load(tmp_p
     with pytest.raises(TokenizerNotInstalled, match="not installed here"):
         TokenCounter("o200k_base")
     assert TokenCounter().count(["two words"]) == [2]  # the shipped encoding needs no network
+
+
+def test_a_budget_too_small_for_the_weights_is_refused_not_published_then_failed(tmp_path):
+    """r2 f06: budget 10 at 0.35 / 0.65 asks 4 / 6 tokens (0.05 off each): the build
+    published, then the share check failed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("aa", "bb", "cc"):
+        _write(data / f"{name}.jsonl", [{"id": f"{name}{i}", "text": "hello"} for i in range(60)])
+    spec = parse_spec({"name": "mix", "token_budget": 10, "sources": [
+        {"name": "a", "asset": "external", "partitions": ["aa"], "weight": 0.35},
+        {"name": "b", "asset": "external", "partitions": ["bb"], "weight": 0.65}]})
+    store = CorpusStore(str(tmp_path / "store"))
+    from corpus_assets.steps.mixture.plan import MixturePlanError
+
+    with pytest.raises(MixturePlanError, match="token_budget 10 is too small for the weights"):
+        stages.build_training_mixture(store, "mix", _config(data), spec)
+    assert store.read_pointer(stages.folder("mix")) is None
+    # where the rounding leaves room, the check holds on what is built (slack shrinks by it)
+    for budget in (67, 97, 101, 103):
+        manifest = stages.build_training_mixture(store, "mix", _config(data, share_tolerance=0.05),
+                                                 dataclasses.replace(spec, token_budget=budget))
+        assert stages.verify_shares(manifest)[0], budget
