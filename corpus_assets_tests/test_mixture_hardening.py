@@ -652,3 +652,19 @@ def test_a_budget_too_small_for_the_weights_is_refused_not_published_then_failed
         manifest = stages.build_training_mixture(store, "mix", _config(data, share_tolerance=0.05),
                                                  dataclasses.replace(spec, token_budget=budget))
         assert stages.verify_shares(manifest)[0], budget
+
+
+def test_a_spearman_of_too_few_held_out_candidates_is_undefined_not_perfect():
+    """r2 f07: search_candidates 8 held out 2 candidates: a Spearman of +-1 whatever the fit."""
+    import numpy as np
+
+    from corpus_assets.steps.mixture import regmix
+
+    def measure(w):
+        return {"t": float(1.0 - w[0])}
+
+    few = regmix.search(["a", "b"], np.array([0.5, 0.5]), measure, ["t"], n_candidates=8, n_proposal_draws=100)
+    assert few["fit"]["t"]["spearman_heldout"] is None
+    assert "mixture.search_candidates >= 19" in few["fit"]["t"]["spearman_note"]
+    enough = regmix.search(["a", "b"], np.array([0.5, 0.5]), measure, ["t"], n_candidates=20, n_proposal_draws=100)
+    assert enough["fit"]["t"]["heldout_candidates"] == 5 and enough["fit"]["t"]["spearman_heldout"] > 0.9

@@ -130,12 +130,13 @@ def build_mixture_assets(config: PipelineConfig) -> list:
                                     "heldout_candidates": f["heldout_candidates"]}) for v, f in result["fit"].items()]
         weight_rows = [dg.TableRecord({"source": n, "natural": result["natural"][i], "spec": result["spec_weights"][i],
                                        "proposed": result["proposal"][i]}) for i, n in enumerate(result["sources"])]
-        objective_rho = [result["fit"][o]["spearman_heldout"] for o in result["objective"]]
+        # None: too few held-out candidates for a rank correlation (see fit_quality)
+        objective_rho = [r for r in (result["fit"][o]["spearman_heldout"] for o in result["objective"]) if r is not None]
         return dg.MaterializeResult(metadata={
             "fit_quality": dg.MetadataValue.table(fit_rows, schema=FIT_SCHEMA),
             "weights": dg.MetadataValue.table(weight_rows, schema=WEIGHTS_SCHEMA),
             "objective": ", ".join(result["objective"]),
-            "min_objective_spearman": min(objective_rho) if objective_rho else 0.0,
+            "min_objective_spearman": min(objective_rho) if objective_rho else None,
             "predicted_objective": dg.MetadataValue.json(result["predicted_objective"]),
             "regression": result["regression"], "seconds": result["seconds"],
             "path": dg.MetadataValue.path(store.uri(stages.search_path(name, "proposal.yaml"))),
