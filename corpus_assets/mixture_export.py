@@ -153,6 +153,8 @@ def export_mixture(store: CorpusStore, name: str, dest: str | Path, max_restarts
     under plain names; returns that build's manifest (its ``shards`` name the files)."""
     dest = Path(dest)
     _refuse_store_folder(store, dest)
+    if dest.exists() and not dest.is_dir():
+        raise MixtureExportError(f"export destination {dest} exists and is not a folder")
     pointer = store.read_pointer(folder(name))
     if pointer is None:  # first: an unbuilt mixture creates no folder
         raise FileNotFoundError(f"no published mixture {name!r} in {store.uri(folder(name))}")
@@ -181,7 +183,8 @@ def main(argv=None) -> None:
         manifest = export_mixture(CorpusStore(args.root), args.mixture, args.dest)
     except FileNotFoundError as exc:
         parser.exit(1, f"{exc}\n(is {args.mixture!r} built? materialize training_mixture for it first)\n")
-    except (PartitionIntegrityError, MixtureExportError) as exc:
+    except (PartitionIntegrityError, MixtureExportError, ValueError, OSError) as exc:
+        # a bad mixture name (refused store path), a destination that cannot be written
         parser.exit(1, f"{exc}\n")
     print(f"{args.dest}: {len(manifest['shards'])} shards (Parquet + JSONL.zst), {manifest['docs']:,} docs, "
           f"{manifest['tokens']:,} tokens, manifest.json")

@@ -363,14 +363,23 @@ def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.So
                            "token_count": counts[row["doc_id"]]}
 
 
-def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, counter: TokenCounter):
+def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, counter: TokenCounter,
+                 skip_unweighted: bool = False):
     """Every source's units, its usable documents' token counts (doc_id -> tokens) and its
     facts for the manifest (docs in = available + removed); and how many units had to be
-    tokenized (0 when every count table existed)."""
+    tokenized (0 when every count table existed). ``skip_unweighted``: a source of weight 0
+    (left out of a weighted spec) is not read, listed as ``not_read``."""
     cfg = config.mixture
     per_source, units_of, counts_of = {}, {}, {}
     tokenized_units = 0
     for source in spec.sources:
+        if skip_unweighted and spec.temperature is None and source.weight == 0:
+            units_of[source.name], counts_of[source.name] = [], {}
+            per_source[source.name] = {
+                "asset": source.asset, "partitions": [], "not_read": "weight 0: left out, its inputs not read",
+                "docs_in": 0, "removed_by_reason": {}, "available_docs": 0, "available_tokens": 0,
+                "epoch_cap": spec.cap(source)}
+            continue
         ignored: list = []
         units = source_units(store, source, config, ignored)
         counts: dict[str, int] = {}
@@ -467,7 +476,8 @@ def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: Mix
     started = time.perf_counter()
 
     # 1. units and token counts
-    per_source, units_of, counts_of, tokenized_units = read_sources(store, spec, config, counter)
+    per_source, units_of, counts_of, tokenized_units = read_sources(store, spec, config, counter,
+                                                                    skip_unweighted=True)
 
     # 2. plan
     available = {n: s["available_tokens"] for n, s in per_source.items()}

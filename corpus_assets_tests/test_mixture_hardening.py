@@ -668,3 +668,53 @@ def test_a_spearman_of_too_few_held_out_candidates_is_undefined_not_perfect():
     assert "mixture.search_candidates >= 19" in few["fit"]["t"]["spearman_note"]
     enough = regmix.search(["a", "b"], np.array([0.5, 0.5]), measure, ["t"], n_candidates=20, n_proposal_draws=100)
     assert enough["fit"]["t"]["heldout_candidates"] == 5 and enough["fit"]["t"]["spearman_heldout"] > 0.9
+
+
+def test_spec_loading_refuses_odd_files_float_versions_and_objectives_a_spec_lacks(tmp_path, data_dir):
+    """r2 f10/f11: a FIFO spec hung the load, a folder named x.yaml was a bare traceback;
+    version 1.10 was stored as "1.1"; a global search_objective naming one spec's source
+    loaded, then failed the other spec's search."""
+    from corpus_assets.steps.mixture.config import check_mixture_settings
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    os.mkfifo(specs / "pipe.yaml")
+    with pytest.raises(MixtureSpecError, match="pipe.yaml: not a regular file"):
+        MixtureConfig(specs_dir=str(specs)).specs()  # returns at once (no read of the FIFO)
+    (specs / "pipe.yaml").unlink()
+    (specs / "dir.yaml").mkdir()
+    with pytest.raises(MixtureSpecError, match="dir.yaml: not a regular file"):
+        MixtureConfig(specs_dir=str(specs)).specs()
+    (specs / "dir.yaml").rmdir()
+    with pytest.raises(MixtureSpecError, match=r"version: 1\.1 is read as a decimal number.*quote it"):
+        _spec(version=1.10)
+    assert _spec(version="1.10").version == "1.10" and _spec(version=2).version == "2"
+    for name, sources in (("one", ["aa", "bb"]), ("two", ["aa"])):
+        (specs / f"{name}.yaml").write_text(json.dumps({"name": name, "token_budget": 100, "sources": [
+            {"name": s, "asset": "external", "partitions": [s], "weight": 1 / len(sources)} for s in sources]}))
+    cfg = dataclasses.replace(_config(data_dir).mixture, specs_dir=str(specs), search_objective=("heldout_bb",))
+    with pytest.raises(MixtureSpecError, match=r"spec two has no source for \['heldout_bb'\]"):
+        check_mixture_settings(cfg, _config(data_dir).selection)
+
+
+def test_a_weight_zero_source_is_not_read(tmp_path, data_dir):
+    """r2 f11: weight 0 ("to leave it out") was still tokenized and had to exist."""
+    spec = _spec(sources=[{"name": "a", "asset": "external", "partitions": ["aa"], "weight": 1.0},
+                          {"name": "web", "asset": "rw_deduped", "partitions": ["CC-MAIN-2024-10"], "weight": 0}])
+    manifest = stages.build_training_mixture(CorpusStore(str(tmp_path / "store")), "mix", _config(data_dir), spec)
+    assert manifest["sources"]["web"]["not_read"].startswith("weight 0") and manifest["sources"]["web"]["tokens"] == 0
+    assert manifest["tokenized_units"] == 1
+
+
+def test_export_command_reports_bad_names_and_destinations_in_one_line(tmp_path, data_dir, capsys):
+    """r2 f10: a file as dest or a name like ../x gave raw tracebacks."""
+    store = CorpusStore(str(tmp_path / "store"))
+    stages.build_training_mixture(store, "mix", _config(data_dir), _spec())
+    (tmp_path / "afile").write_text("x")
+    for args, message in ((["mix", str(tmp_path / "afile")], "is not a folder"),
+                          (["../x", str(tmp_path / "out")], "refusing store path"),
+                          (["mix", str(tmp_path / "store" / "exp")], "inside the corpus store")):
+        with pytest.raises(SystemExit) as exit_info:
+            mixture_export.main(args + ["--root", str(tmp_path / "store")])
+        assert exit_info.value.code == 1
+        assert message in capsys.readouterr().err
