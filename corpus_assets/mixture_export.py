@@ -113,7 +113,8 @@ def _swap_in(staging: Path, dest: Path, names: list[str]) -> None:
         return
     if not dest.is_dir():
         raise MixtureExportError(f"export destination {dest} exists and is not a folder")
-    if all(_is_export_file(p.name) and p.is_file() for p in dest.iterdir()):
+    # (a symlinked dest keeps its link: its files are replaced in place)
+    if not dest.is_symlink() and all(_is_export_file(p.name) and p.is_file() for p in dest.iterdir()):
         old = dest.parent / f".{dest.name}.old-{os.getpid()}"
         shutil.rmtree(old, ignore_errors=True)
         os.rename(dest, old)
