@@ -226,8 +226,8 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
             for shard in sorted(by_shard):
                 unit = _rw_unit(store, dump, shard, domain, by_shard[shard])
                 unit.partition = f"{part} (rw_deduped {dump}|{shard}, subset version {subset_version})"
-                unit.checks.append((f"domain_subsets {part}", subset_version, lambda f=subset_folder: _partition_version(
-                    store, f, f"{f}/stats.json")))
+                unit.checks.append((f"domain_subsets {part}", subset_version,
+                                    lambda f=subset_folder: _partition_version(store, f, f"{f}/stats.json")))
                 units.append(unit)
         return units
     if source.asset in (selection_stages.ZIPFIT, selection_stages.DSIR):

@@ -233,10 +233,18 @@ def _source_documents(cfg: SelectionConfig, source: SelectionSource, counts: Cou
                "lineage_id": lineage, "url": None, "text": text}
 
 
-def _rw_documents(store: CorpusStore, counts: Counter) -> Iterator[dict]:
+def _rw_documents(store: CorpusStore, counts: Counter, num_shards: Optional[int] = None) -> Iterator[dict]:
+    """The documents of the complete rw_deduped partitions; with ``num_shards``, of its
+    shards only (a shard folder left by a run with another ``num_shards`` is not read)."""
+    from corpus_assets.crawl import shard_key
+
+    current = {shard_key(i, num_shards) for i in range(num_shards)} if num_shards else None
     for rel in store.list(f"{RW_SOURCE}/"):
         if not rel.endswith("/documents.parquet") or not store.exists(rel.rsplit("/", 1)[0] + "/stats.json"):
             continue  # a partition is complete once its stats.json is written
+        parts = rel.split("/")
+        if current is not None and (len(parts) != 4 or parts[2] not in current):
+            continue
         for row in store.iter_rows(rel, ["doc_id", "url", "text"]):
             counts["available"] += 1
             if not (row.get("text") or "").strip():
@@ -281,7 +289,8 @@ def build_selection_pool(store: CorpusStore, target_name: str, config: PipelineC
                         lambda c, s=source, cap=cap: _sample(_source_documents(cfg, s, c), cap, cfg.seed, c)))
     if cfg.include_rw_deduped:
         sources.append((RW_SOURCE, "web", store.uri(RW_SOURCE), True,
-                        lambda c: _sample(_rw_documents(store, c), cfg.max_docs_per_source, cfg.seed, c)))
+                        lambda c: _sample(_rw_documents(store, c, config.num_shards), cfg.max_docs_per_source,
+                                          cfg.seed, c)))
 
     with store.table_writer(table_path(POOL, target_name), POOL_SCHEMA) as kept, \
             store.table_writer(table_path(POOL, target_name, "removed.parquet"), POOL_REMOVED_SCHEMA) as removed:

@@ -352,7 +352,8 @@ def _publish_docs(store, asset, shard, docs, extra=None):
 
 def _texts(shard, n, suffix=""):
     return [{"doc_id": f"{shard}-{i}", "url": f"https://x/{shard}/{i}",
-             "text": f"shared line for all\nown line {shard.replace('0', 'o')} {chr(97 + i)}{suffix}"} for i in range(n)]
+             "text": f"shared line for all\nown line {shard.replace('0', 'o')} {chr(97 + i)}{suffix}"}
+            for i in range(n)]
 
 
 def test_line_dedup_refuses_duplicates_counted_over_older_text(tmp_path):
@@ -372,7 +373,8 @@ def test_line_dedup_refuses_duplicates_counted_over_older_text(tmp_path):
     # the other shard of the group re-extracted (fewer documents): the table is stale for both
     _publish_docs(store, ccnet_stages.TEXT, "001", _texts("001", 1))
     for shard in ("000", "001"):
-        with pytest.raises(RuntimeError, match="ccnet_text CC-MAIN-2024-10\\|001 .*re-materialize ccnet_line_duplicates"):
+        with pytest.raises(RuntimeError,
+                           match="ccnet_text CC-MAIN-2024-10\\|001 .*re-materialize ccnet_line_duplicates"):
             ccnet_stages.load_group_duplicates(store, DUMP, shard, config)
     ccnet_stages.build_ccnet_line_duplicates(store, DUMP, ["000", "001"], config)
     assert len(ccnet_stages.load_group_duplicates(store, DUMP, "000", config)) == 1

@@ -515,7 +515,8 @@ def test_reader_settings_are_in_the_manifest_config_hash_and_code_version(tmp_pa
         manifest = stages.build_training_mixture(CorpusStore(str(tmp_path / label)), "mix", cfg, _spec())
         hashes[label] = manifest["config_hash"]
         reader = manifest["sources"]["a"]["partitions"][0]["reader"]
-        assert reader["fields"] == list(cfg.selection.sources[0].fields) and reader["domain"] == cfg.selection.sources[0].domain
+        first = cfg.selection.sources[0]
+        assert reader["fields"] == list(first.fields) and reader["domain"] == first.domain
     assert len(set(hashes.values())) == 3
 
     specs = tmp_path / "specs"
@@ -576,6 +577,13 @@ def test_rw_deduped_reads_only_the_current_num_shards(tmp_path):
         {"name": "web", "asset": "rw_deduped", "partitions": ["D|007"], "weight": 1.0}]})
     with pytest.raises(FileNotFoundError, match="not a shard of num_shards 2"):
         stages.build_training_mixture(store, "w", config, named)
+    # the selection pool's rw_deduped source lists the same way
+    from collections import Counter
+
+    from corpus_assets.selection_stages import _rw_documents
+
+    pool = list(_rw_documents(store, Counter(), config.num_shards))
+    assert len(pool) == 8 and not any(d["lineage_id"].startswith("007") for d in pool)
 
 
 def test_sources_sharing_documents_are_reported(tmp_path, data_dir):

@@ -131,7 +131,8 @@ def build_mixture_assets(config: PipelineConfig) -> list:
         weight_rows = [dg.TableRecord({"source": n, "natural": result["natural"][i], "spec": result["spec_weights"][i],
                                        "proposed": result["proposal"][i]}) for i, n in enumerate(result["sources"])]
         # None: too few held-out candidates for a rank correlation (see fit_quality)
-        objective_rho = [r for r in (result["fit"][o]["spearman_heldout"] for o in result["objective"]) if r is not None]
+        objective_rho = [r for r in (result["fit"][o]["spearman_heldout"] for o in result["objective"])
+                         if r is not None]
         return dg.MaterializeResult(metadata={
             "fit_quality": dg.MetadataValue.table(fit_rows, schema=FIT_SCHEMA),
             "weights": dg.MetadataValue.table(weight_rows, schema=WEIGHTS_SCHEMA),
