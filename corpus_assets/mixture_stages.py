@@ -16,8 +16,9 @@ Dagster here.
    over the epoch cap is an error naming the source.
 3. Write: the sources streamed in a seeded interleave, cut into shards of about
    ``mixture.shard_tokens`` tokens, each shuffled and written as ``shard-NNNNN.parquet``
-   and ``shard-NNNNN.jsonl.zst``, then ``manifest.json``; all under
-   ``training_mixture/<mixture>/``, published as one partition.
+   and ``shard-NNNNN.jsonl.zst`` (their row ids streamed to ``row_ids.parquet``), then
+   ``manifest.json``; all under ``training_mixture/<mixture>/``, published as one
+   partition, and only when every unit's data version is still the one counted.
 
 Documents in = kept + removed per source: an empty text or a doc id seen twice in a source
 is a counted removal in the manifest, never silent.
