@@ -82,7 +82,8 @@ def build_mixture_assets(config: PipelineConfig) -> list:
         description="Training shards of one mixture spec (partition = spec name): sources weighted by their "
         "share of OUTPUT tokens under a token budget, epochs capped per source, interleaved by a seeded shuffle, "
         f"~{cfg.shard_tokens:,}-token shards in Parquet and JSONL.zst, and manifest.json (sources with partitions "
-        "and data versions, requested vs achieved shares, epochs, tokenizer, config hash, doc ids per shard).",
+        "and data versions, requested vs achieved shares, epochs, tokenizer, config hash, source overlaps), "
+        "row_ids.parquet (each shard's row ids).",
     )
     def training_mixture(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource,
                          tokenizer: TokenizerResource):
