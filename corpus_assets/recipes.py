@@ -157,11 +157,72 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def apply_recipe(values: dict[str, Any], name: object, file_wins: bool = True) -> dict[str, Any]:
-    """The settings file's ``values`` over recipe ``name``'s settings (under them with
-    ``file_wins=False``: the bundled defaults file, which restates every default), with
-    ``recipe`` set. The recipe's own settings are checked for unknown keys here, so a
-    mistake in a recipe file is reported against that file."""
+def code_defaults() -> dict:
+    """Every setting's default (the dataclasses' own values) as plain YAML-like values: what
+    ``defaults/pipeline.yaml`` restates. Computed once per process."""
+    global _CODE_DEFAULTS
+    if _CODE_DEFAULTS is None:
+        from corpus_assets.config import DEFAULT_CONFIG_FILE, _VALIDATOR
+
+        config = _VALIDATOR.validate_json("{}", strict=True, context={"base_dir": DEFAULT_CONFIG_FILE.parent})
+        _CODE_DEFAULTS = _VALIDATOR.dump_python(config, mode="json")
+    return _CODE_DEFAULTS
+
+
+_CODE_DEFAULTS: dict | None = None
+_MISSING = object()
+
+
+def _restated(file_value: Any, default: Any) -> bool:
+    """True when a file's value only restates the default (lists and tuples alike; a bool
+    is never equal to a number here)."""
+    if default is _MISSING:
+        return False
+    if isinstance(file_value, bool) or isinstance(default, bool):
+        return type(file_value) is type(default) and file_value == default
+    try:
+        return bool(file_value == default)
+    except Exception:  # noqa: BLE001 - an odd YAML value is simply not a restatement
+        return False
+
+
+def merge_over_recipe(own: dict, recipe_settings: dict, defaults: dict, where: str = "") -> tuple[dict, list[str]]:
+    """The settings file's keys (``own``) over the recipe's, by one rule whatever the file's
+    path: a key the recipe sets is overridden only by a value that differs from the code
+    default. A file that restates a default (a copy of ``pipeline.yaml``, or the bundled file
+    itself) does not undo the recipe; an edited value (``language_id.min_score: 0.8``) wins.
+    Returns the merged mapping and the dotted keys where a restated default yielded to the
+    recipe (reported as a warning)."""
+    out = dict(recipe_settings)
+    yielded: list[str] = []
+    for key, value in own.items():
+        dotted = f"{where}{key}"
+        if key not in recipe_settings:
+            out[key] = value
+            continue
+        mine = recipe_settings[key]
+        default = defaults.get(key, _MISSING) if isinstance(defaults, dict) else _MISSING
+        if isinstance(value, dict) and isinstance(mine, dict):
+            out[key], deeper = merge_over_recipe(value, mine, default if isinstance(default, dict) else {},
+                                                 dotted + ".")
+            yielded.extend(deeper)
+        elif _restated(value, default) and not _restated(mine, default):
+            yielded.append(dotted)  # the recipe's value stays
+        else:
+            out[key] = value
+    return out, yielded
+
+
+_WARNED: set = set()
+
+
+def apply_recipe(values: dict[str, Any], name: object, source: str = "") -> dict[str, Any]:
+    """The settings file's ``values`` over recipe ``name``'s settings, with ``recipe`` set.
+    A key the recipe sets is overridden only by a value that differs from its code default
+    (``merge_over_recipe``); where a file restates a default the recipe sets otherwise, the
+    recipe's value is used and one warning per file lists those keys. The recipe's own
+    settings are checked for unknown keys here, so a mistake in a recipe file is reported
+    against that file."""
     from corpus_assets.config import PipelineConfig, _unknown_keys
 
     recipe = load_recipe(name)
@@ -169,7 +230,19 @@ def apply_recipe(values: dict[str, Any], name: object, file_wins: bool = True) -
     if problems:
         raise RecipeError(f"{recipe.path}: " + "; ".join(problems))
     own = {k: v for k, v in values.items() if k != "recipe"}
-    merged = deep_merge(recipe.settings, own) if file_wins else deep_merge(own, recipe.settings)
+    merged, yielded = merge_over_recipe(own, recipe.settings, code_defaults())
+    from corpus_assets.config import DEFAULT_CONFIG_FILE
+
+    # The bundled file restates every default by design: no warning for it.
+    bundled = bool(source) and Path(source).resolve() == DEFAULT_CONFIG_FILE
+    if yielded and not bundled and (source, recipe.name, tuple(yielded)) not in _WARNED:
+        _WARNED.add((source, recipe.name, tuple(yielded)))
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: %d key(s) restate the default where recipe %s sets another value; the recipe's "
+            "value is used (docs/recipes.md, precedence): %s", source or "settings", len(yielded),
+            recipe.name, ", ".join(yielded[:20]) + (" ..." if len(yielded) > 20 else ""))
     merged["recipe"] = recipe.name
     return merged
 
