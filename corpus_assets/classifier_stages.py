@@ -51,8 +51,17 @@ def model_settings(config: PipelineConfig, kind: str) -> dict:
     return settings
 
 
+def reference_digest(config: PipelineConfig, kind: str) -> str:
+    """The SHA-256 of the classifier's reference corpus ("missing" when it is absent: the
+    training then fails naming the file)."""
+    path = reference_path(getattr(config.classifiers, kind).reference)
+    return file_digest(path) if path.is_file() else "missing"
+
+
 def model_version(config: PipelineConfig, kind: str) -> str:
-    return fingerprint(model_settings(config, kind))
+    """The model's identity: its settings and its reference corpus's content, so that a
+    replaced reference file (same path) marks the model stale and is refused by ``_load``."""
+    return fingerprint(model_settings(config, kind), reference_digest(config, kind))
 
 
 def _crawl_documents(store: CorpusStore, upstream: str, dump: str, shards: list[str]) -> Iterator[tuple[str, str]]:
@@ -105,6 +114,11 @@ def _load(store: CorpusStore, asset: str, dump: str, config: PipelineConfig, kin
         raise FileNotFoundError(f"{asset} has not been materialized for {dump} ({store.uri(rel)} is missing)")
     report = store.read_json(rel)
     if report.get("model_version") != model_version(config, kind):
+        trained_on = report.get("reference_sha256")
+        if trained_on and trained_on != reference_digest(config, kind):
+            raise RuntimeError(f"{asset} {dump} was trained on another reference corpus (sha256 {trained_on[:12]}; "
+                               f"{report.get('reference_file')} now {reference_digest(config, kind)[:12]}): "
+                               "re-materialize it")
         raise RuntimeError(f"{asset} {dump} was trained with other classifiers.{kind} settings: re-materialize it")
     section = getattr(config.classifiers, kind)
     table = store.read_table(model_path(asset, dump))

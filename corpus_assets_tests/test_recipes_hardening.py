@@ -49,3 +49,75 @@ def test_env_recipe_over_a_file_written_for_another_recipe_is_refused(tmp_path, 
         load_config(webtext)
     # a file naming the default recipe (or none) takes any $CORPUS_RECIPE
     assert load_config(_settings(tmp_path, "recipe: refinedweb\n", "r.yaml")).recipe == "c4"
+
+
+# f03: content-addressed inputs -----------------------------------------------------------
+
+def _code_versions(config) -> dict:
+    from corpus_assets.definitions import build_definitions
+
+    defs = build_definitions(config=config, corpus_root="/tmp/unused-corpus", crawl_root="/tmp/unused-crawl")
+    graph = defs.resolve_asset_graph()
+    return {key.to_user_string(): graph.get(key).code_version for key in graph.get_all_asset_keys()}
+
+
+def test_editing_the_allowlist_or_the_reference_corpus_marks_their_assets_stale(tmp_path):
+    import gzip
+    import json
+
+    from corpus_assets import classifier_stages
+
+    allow = tmp_path / "allow.txt"
+    allow.write_text("https://example.com/a\n")
+    ref = tmp_path / "ref.jsonl.gz"
+    ref.write_bytes(gzip.compress(json.dumps({"text": "one reference page"}).encode() + b"\n"))
+    settings = _settings(tmp_path, f"recipe: gpt3\nurl_allowlist:\n  path: {allow}\n"
+                                   f"classifiers:\n  gpt3:\n    reference:\n      path: {ref}\n")
+    before = load_config(settings)
+    versions = _code_versions(before)
+    model = classifier_stages.model_version(before, "gpt3")
+    allow.write_text("https://example.com/a\nhttps://example.com/b\n")           # same path, more URLs
+    ref.write_bytes(gzip.compress(json.dumps({"text": "another, longer reference page"}).encode() + b"\n"))
+    after = load_config(settings)
+    changed = {k for k, v in _code_versions(after).items() if versions.get(k) != v}
+    assert {"rw_raw", "gpt3_quality_model", "rw_filtered"} <= changed
+    assert "raw_documents" not in changed
+    assert classifier_stages.model_version(after, "gpt3") != model
+
+
+# f05 / f09: allowlist entries that can never match; one read per content ------------------
+
+@pytest.mark.parametrize("body, match, problem", [
+    (b"example.com/a\n", "url", "line 1 ('example.com/a'): not an http(s) URL"),
+    (b"https://example.com/a\n\xe4\xfc\xff\n", "url", "line 2: not UTF-8 text"),
+    (b"https://example.com/a\x00b\n", "url", "space or control character"),
+    (b"# list\nhttps://example.com/a b\n", "url", "line 2 ('https://example.com/a b'): a space"),
+    (b"*.example.com\n", "host", "a wildcard"),
+    (b".example.com\n", "host", "a wildcard"),
+    (b"user@example.com\n", "host", "user@host is not a host"),
+    (b"# only comments\n\n", "url", "lists no URL"),
+])
+def test_allowlist_entries_that_can_never_match_are_refused_at_load(tmp_path, body, match, problem):
+    allow = tmp_path / "allow.txt"
+    allow.write_bytes(body)
+    with pytest.raises(ConfigError, match="url_allowlist.path") as err:
+        load_config(_settings(tmp_path, f"recipe: webtext\nurl_allowlist:\n  path: {allow}\n  match: {match}\n"))
+    assert problem in str(err.value) and str(allow) in str(err.value)
+
+
+def test_the_allowlist_is_read_once_per_content(tmp_path, monkeypatch):
+    from corpus_assets.steps import url_allowlist as module
+
+    allow = tmp_path / "allow.txt"
+    allow.write_text("https://example.com/a\nhttps://example.org/\n")
+    reads = []
+    real = module.read_entries
+    monkeypatch.setattr(module, "read_entries", lambda *a: reads.append(a) or real(*a))
+    module._CACHE.clear()
+    config = module.UrlAllowlistConfig(path=str(allow))
+    steps = [module.UrlAllowlist(config) for _ in range(5)]
+    assert len(reads) == 1 and all(s.allowed is steps[0].allowed for s in steps)
+    assert steps[0].apply({"url": "http://www.example.com/a"}) is None
+    allow.write_text("https://example.com/b\n")                      # new content: read again
+    assert module.UrlAllowlist(module.UrlAllowlistConfig(path=str(allow))).apply({"url": "https://example.com/b"}) is None
+    assert len(reads) == 2

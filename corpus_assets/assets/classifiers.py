@@ -73,7 +73,7 @@ def build_classifier_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]
             stage=partial(classifier_stages.build_llama_filtered, config=config),
             upstream=llama.upstream,
             partitions_def=shard_partitions_def(config.num_shards),
-            code_version=f"{CODE_REVISION[classifier_stages.LLAMA_FILTERED]}-{fingerprint(llama)}",
+            code_version=f"{CODE_REVISION[classifier_stages.LLAMA_FILTERED]}-{fingerprint(llama, classifier_stages.reference_digest(config, 'llama'))}",
             deps=[llama.upstream, dg.AssetDep(classifier_stages.LLAMA_MODEL, partition_mapping=shard_to_dump)],
             group_name=CLASSIFIER_GROUP,
             automation_condition=None,
