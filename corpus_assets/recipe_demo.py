@@ -5,7 +5,8 @@ The recipe's assets are materialized in its order (shard runs in parallel over e
 (dump, shard), dump runs per dump, dedup dump after dump in crawl order), into the
 corpus root ``$CORPUS_ROOT`` (default ``.corpus_recipes/<name>`` in the checkout, so
 recipes do not overwrite each other's partitions; the default ``refinedweb`` with plain
-``make demo`` keeps ``.corpus``). The retention table is read back from the partitions'
+``make demo`` keeps ``.corpus``), recorded in the recipe's own Dagster instance
+(``$DAGSTER_HOME``, default ``.corpus_recipes/<name>/dagster_home``). The retention table is read back from the partitions'
 stats: documents out of every document asset per dump, as a share of the dump's HTML 200
 responses; then the classifiers' held-out figures and keep rates, and CCNet's buckets.
 """
@@ -23,12 +24,16 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def prepare_recipe_environment(name: str) -> None:
-    """Before Dagster or the settings are imported: the recipe and its own corpus root."""
-    from corpus_assets.recipes import load_recipe
+    """Before Dagster or the settings are imported: the recipe, its own corpus root and its
+    own Dagster instance (``recipes.recipe_homes``; ``$CORPUS_ROOT`` / ``$DAGSTER_HOME``
+    override them), the pair ``CORPUS_RECIPE=<name> make dev`` opens."""
+    from corpus_assets.recipes import load_recipe, recipe_homes
 
     load_recipe(name)  # a bad name fails here, before anything is written
     os.environ["CORPUS_RECIPE"] = name
-    os.environ.setdefault("CORPUS_ROOT", str(REPO_ROOT / ".corpus_recipes" / name))
+    root, home = recipe_homes(name, REPO_ROOT)
+    os.environ.setdefault("CORPUS_ROOT", str(root))
+    os.environ.setdefault("DAGSTER_HOME", str(home))
 
 
 def _materialize(job: tuple[str, tuple[str, ...]]) -> tuple[str, bool, float]:
@@ -60,6 +65,7 @@ def run_recipe(name: str, workers: int) -> int:
     source = defs.resources["crawl_source"].get_source()
     dumps = sorted(source.list_dumps(), key=dump_sort_key)
     print(f"recipe={recipe.name} ({recipe.paper})\nsettings={config.source_file}\n"
+          f"DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}\n"
           f"corpus root={os.environ['CORPUS_ROOT']}\ndumps={dumps}")
     new = [d for d in dumps if d not in instance.get_dynamic_partitions(DUMP_DIM)]
     if new:

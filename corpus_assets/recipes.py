@@ -89,6 +89,16 @@ class Recipe:
         return [a for a in self.assets if ASSET_LEVELS[a] == "shard" and a not in NOT_DOCUMENTS]
 
 
+def recipe_homes(name: str, repo_root: Path) -> tuple[Path, Path]:
+    """Where recipe ``name`` keeps its partitions and its Dagster instance by default:
+    ``.corpus_recipes/<name>`` and ``.corpus_recipes/<name>/dagster_home``. The demo
+    (``--recipe``), ``CORPUS_RECIPE=<name> make dev`` and the definitions' default store all
+    use this pair, so the UI's materializations and the store it reads are the same recipe's
+    (a recipe's runs never land in ``make dev``'s own instance)."""
+    root = repo_root / ".corpus_recipes" / name
+    return root, root / "dagster_home"
+
+
 def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml") if NAME_RE.fullmatch(p.stem))
 

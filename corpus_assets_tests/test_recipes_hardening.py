@@ -121,3 +121,26 @@ def test_the_allowlist_is_read_once_per_content(tmp_path, monkeypatch):
     allow.write_text("https://example.com/b\n")                      # new content: read again
     assert module.UrlAllowlist(module.UrlAllowlistConfig(path=str(allow))).apply({"url": "https://example.com/b"}) is None
     assert len(reads) == 2
+
+
+# f04: one recipe, one store, one instance ---------------------------------------------------
+
+def test_demo_recipe_and_make_dev_use_the_recipes_own_store_and_instance(monkeypatch):
+    from corpus_assets import recipe_demo
+    from corpus_assets.definitions import default_corpus_root
+    from corpus_assets.recipes import recipe_homes
+
+    for var in ("CORPUS_ROOT", "DAGSTER_HOME", "CORPUS_RECIPE"):
+        monkeypatch.delenv(var, raising=False)
+    assert default_corpus_root().endswith("/.corpus")
+    recipe_demo.prepare_recipe_environment("gpt3")
+    import os
+
+    root, home = recipe_homes("gpt3", recipe_demo.REPO_ROOT)
+    assert os.environ["CORPUS_ROOT"] == str(root) and os.environ["DAGSTER_HOME"] == str(home)
+    assert home != recipe_demo.REPO_ROOT / ".dagster_home"
+    # what `CORPUS_RECIPE=gpt3 make dev` loads when CORPUS_ROOT is not set
+    monkeypatch.delenv("CORPUS_ROOT")
+    assert default_corpus_root() == str(root)
+    makefile = (recipe_demo.REPO_ROOT / "Makefile").read_text()
+    assert ".corpus_recipes/$(CORPUS_RECIPE)/dagster_home" in makefile
