@@ -144,3 +144,27 @@ def test_demo_recipe_and_make_dev_use_the_recipes_own_store_and_instance(monkeyp
     assert default_corpus_root() == str(root)
     makefile = (recipe_demo.REPO_ROOT / "Makefile").read_text()
     assert ".corpus_recipes/$(CORPUS_RECIPE)/dagster_home" in makefile
+
+
+# f08: C4's bad-words list -------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, problem", [
+    ("scheiße\n".encode("latin-1"), "line 1 is not UTF-8 text"),
+    (b"", "lists no word"),
+    (b"# header only\n\n", "lists no word"),
+])
+def test_a_bad_words_list_that_cannot_work_is_refused_at_load(tmp_path, body, problem):
+    words = tmp_path / "bad.txt"
+    words.write_bytes(body)
+    with pytest.raises(ConfigError, match="quality_signals.c4_bad_words_path") as err:
+        load_config(_settings(tmp_path, f"recipe: c4\nquality_signals:\n  c4_bad_words_path: {words}\n"))
+    assert problem in str(err.value) and str(words) in str(err.value)
+
+
+def test_a_utf8_bad_words_list_loads_and_matches(tmp_path):
+    from corpus_assets.steps.quality.signals import bad_words_of
+
+    words = tmp_path / "bad.txt"
+    words.write_text("# LDNOOBW-style\nscheiße\n", encoding="utf-8")
+    config = load_config(_settings(tmp_path, f"recipe: c4\nquality_signals:\n  c4_bad_words_path: {words}\n"))
+    assert bad_words_of(config.quality_signals).found("Das ist Scheiße, sagte er.") == ["scheiße"]
