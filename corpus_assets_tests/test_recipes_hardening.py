@@ -168,3 +168,22 @@ def test_a_utf8_bad_words_list_loads_and_matches(tmp_path):
     words.write_text("# LDNOOBW-style\nscheiße\n", encoding="utf-8")
     config = load_config(_settings(tmp_path, f"recipe: c4\nquality_signals:\n  c4_bad_words_path: {words}\n"))
     assert bad_words_of(config.quality_signals).found("Das ist Scheiße, sagte er.") == ["scheiße"]
+
+
+# f02: classifier settings that training cannot honour ---------------------------------------
+
+@pytest.mark.parametrize("key, value", [
+    ("seed", "4294967296"), ("seed", "99999999999999999999999"),
+    ("positives_per_negative", ".inf"), ("positives_per_negative", ".nan"),
+    ("regularization_c", ".inf"), ("regularization_c", "1.0e-300"),
+    ("pareto_alpha", ".inf"), ("pareto_alpha", "1.0e-300"),
+])
+def test_classifier_settings_training_cannot_honour_are_refused_naming_the_key(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=rf"classifiers\.gpt3\.{key}"):
+        load_config(_settings(tmp_path, f"recipe: gpt3\nclassifiers:\n  gpt3:\n    {key}: {value}\n"))
+
+
+def test_classifier_bounds_keep_the_usable_range(tmp_path):
+    config = load_config(_settings(tmp_path, "recipe: gpt3\nclassifiers:\n  gpt3:\n    seed: 4294967295\n"
+                                             "    regularization_c: 0.001\n    pareto_alpha: 0.5\n"))
+    assert config.classifiers.gpt3.seed == 2**32 - 1 and config.classifiers.gpt3.pareto_alpha == 0.5
