@@ -159,6 +159,9 @@ def print_recipe_retention(store, recipe, dumps: list[str], shards: list[str], c
         docs_in, docs_out = step_counts(store, "rw_filtered", "gpt3_quality", dumps, shards)
         for dump in dumps:
             report = classifier_stages.model_report(store, classifier_stages.GPT3_MODEL, dump)
+            if report.get("untrainable"):
+                print(f"gpt3 classifier {dump}: untrainable ({report['untrainable']})")
+                continue
             print(f"gpt3 classifier {dump}: held-out F1 {report['held_out']['f1']:.3f} (precision "
                   f"{report['held_out']['precision']:.3f}, recall {report['held_out']['recall']:.3f}) on "
                   f"{report['training_docs']['reference']} reference + {report['training_docs']['crawl']} crawl "
@@ -169,6 +172,9 @@ def print_recipe_retention(store, recipe, dumps: list[str], shards: list[str], c
         docs_in, docs_out = step_counts(store, classifier_stages.LLAMA_FILTERED, "llama_reference", dumps, shards)
         for dump in dumps:
             report = classifier_stages.model_report(store, classifier_stages.LLAMA_MODEL, dump)
+            if report.get("untrainable"):
+                print(f"llama reference classifier {dump}: untrainable ({report['untrainable']})")
+                continue
             print(f"llama reference classifier {dump}: held-out F1 {report['held_out']['f1']:.3f} on "
                   f"{report['training_docs']['reference']} reference + {report['training_docs']['crawl']} crawl "
                   f"documents, trained in {report['train_seconds']:.1f}s")

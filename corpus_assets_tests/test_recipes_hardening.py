@@ -187,3 +187,61 @@ def test_classifier_bounds_keep_the_usable_range(tmp_path):
     config = load_config(_settings(tmp_path, "recipe: gpt3\nclassifiers:\n  gpt3:\n    seed: 4294967295\n"
                                              "    regularization_c: 0.001\n    pareto_alpha: 0.5\n"))
     assert config.classifiers.gpt3.seed == 2**32 - 1 and config.classifiers.gpt3.pareto_alpha == 0.5
+
+
+# f06: a classifier that cannot train -----------------------------------------------------
+
+def _reference_file(tmp_path, n: int, field: str = "text"):
+    import gzip
+    import json
+
+    path = tmp_path / "ref.jsonl.gz"
+    with gzip.open(path, "wt") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": i, field: f"a reference article number {i} about history"}) + "\n")
+    return path
+
+
+def _gpt3_config(tmp_path, ref, **extra):
+    lines = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    return load_config(_settings(tmp_path, f"recipe: gpt3\nclassifiers:\n  gpt3:\n    reference:\n"
+                                           f"      path: {ref}\n{lines}"))
+
+
+def test_a_dump_too_small_to_train_removes_its_documents_with_a_counted_reason(tmp_path):
+    from corpus_assets import classifier_stages
+    from corpus_assets.steps.classifiers.common import Untrainable, iter_reference, training_set, untrainable_reason
+    from corpus_assets.steps.classifiers.steps import Gpt3QualityFilter, ReferenceFilter
+    from corpus_assets.storage import CorpusStore
+
+    config = _gpt3_config(tmp_path, _reference_file(tmp_path, 50), folds=5)
+    section = config.classifiers.gpt3
+    crawl = [(f"d{i}", f"crawl page {i}") for i in range(3)]                # 3 pages < 5 folds
+    data = training_set(crawl, iter_reference(section.reference, "classifiers.gpt3"), 5, 0, 1000, 1.0)
+    reason = untrainable_reason(data, 5, section.reference, "classifiers.gpt3")
+    assert reason and "3 crawl document(s)" in reason and "classifiers.gpt3.folds = 5" in reason
+    # 20 folds on 6 + 6 documents: no F1 from a handful, the same counted reason
+    assert untrainable_reason(training_set([(f"d{i}", "x") for i in range(6)],
+                                           iter_reference(section.reference, "s"), 20, 0, 1000, 1.0),
+                              20, section.reference, "classifiers.gpt3")
+    # the stored report stands for the model; the scoring asset removes every document, counted
+    store = CorpusStore(str(tmp_path / "corpus"))
+    store.write_json(classifier_stages.report_path(classifier_stages.GPT3_MODEL, "D"),
+                     {"untrainable": reason, "model_version": classifier_stages.model_version(config, "gpt3")})
+    (step,) = classifier_stages.gpt3_decision_steps(store, "D", config)
+    assert step.apply({"doc_id": "d0", "text": "page"}) == ("classifier_untrainable", reason)
+    assert ReferenceFilter(Untrainable(config.classifiers.llama, reason)).apply({"doc_id": "d0"})[0] == \
+        "classifier_untrainable"
+    assert isinstance(step, Gpt3QualityFilter)
+
+
+@pytest.mark.parametrize("field", ["body"])
+def test_a_reference_corpus_read_as_nothing_names_the_file_and_fields(tmp_path, field):
+    from corpus_assets.steps.classifiers.common import iter_reference, training_set, untrainable_reason
+
+    ref = _reference_file(tmp_path, 50, field=field)     # the records have `body`, fields says `text`
+    section = _gpt3_config(tmp_path, ref).classifiers.gpt3
+    data = training_set([(f"d{i}", f"page {i}") for i in range(40)], iter_reference(section.reference, "s"),
+                        5, 0, 1000, 1.0)
+    with pytest.raises(ValueError, match=r"0 reference document\(s\) read from .*ref.jsonl.gz \(fields \['text'\]\)"):
+        untrainable_reason(data, 5, section.reference, "classifiers.gpt3")

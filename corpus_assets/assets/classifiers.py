@@ -42,6 +42,13 @@ def _model_asset(name: str, kind: str, upstream: str, train, config: PipelineCon
         dump = validate_dump_name(context.partition_key)
         report = train(corpus_store.get_store(), dump, shards, config)
         held = report["held_out"]
+        if report.get("untrainable"):  # no model: the filter removes the dump's documents, counted
+            return dg.MaterializeResult(metadata={
+                "untrainable": report["untrainable"],
+                "training_reference_docs": report["training_docs"]["reference"],
+                "training_crawl_docs": report["training_docs"]["crawl"],
+                "reference_file": dg.MetadataValue.path(report["reference_file"]),
+            })
         return dg.MaterializeResult(metadata={
             "held_out_f1": held["f1"], "held_out_precision": held["precision"], "held_out_recall": held["recall"],
             "training_reference_docs": report["training_docs"]["reference"],

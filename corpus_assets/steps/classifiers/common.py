@@ -114,6 +114,38 @@ def training_set(crawl: Iterable[tuple[str, str]], reference: Iterable[tuple[str
     )
 
 
+class Untrainable:
+    """Stands in for a model a dump could not train (fewer crawl documents than folds): the
+    classifier steps remove every document of that dump as ``classifier_untrainable`` with
+    ``reason`` as the detail, counted like any removal, instead of failing the recipe."""
+
+    def __init__(self, config, reason: str):
+        self.config = config
+        self.reason = reason
+
+    def score(self, doc_id: str, text: str) -> float:
+        return float("nan")
+
+
+def untrainable_reason(data: TrainingSet, folds: int, reference, where: str) -> str | None:
+    """Why ``data`` cannot train ``folds`` cross-fitted models. The reference side short is a
+    setting to fix (ValueError naming the file and ``fields``); the crawl side short (a tiny or
+    non-English dump) is data: the reason string, for ``Untrainable``. None: trainable."""
+    def reference_short(why: str) -> ValueError:
+        return ValueError(f"{where}.reference: {data.positives} reference document(s) read from "
+                          f"{reference_path(reference)} (fields {list(reference.fields)}), {why}: check "
+                          f"reference.path (a JSONL(.gz) file), reference.fields and positives_per_negative")
+
+    if data.positives == 0:
+        raise reference_short("none usable")
+    if data.negatives < folds:
+        return (f"{data.negatives} crawl document(s) in this dump, fewer than {where}.folds = {folds}: "
+                "no model trained")
+    if data.positives < folds:
+        raise reference_short(f"fewer than {where}.folds = {folds}")
+    return None
+
+
 def check_trainable(data: TrainingSet, folds: int, where: str) -> None:
     """Every fold model needs both classes outside its fold."""
     for k in range(folds):
