@@ -196,7 +196,8 @@ def _restated(file_value: Any, default: Any) -> bool:
         return False
 
 
-def merge_over_recipe(own: dict, recipe_settings: dict, defaults: dict, where: str = "") -> tuple[dict, list[str]]:
+def merge_over_recipe(own: dict, recipe_settings: dict, defaults: dict, where: str = "",
+                      forced: frozenset = frozenset()) -> tuple[dict, list[str]]:
     """The settings file's keys (``own``) over the recipe's, by one rule whatever the file's
     path: a key the recipe sets is overridden only by a value that differs from the code
     default. A file that restates a default (a copy of ``pipeline.yaml``, or the bundled file
@@ -214,9 +215,9 @@ def merge_over_recipe(own: dict, recipe_settings: dict, defaults: dict, where: s
         default = defaults.get(key, _MISSING) if isinstance(defaults, dict) else _MISSING
         if isinstance(value, dict) and isinstance(mine, dict):
             out[key], deeper = merge_over_recipe(value, mine, default if isinstance(default, dict) else {},
-                                                 dotted + ".")
+                                                 dotted + ".", forced)
             yielded.extend(deeper)
-        elif _restated(value, default) and not _restated(mine, default):
+        elif dotted not in forced and _restated(value, default) and not _restated(mine, default):
             yielded.append(dotted)  # the recipe's value stays
         else:
             out[key] = value
@@ -224,6 +225,9 @@ def merge_over_recipe(own: dict, recipe_settings: dict, defaults: dict, where: s
 
 
 _WARNED: set = set()
+# A settings file's list of dotted keys whose values win over the recipe's even where they
+# restate the default ("C4 without the bad-words rule": quality_thresholds.c4_drop_bad_words).
+OVERRIDES_KEY = "recipe_overrides"
 
 
 def apply_recipe(values: dict[str, Any], name: object, source: str = "") -> dict[str, Any]:
@@ -239,8 +243,17 @@ def apply_recipe(values: dict[str, Any], name: object, source: str = "") -> dict
     problems = _unknown_keys(PipelineConfig, recipe.settings, ())
     if problems:
         raise RecipeError(f"{recipe.path}: " + "; ".join(problems))
-    own = {k: v for k, v in values.items() if k != "recipe"}
-    merged, yielded = merge_over_recipe(own, recipe.settings, code_defaults())
+    own = {k: v for k, v in values.items() if k not in ("recipe", OVERRIDES_KEY)}
+    forced = values.get(OVERRIDES_KEY) or []
+    if not isinstance(forced, list) or not all(isinstance(k, str) for k in forced):
+        raise RecipeError(f"{OVERRIDES_KEY}: a list of dotted settings (quality_thresholds.c4)")
+    for dotted in forced:
+        node = own
+        for part in dotted.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            raise RecipeError(f"{OVERRIDES_KEY}: {dotted[:80]!r} is not set in this file")
+    merged, yielded = merge_over_recipe(own, recipe.settings, code_defaults(), forced=frozenset(forced))
     from corpus_assets.config import DEFAULT_CONFIG_FILE
 
     # The bundled file restates every default by design: no warning for it.
@@ -251,7 +264,8 @@ def apply_recipe(values: dict[str, Any], name: object, source: str = "") -> dict
 
         logging.getLogger(__name__).warning(
             "%s: %d key(s) restate the default where recipe %s sets another value; the recipe's "
-            "value is used (docs/recipes.md, precedence): %s", source or "settings", len(yielded),
+            "value is used (list a key under recipe_overrides: to keep yours; docs/recipes.md, precedence): %s",
+            source or "settings", len(yielded),
             recipe.name, ", ".join(yielded[:20]) + (" ..." if len(yielded) > 20 else ""))
     merged["recipe"] = recipe.name
     return merged

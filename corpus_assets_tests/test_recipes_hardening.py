@@ -245,3 +245,33 @@ def test_a_reference_corpus_read_as_nothing_names_the_file_and_fields(tmp_path, 
                         5, 0, 1000, 1.0)
     with pytest.raises(ValueError, match=r"0 reference document\(s\) read from .*ref.jsonl.gz \(fields \['text'\]\)"):
         untrainable_reason(data, 5, section.reference, "classifiers.gpt3")
+
+
+def test_recipe_overrides_keeps_a_restated_default_over_the_recipe(tmp_path):
+    text = "recipe: c4\nquality_thresholds:\n  gopher_quality: true\n"
+    assert not load_config(_settings(tmp_path, text)).quality_thresholds.gopher_quality
+    mine = load_config(_settings(tmp_path, text + "recipe_overrides: [quality_thresholds.gopher_quality]\n", "o.yaml"))
+    assert mine.quality_thresholds.gopher_quality and mine.quality_thresholds.c4
+    with pytest.raises(ConfigError, match="recipe_overrides: 'dedup.url_dedup' is not set in this file"):
+        load_config(_settings(tmp_path, text + "recipe_overrides: [dedup.url_dedup]\n", "p.yaml"))
+
+
+# f11: no domain blocklist where the paper had none ------------------------------------------
+
+@pytest.mark.parametrize("name", ["c4", "gpt3", "webtext"])
+def test_recipes_without_a_domain_blocklist_in_their_paper_run_none(tmp_path, monkeypatch, name, ut1_blocklists):
+    from corpus_assets.steps.url_filter import UrlFilter
+
+    allow = tmp_path / "allow.txt"
+    allow.write_text("https://example.com/a\n")
+    monkeypatch.setenv("CORPUS_RECIPE", name)
+    extra = f"url_allowlist:\n  path: {allow}\n" if name == "webtext" else ""
+    config = load_config(_settings(tmp_path, f"url_filter:\n  blocklist_dir: {ut1_blocklists}\n{extra}"))
+    assert config.url_filter.blocklist_categories == ()
+    step = UrlFilter(config.url_filter)
+    assert not step.domains and not step.urls
+    # "C4 with our blocklist": list the categories
+    monkeypatch.delenv("CORPUS_RECIPE")
+    mine = load_config(_settings(tmp_path, f"recipe: {name}\n{extra}url_filter:\n  blocklist_dir: {ut1_blocklists}\n"
+                                           "  blocklist_categories: [gambling]\n", "mine.yaml"))
+    assert mine.url_filter.blocklist_categories == ("gambling",) and UrlFilter(mine.url_filter).domains
