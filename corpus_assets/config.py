@@ -268,6 +268,11 @@ def _load_config(path: Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a settings file is a mapping of sections (num_shards:,"
                           f" url_filter:, ...), not a {type(raw).__name__} ({raw!r:.60})")
+    if "recipe" in raw and raw["recipe"] is None:
+        from corpus_assets.recipes import DEFAULT_RECIPE, recipe_names
+
+        raise ConfigError(f"{path}: invalid settings:\n  {path}: recipe: empty (name one of {', '.join(recipe_names())},"
+                          f" or leave the key out for {DEFAULT_RECIPE})")
     # An empty section ("quality_signals:") means all its defaults.
     values = {key: ({} if value is None else value) for key, value in raw.items()}
     # The recipe's settings first, the file's own keys over them (corpus_assets/recipes.py).

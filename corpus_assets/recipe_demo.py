@@ -169,13 +169,16 @@ def print_recipe_retention(store, recipe, dumps: list[str], shards: list[str], c
         print(f"gpt3 keep rate (Pareto, alpha {config.classifiers.gpt3.pareto_alpha:g}): {docs_out} of {docs_in} "
               f"({docs_out / docs_in if docs_in else 0:.1%})")
     if config.classifiers.llama.enabled:
+        from corpus_assets.steps.classifiers.common import f1_at
+
         docs_in, docs_out = step_counts(store, classifier_stages.LLAMA_FILTERED, "llama_reference", dumps, shards)
         for dump in dumps:
             report = classifier_stages.model_report(store, classifier_stages.LLAMA_MODEL, dump)
             if report.get("untrainable"):
                 print(f"llama reference classifier {dump}: untrainable ({report['untrainable']})")
                 continue
-            print(f"llama reference classifier {dump}: held-out F1 {report['held_out']['f1']:.3f} on "
+            f1, at = f1_at(report["held_out"], config.classifiers.llama.threshold)
+            print(f"llama reference classifier {dump}: held-out F1 {f1:.3f} at threshold {at:g} on "
                   f"{report['training_docs']['reference']} reference + {report['training_docs']['crawl']} crawl "
                   f"documents, trained in {report['train_seconds']:.1f}s")
         print(f"llama reference classifier keeps {docs_out} of {docs_in} ({docs_out / docs_in if docs_in else 0:.1%};"

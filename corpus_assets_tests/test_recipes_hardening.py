@@ -131,7 +131,8 @@ def test_demo_recipe_and_make_dev_use_the_recipes_own_store_and_instance(monkeyp
     from corpus_assets.recipes import recipe_homes
 
     for var in ("CORPUS_ROOT", "DAGSTER_HOME", "CORPUS_RECIPE"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "x")   # restored after the test, whatever the code under test sets
+        monkeypatch.delenv(var)
     assert default_corpus_root().endswith("/.corpus")
     recipe_demo.prepare_recipe_environment("gpt3")
     import os
@@ -275,3 +276,38 @@ def test_recipes_without_a_domain_blocklist_in_their_paper_run_none(tmp_path, mo
     mine = load_config(_settings(tmp_path, f"recipe: {name}\n{extra}url_filter:\n  blocklist_dir: {ut1_blocklists}\n"
                                            "  blocklist_categories: [gambling]\n", "mine.yaml"))
     assert mine.url_filter.blocklist_categories == ("gambling",) and UrlFilter(mine.url_filter).domains
+
+
+# f07: messages ------------------------------------------------------------------------------
+
+def test_an_empty_recipe_key_is_reported_as_written(tmp_path):
+    with pytest.raises(ConfigError, match=r"recipe: empty \(name one of .*c4.*or leave the key out for refinedweb\)"):
+        load_config(_settings(tmp_path, "recipe:\n"))
+
+
+def test_demo_recipe_webtext_without_a_list_prints_the_setting_not_a_traceback(monkeypatch, capsys, tmp_path):
+    from corpus_assets import demo
+
+    monkeypatch.setenv("CORPUS_RECIPE", "webtext")   # main sets it; restored after the test
+    monkeypatch.setenv("CORPUS_ROOT", str(tmp_path / "corpus"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CORPUS_CRAWL_ROOT", str(tmp_path))   # no crawl is read before the settings fail
+    monkeypatch.setenv("CORPUS_CONFIG", str(_settings(tmp_path, "num_shards: 2\n")))
+    assert demo.main(["--recipe", "webtext"]) == 2
+    err = capsys.readouterr().err
+    assert "url_allowlist.path: recipe webtext needs it set" in err and "Traceback" not in err
+    assert "$CORPUS_CONFIG" in err
+
+
+def test_held_out_f1_is_reported_at_the_threshold_in_force():
+    import numpy as np
+
+    from corpus_assets.steps.classifiers.common import f1_at, held_out_figures
+
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    scores = np.array([0.9, 0.6, 0.4, 0.55, 0.2, 0.1])
+    held = held_out_figures(labels, scores, 0.5)
+    assert f1_at(held, 0.5) == (held["f1"], 0.5)
+    f1, at = f1_at(held, 0.7)
+    assert at == 0.7 and f1 == held_out_figures(labels, scores, 0.7)["f1"] != held["f1"]
+    assert f1_at(held, 0.73) == (held["f1"], 0.5)       # off the grid: the training figure, labelled so

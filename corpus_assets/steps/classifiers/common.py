@@ -167,7 +167,27 @@ def held_out_figures(labels: np.ndarray, scores: np.ndarray, threshold: float = 
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
             "threshold": threshold, "positives": int(actual.sum()), "negatives": int((~actual).sum()),
-            "accuracy": round(float(np.mean(predicted == actual)), 4) if len(actual) else 0.0}
+            "accuracy": round(float(np.mean(predicted == actual)), 4) if len(actual) else 0.0,
+            # the threshold is a decision setting (no retraining when it changes): F1 on a grid of
+            # thresholds, so the figure shown beside a new threshold is computed at it
+            "f1_at": {f"{t / 100:.2f}": _f1(labels, scores, t / 100) for t in range(5, 100, 5)}}
+
+
+def _f1(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    predicted, actual = scores >= threshold, labels.astype(bool)
+    tp = int(np.sum(predicted & actual))
+    denominator = 2 * tp + int(np.sum(predicted & ~actual)) + int(np.sum(~predicted & actual))
+    return round(2 * tp / denominator, 4) if denominator else 0.0
+
+
+def f1_at(held_out: dict, threshold: float) -> tuple[float, float]:
+    """(F1, the threshold it was computed at) for ``threshold``: from the training report's
+    grid when ``threshold`` is on it, else the figure at the training threshold."""
+    grid = held_out.get("f1_at") or {}
+    key = f"{threshold:.2f}"
+    if key in grid and abs(float(key) - threshold) < 1e-9:
+        return grid[key], threshold
+    return held_out["f1"], held_out.get("threshold", 0.5)
 
 
 def fold_scores(ids: Sequence[str], texts: Sequence[str], score_fold, folds: int, seed: int) -> np.ndarray:
