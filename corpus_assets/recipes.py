@@ -146,7 +146,7 @@ def load_recipe(name: object) -> Recipe:
     if "recipe" in settings:
         raise RecipeError(f"{path}: settings: a recipe cannot name another recipe")
     requires = raw.get("requires") or []
-    if not isinstance(requires, list) or not all(isinstance(r, str) and re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", r)
+    if not isinstance(requires, list) or not all(isinstance(r, str) and re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+", r)
                                                  for r in requires):
         raise RecipeError(f"{path}: requires: a list of dotted settings (url_allowlist.path)")
     texts = {k: raw.get(k) or "" for k in ("description", "paper", "published_retention")}
@@ -290,7 +290,7 @@ def missing_requirements(config) -> list[str]:
         value = config
         for part in dotted.split("."):
             value = getattr(value, part, None)
-        if value in (None, "", ()):
+        if value is None or value is False or value in ("", ()):
             problems.append(f"{dotted}: recipe {config.recipe} needs it set ({load_recipe(config.recipe).path})")
     return problems
 

@@ -311,3 +311,9 @@ def test_held_out_f1_is_reported_at_the_threshold_in_force():
     f1, at = f1_at(held, 0.7)
     assert at == 0.7 and f1 == held_out_figures(labels, scores, 0.7)["f1"] != held["f1"]
     assert f1_at(held, 0.73) == (held["f1"], 0.5)       # off the grid: the training figure, labelled so
+
+
+def test_a_recipe_whose_classifier_is_switched_off_is_refused_at_load(tmp_path):
+    text = "recipe: gpt3\nclassifiers:\n  gpt3:\n    enabled: false\nrecipe_overrides: [classifiers.gpt3.enabled]\n"
+    with pytest.raises(ConfigError, match="classifiers.gpt3.enabled: recipe gpt3 needs it set"):
+        load_config(_settings(tmp_path, text))
