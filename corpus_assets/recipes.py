@@ -146,8 +146,8 @@ def load_recipe(name: object) -> Recipe:
     if "recipe" in settings:
         raise RecipeError(f"{path}: settings: a recipe cannot name another recipe")
     requires = raw.get("requires") or []
-    if not isinstance(requires, list) or not all(isinstance(r, str) and re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+", r)
-                                                 for r in requires):
+    dotted = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+")
+    if not isinstance(requires, list) or not all(isinstance(r, str) and dotted.fullmatch(r) for r in requires):
         raise RecipeError(f"{path}: requires: a list of dotted settings (url_allowlist.path)")
     texts = {k: raw.get(k) or "" for k in ("description", "paper", "published_retention")}
     if not all(isinstance(v, str) for v in texts.values()):
