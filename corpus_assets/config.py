@@ -35,6 +35,7 @@ from corpus_assets.steps.lm.config import LmConfig
 from corpus_assets.steps.ccnet.config import CCNetConfig
 from corpus_assets.steps.mixture.config import MixtureConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
+from corpus_assets.steps.progress import ProgressConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.selection.config import SelectionConfig
@@ -83,6 +84,7 @@ class PipelineConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    progress: ProgressConfig = field(default_factory=ProgressConfig)
     source_file: str = ""
 
 

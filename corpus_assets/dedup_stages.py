@@ -69,6 +69,7 @@ from corpus_assets.steps.dedup import (
     verify_pairs,
 )
 from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans
+from corpus_assets.steps.progress import progress_for
 from corpus_assets.storage import CorpusStore, publishes
 
 UPSTREAM = "rw_filtered"
@@ -638,7 +639,7 @@ def _spans_of_shard(store: CorpusStore, dump: str, shard: str) -> dict:
 # -- 5. rw_deduped ---------------------------------------------------------------------------
 
 def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: PipelineConfig,
-                     known_dumps: list[str]) -> StageReport:
+                     known_dumps: list[str], log=None) -> StageReport:
     """Fuzzy dedup -> exact substring dedup -> URL dedup for one shard."""
     cfg = config.dedup
     upstream = load_report(store, UPSTREAM, dump, shard)
@@ -675,6 +676,7 @@ def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: Pipeline
         extra={"earlier_snapshot": used or "", "earlier_dump": earlier.dump if earlier else "",
                "clusters_report": clusters_report},
         step_errors=config.step_errors,
+        progress=progress_for(log, f"{DEDUPED} {dump}|{shard}", config.progress),
     )
 
 

@@ -23,6 +23,7 @@ from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
 from corpus_assets.assets.refinedweb import build_assets
+from corpus_assets.assets.report import build_report_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
@@ -35,6 +36,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARD_ASSETS = ["raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered", "minhash_signatures"]
 # One run per dump, in crawl order: the dump-level half of dedup.
 DUMP_DEDUP_ASSETS = ["minhash_buckets", "duplicate_clusters", "exact_substring_spans"]
+# Named jobs for every other run the demo launches, so the Runs page says what ran (an
+# ad-hoc selection shows as __ephemeral_asset_job__). Partitions are inferred from the
+# selected assets, which share one definition per job.
+NAMED_JOBS = {
+    "domain_training_job": (["domain_seed_labels", "domain_classifiers"],
+                            "Seed labels and the coarse/fine classifiers of one dump."),
+    "domain_labels_job": (["domain_labels"], "Label one (dump, shard) with the trained classifiers."),
+    "domain_subsets_job": (["domain_subsets"], "One domain subset of one dump."),
+    "domain_analyses_job": (["domain_benchmark_similarity", "domain_url_overlap"],
+                            "Benchmark similarity and URL overlap of the domain subsets."),
+    "corpus_report_job": (["corpus_report"], "The corpus report of one dump."),
+    "corpus_overview_job": (["corpus_overview"], "One row per dump."),
+    "training_mixture_job": (["training_mixture"], "Training shards and manifest of one mixture spec."),
+    "mixture_search_job": (["mixture_search"], "RegMix-style search over one spec's sources."),
+}
 
 
 def default_crawl_root() -> str:
@@ -89,9 +105,14 @@ def build_definitions(
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
     # CCNet's branch (docs/ccnet.md); none when the recipe builds CCNet's stages itself.
     assets += build_ccnet_assets(config)
+    # The per-dump corpus report and the overview of all dumps (issue 16).
+    assets += build_report_assets(config)
+    names = {key.to_user_string() for a in assets for key in a.keys}
+    named_jobs = [dg.define_asset_job(name, selection=selection, description=description)
+                  for name, (selection, description) in NAMED_JOBS.items() if set(selection) <= names]
     return dg.Definitions(
         assets=assets,
-        jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs],
+        jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs, *named_jobs],
         sensors=[build_crawl_sensor(manifest_job), build_dedup_order_sensor(dedup_job, config.num_shards, deduped_job, index_job), automation],
         resources={
             "corpus_store": CorpusStoreResource(

@@ -1,0 +1,150 @@
+"""The corpus report: per-dump funnel, removals, distributions and drift, read back from
+the materializations' metadata (the numbers the UI shows)."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections import Counter
+
+import dagster as dg
+import pytest
+
+from corpus_assets.partitions import shard_keys, shard_partition_key
+from corpus_assets.steps.report.render import funnel_plot, markdown_table
+from corpus_assets.steps.report.summary import DOCUMENT_ASSETS, DumpTotals, drift, funnel, histogram, pct, removals
+from corpus_assets_tests.helpers import QUIET, latest
+
+D10, D18 = "CC-MAIN-2024-10", "CC-MAIN-2024-18"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def reports(sample_run):
+    """corpus_report of both sample dumps and the overview, materialized once."""
+    defs, instance = sample_run.defs, sample_run.instance
+    for dump in (D10, D18):
+        result = dg.materialize(defs.assets, selection=["corpus_report"], partition_key=dump, instance=instance,
+                                resources=defs.resources, run_config=QUIET)
+        assert result.success
+    assert dg.materialize(defs.assets, selection=["corpus_overview"], instance=instance, resources=defs.resources,
+                          run_config=QUIET).success
+    return {dump: latest(instance, "corpus_report", dump) for dump in (D10, D18)}
+
+
+def _embedded_pngs(markdown: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", markdown)]
+
+
+def _shard_sums(instance, dump: str, num_shards: int) -> dict:
+    """Per (asset, step), documents out summed over the dump's shard partitions, from each
+    partition's own `funnel` metadata."""
+    sums: Counter = Counter()
+    for asset in DOCUMENT_ASSETS:
+        for shard in shard_keys(num_shards):
+            for record in latest(instance, asset, shard_partition_key(dump, shard))["funnel"].records:
+                sums[(asset, record.data["step"])] += record.data["docs_out"]
+    return sums
+
+
+def test_funnel_equals_the_sum_over_shard_partitions(sample_run, reports):
+    for dump, meta in reports.items():
+        rows = [r.data for r in meta["funnel_table"].records]
+        sums = _shard_sums(sample_run.instance, dump, sample_run.config.num_shards)
+        by_step = {(r["asset"], r["step"]): r["docs"] for r in rows if r["step"] != "records read"}
+        assert by_step == dict(sums)
+        html = sum(latest(sample_run.instance, "raw_documents", shard_partition_key(dump, s))["docs_out"]
+                   for s in shard_keys(sample_run.config.num_shards))
+        assert meta["html_responses"] == html
+        deduped = next(r for r in reversed(rows) if r["asset"] == "rw_deduped")
+        assert meta["final_docs"] == deduped["docs"] > 0
+        assert math.isclose(deduped["share_docs"], deduped["docs"] / html, rel_tol=1e-5)
+        assert meta["final_share"] == pct(deduped["docs"] / html)
+        # characters are labelled: HTML until extraction, text after it
+        kinds = {r["step"]: r["chars_kind"] for r in rows}
+        assert kinds["url_filter"] == "html" and kinds["extraction"] == "text" and kinds["language_id"] == "text"
+        assert meta["incomplete_partitions"] == {}
+
+
+def test_report_carries_plots_viewable_in_the_ui(sample_run, reports):
+    for dump, meta in reports.items():
+        pngs = _embedded_pngs(meta["funnel"])
+        assert pngs and pngs[0].startswith(PNG_MAGIC), "the funnel markdown embeds its plot"
+        assert "% of HTML 200 responses" in meta["funnel"] and "%" in meta["funnel"]
+        assert _embedded_pngs(meta["distributions"])[0].startswith(PNG_MAGIC)
+        with open(meta["funnel_plot"], "rb") as fh:  # the stored file the path metadata names
+            assert fh.read() == pngs[0]
+
+
+def test_removals_biggest_first_and_account_for_every_document(sample_run, reports):
+    for dump, meta in reports.items():
+        md = meta["removals"]
+        counts = [int(c.replace(",", "")) for c in re.findall(r"^\| [^|]+ \| [^|]+ \| [^|]+ \| ([\d,]+) \|", md, re.M)]
+        assert counts and counts == sorted(counts, reverse=True)
+        summary = sample_run.store.read_json(f"corpus_report/{dump}/report.json")
+        assert sum(r["docs"] for r in summary["removals"]) == meta["records_read"] - meta["final_docs"]
+        dist = summary["distributions"]
+        assert "en" in dist["languages"] and sum(dist["language_score"]["counts"]) > 0
+        assert dist["doc_length"]["n"] == meta["final_docs"]
+        assert set(dist["quality_signals"]) >= {"gopher_word_count", "gopher_dup_line_frac"}
+
+
+def test_drift_against_the_previous_dump(reports):
+    assert "No earlier dump" in reports[D10]["drift"]
+    md = reports[D18]["drift"]
+    assert D10 in md and "percentage points" in md
+    assert reports[D18]["largest_drift"] != "no earlier dump"
+
+
+def test_overview_has_one_row_per_dump(sample_run, reports):
+    records = sample_run.instance.fetch_materializations(dg.AssetKey("corpus_overview"), limit=1).records
+    meta = records[0].event_log_entry.asset_materialization.metadata
+    assert meta["dumps"].value == 2 and D10 in meta["overview"].value and D18 in meta["overview"].value
+    rows = sample_run.store.read_json("corpus_overview/overview.json")["dumps"]
+    assert [r["dump"] for r in rows] == [D10, D18]
+    for r in rows:
+        assert r["final_docs"] == reports[r["dump"]]["final_docs"]
+
+
+# -- the pure parts ------------------------------------------------------------------------
+
+def _stats(step, docs_in, docs_out, chars_in, chars_out, reasons):
+    return {"step": step, "docs_in": docs_in, "docs_out": docs_out, "chars_in": chars_in, "chars_out": chars_out,
+            "removed_by_reason": reasons}
+
+
+def test_funnel_and_removals_from_stats():
+    totals = DumpTotals()
+    for _ in range(2):  # two shards
+        totals.add("raw_documents", {"steps": [_stats("raw_documents", 10, 8, 1000, 900, {"not_html": 2})]})
+        totals.add("rw_raw", {"steps": [_stats("url_filter", 8, 7, 900, 800, {"blocked": 1}),
+                                        _stats("extraction", 7, 4, 800, 100, {"empty": 3})]})
+    rows = funnel(totals)
+    assert [(r.step, r.docs, r.chars_kind) for r in rows] == [
+        ("records read", 20, "body"), ("raw_documents", 16, "html"), ("url_filter", 14, "html"), ("extraction", 8, "text")]
+    assert rows[2].share_docs == 14 / 16 and rows[2].share_chars == 1600 / 1800 and rows[3].share_chars == 1.0
+    rem = removals(totals)
+    assert [(r["reason"], r["docs"]) for r in rem] == [("empty", 6), ("not_html", 4), ("blocked", 2)]
+    assert rem[0]["share"] == 6 / 16
+
+
+def test_histogram_and_drift():
+    h = histogram([0.0, 0.5, 1.0, float("nan"), None], bins=2, value_range=(0.0, 1.0))
+    assert h["counts"] == [1, 2] and h["missing"] == 2
+    assert histogram([], 5)["counts"] == []
+    a = {"dump": "A", "funnel": [{"asset": "x", "step": "s", "share_docs": 0.5}], "removals": [], "languages": {"en": 1}}
+    b = {"dump": "B", "funnel": [{"asset": "x", "step": "s", "share_docs": 0.2}], "removals": [], "languages": {"de": 1}}
+    d = drift(b, a)
+    assert d["previous_dump"] == "A"
+    assert d["largest"][0]["change_pp"] in (-100.0, 100.0) and {r["rate"] for r in d["rows"]} >= {"language en", "language de"}
+    assert drift(b, None)["rows"] == []
+
+
+def test_markdown_and_plot_survive_hostile_names():
+    table = markdown_table(["a"], [["x|y\nz"]])
+    assert "x\\|y z" in table
+    png = funnel_plot([{"asset": "a|b", "step": "$x$ \\", "docs": 1, "chars": 1, "chars_kind": "text",
+                        "share_docs": 1.0, "share_chars": 1.0}], "t")
+    assert png.startswith(PNG_MAGIC)
+    assert pct(0.1273) == "12.7%" and pct(float("nan")) == "-"
