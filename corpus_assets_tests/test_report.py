@@ -4,7 +4,6 @@ the materializations' metadata (the numbers the UI shows)."""
 from __future__ import annotations
 
 import base64
-import math
 import re
 from collections import Counter
 
@@ -59,11 +58,12 @@ def test_funnel_equals_the_sum_over_shard_partitions(sample_run, reports):
         assert meta["html_responses"] == html
         deduped = next(r for r in reversed(rows) if r["asset"] == "rw_deduped")
         assert meta["final_docs"] == deduped["docs"] > 0
-        assert math.isclose(deduped["share_docs"], deduped["docs"] / html, rel_tol=1e-5)
-        assert meta["final_share"] == pct(deduped["docs"] / html)
+        assert deduped["docs_pct"] == meta["final_share"] == pct(deduped["docs"] / html)  # "12.7%"
+        assert re.fullmatch(r"\d+\.\d%", deduped["docs_pct"])
         # characters are labelled: HTML until extraction, text after it
-        kinds = {r["step"]: r["chars_kind"] for r in rows}
-        assert kinds["url_filter"] == "html" and kinds["extraction"] == "text" and kinds["language_id"] == "text"
+        kinds = {r["step"]: r["chars_are"] for r in rows}
+        assert kinds["url_filter"] == "HTML chars" and kinds["extraction"] == "text chars" == kinds["language_id"]
+        assert rows[0]["step"] == "records read" and rows[0]["docs_pct"] == "-"
         assert meta["incomplete_partitions"] == {}
 
 
@@ -133,11 +133,14 @@ def test_histogram_and_drift():
     h = histogram([0.0, 0.5, 1.0, float("nan"), None], bins=2, value_range=(0.0, 1.0))
     assert h["counts"] == [1, 2] and h["missing"] == 2
     assert histogram([], 5)["counts"] == []
-    a = {"dump": "A", "funnel": [{"asset": "x", "step": "s", "share_docs": 0.5}], "removals": [], "languages": {"en": 1}}
-    b = {"dump": "B", "funnel": [{"asset": "x", "step": "s", "share_docs": 0.2}], "removals": [], "languages": {"de": 1}}
+    row = {"asset": "x", "step": "s", "chars_kind": "text"}
+    read = {"asset": "x", "step": "records read", "chars_kind": "body", "share_docs": 1.2}
+    a = {"dump": "A", "funnel": [read, {**row, "share_docs": 0.5}], "removals": [], "languages": {"en": 1}}
+    b = {"dump": "B", "funnel": [read, {**row, "share_docs": 0.2}], "removals": [], "languages": {"de": 1}}
     d = drift(b, a)
     assert d["previous_dump"] == "A"
-    assert d["largest"][0]["change_pp"] in (-100.0, 100.0) and {r["rate"] for r in d["rows"]} >= {"language en", "language de"}
+    assert [abs(r["change_pp"]) for r in d["largest"]] == [100.0, 100.0, 30.0]
+    assert not [r for r in d["rows"] if "records read" in r["rate"]]  # before the HTML 200 base: no rate
     assert drift(b, None)["rows"] == []
 
 

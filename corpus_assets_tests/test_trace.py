@@ -70,3 +70,23 @@ def test_warc_read_back_of_a_bad_place_says_why(sample_crawl):
     assert "error" in trace.read_warc_record(str(sample_crawl), "crawl-data/none.warc.gz", 0)
     assert "error" in trace.read_warc_record(str(sample_crawl), "../../etc/passwd", 0)
     assert "error" in trace.read_warc_record(str(sample_crawl), "x.warc.gz", -1)
+
+
+def test_the_documented_glob_reads_exactly_the_published_documents(sample_run, tmp_path):
+    """docs/reading_output.md: the glob skips ledgers, counters and pointers, and names the
+    files the pointers name; a reader without it trips over them."""
+    import glob
+    import os
+
+    datasets = pytest.importorskip("datasets")
+    root = sample_run.store.root
+    found = sorted(glob.glob(os.path.join(root, "rw_deduped/*/*/documents.*.parquet")))
+    assert found == sorted(sample_run.store.published_paths("rw_deduped", "documents.parquet"))
+    ds = datasets.load_dataset("parquet", data_files=os.path.join(root, "rw_deduped/*/*/documents.*.parquet"),
+                               split="train", cache_dir=str(tmp_path))
+    expected = sum(sample_run.store.row_count(f"rw_deduped/{d}/{s}/documents.parquet")
+                   for d in ("CC-MAIN-2024-10", "CC-MAIN-2024-18") for s in ("000", "001", "002", "003"))
+    assert ds.num_rows == expected > 0 and {"text", "doc_id", "warc_path"} <= set(ds.column_names)
+    with pytest.raises(Exception):
+        datasets.load_dataset("parquet", data_dir=os.path.join(root, "rw_deduped"), split="train",
+                              cache_dir=str(tmp_path / "no_glob"))

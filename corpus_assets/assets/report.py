@@ -23,16 +23,21 @@ REPORT_GROUP = "report"
 CODE_REVISION = {"corpus_report": "1", "corpus_overview": "1"}
 
 FUNNEL_TABLE_SCHEMA = dg.TableSchema(columns=[
-    dg.TableColumn("asset", "string"), dg.TableColumn("step", "string"), dg.TableColumn("docs", "int"),
-    dg.TableColumn("share_docs", "float", description="of the dump's HTML 200 responses"),
-    dg.TableColumn("chars", "int"),
-    dg.TableColumn("chars_kind", "string", description="body (as read), html (before extraction) or text"),
-    dg.TableColumn("share_chars", "float", description="of the first row counting the same kind"),
+    dg.TableColumn("asset", "string"), dg.TableColumn("step", "string"),
+    dg.TableColumn("docs", "int", description="documents left after the step, summed over the dump's shards"),
+    dg.TableColumn("docs_pct", "string", description="% of the dump's HTML 200 responses"),
+    dg.TableColumn("chars", "int", description="characters left after the step"),
+    dg.TableColumn("chars_are", "string", description="response body (as read), HTML (until extraction) or "
+                   "extracted text"),
+    dg.TableColumn("chars_pct", "string", description="% of the first row counting the same kind of characters"),
 ])
 
 
 def _funnel_records(funnel: list[dict]) -> dg.MetadataValue:
-    return dg.MetadataValue.table([dg.TableRecord(r) for r in funnel], schema=FUNNEL_TABLE_SCHEMA)
+    return dg.MetadataValue.table([dg.TableRecord({
+        "asset": r["asset"], "step": r["step"], "docs": r["docs"], "docs_pct": render.docs_pct(r), "chars": r["chars"],
+        "chars_are": render.CHARS_LABEL[r["chars_kind"]], "chars_pct": report_stages.pct(r["share_chars"]),
+    }) for r in funnel], schema=FUNNEL_TABLE_SCHEMA)
 
 
 def build_report_assets(config, with_domains: bool = True) -> list:
@@ -61,8 +66,8 @@ def build_report_assets(config, with_domains: bool = True) -> list:
         final = out["final"]
         context.log.info(f"corpus_report {dump}: {out['html_responses']} HTML 200 responses -> {final['docs']} "
                          f"documents after {final['asset']}: {final['step']} ({final['share_docs']:.1%})")
-        funnel_md = (f"{render.funnel_markdown(out['funnel'])}\n\n"
-                     f"{render.embedded_png(out['funnel_png'], 'funnel of ' + dump)}\n")
+        funnel_md = (f"{render.embedded_png(out['funnel_png'], 'funnel of ' + dump)}\n\n"
+                     f"{render.funnel_markdown(out['funnel'])}\n")
         dist_md = render.embedded_png(out["distributions_png"], "distributions of " + dump)
         largest = out["drift"]["largest"]
         return dg.MaterializeResult(metadata={

@@ -29,11 +29,17 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
+def docs_pct(row: dict) -> str:
+    """The row's documents as a share of the HTML 200 responses; "-" for the records read
+    before that base exists (non-HTML and non-200 records among them)."""
+    return "-" if row["chars_kind"] == "body" else pct(row["share_docs"])
+
+
 def funnel_markdown(funnel: list[dict]) -> str:
     return markdown_table(
         ["asset", "step", "documents left", "% of HTML 200 responses", "characters left", "characters are",
          "% of first of that kind"],
-        [[r["asset"], r["step"], f"{r['docs']:,}", pct(r["share_docs"]), f"{r['chars']:,}",
+        [[r["asset"], r["step"], f"{r['docs']:,}", docs_pct(r), f"{r['chars']:,}",
           CHARS_LABEL.get(r["chars_kind"], r["chars_kind"]), pct(r["share_chars"])] for r in funnel])
 
 

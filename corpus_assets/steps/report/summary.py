@@ -152,12 +152,13 @@ def drift_rates(summary: dict) -> dict[str, float]:
     each step, share removed by each (step, reason), and language shares."""
     rates = {}
     for r in summary["funnel"]:
-        rates[f"docs left after {r['asset']}: {r['step']}"] = r["share_docs"]
+        if r["chars_kind"] != "body":  # the records read come before the HTML 200 base
+            rates[f"docs left after {r['asset']}: {r['step']}"] = r["share_docs"]
     for r in summary["removals"]:
         rates[f"removed by {r['step']}: {r['reason']}"] = r["share"]
     total = sum(summary.get("languages", {}).values()) or 0
     for lang, n in summary.get("languages", {}).items():
-        rates[f"language {lang}"] = share(n, total)
+        rates[f"language {lang or '(empty text)'} (of documents language ID scored)"] = share(n, total)
     return rates
 
 
