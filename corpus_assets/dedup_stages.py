@@ -141,7 +141,7 @@ def signature_versions(store: CorpusStore, dump: str, shards: list[str]) -> dict
 
 
 @publishes(SIGNATURES + "/{dump}/{shard}")
-def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> dict:
+def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> dict:
     """Band keys of every rw_filtered document of the shard, in row order.
 
     The report carries ``version``: a digest of the preset, the documents read (ids and
@@ -160,6 +160,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
     keys_digest = hashlib.sha256(json.dumps(preset.describe(), sort_keys=True).encode())
     batches = store.iter_batches(documents_path(UPSTREAM, dump, shard), ["doc_id", "text"], SIGNATURE_BATCH)
     id_hashes = []  # 8 bytes a document, not a set of strings: a shard may hold millions
+    progress = progress_for(log, f"{SIGNATURES} {dump}|{shard}", config.progress)
     with store.table_writer(signatures_path(dump, shard), schema) as writer:
         for batch in batches:
             if batch.num_rows == 0:
@@ -174,6 +175,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
             columns.update({n: pa.array(keys[:, j], pa.uint64()) for j, n in enumerate(names)})
             writer.write_table(pa.table(columns))
             docs += batch.num_rows
+            progress.advance(batch.num_rows, batch.num_rows)
         _refuse_repeated_doc_ids(store, dump, shard, id_hashes)  # before anything is published
     seconds = time.perf_counter() - started
     input_version = input_digest.hexdigest()[:16]
@@ -182,6 +184,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
               "preset": preset.describe(), "version": keys_digest.hexdigest()[:16],
               "input_digest": input_version, "rw_filtered_report": upstream_identity}
     store.write_json(stats_path(SIGNATURES, dump, shard), report)
+    progress.finish()
     return report
 
 

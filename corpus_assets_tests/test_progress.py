@@ -54,6 +54,6 @@ def test_progress_lines_reach_the_runs_log_page(fixture_crawl, tmp_path):
         run = instance.get_run_by_id(result.run_id)
         assert run.job_name == "shard_pipeline_job"  # a named job, not __ephemeral_asset_job__
         messages = [e.user_message for e in instance.all_logs(result.run_id)]
-        for asset in ("raw_documents", "rw_raw", "rw_filtered"):
+        for asset in ("raw_documents", "rw_raw", "rw_filtered", "minhash_signatures"):
             lines = [m for m in messages if m.startswith(f"{asset} {dump}|000: ") and "documents done" in m]
             assert lines and "docs/s" in lines[-1], asset

@@ -151,3 +151,47 @@ def test_markdown_and_plot_survive_hostile_names():
                         "share_docs": 1.0, "share_chars": 1.0}], "t")
     assert png.startswith(PNG_MAGIC)
     assert pct(0.1273) == "12.7%" and pct(float("nan")) == "-"
+
+
+def test_domain_subsets_and_selections_extend_the_funnel(tmp_path):
+    """Past rw_deduped the funnel goes on with the dump's domain subsets (classified ones)
+    and each selection's documents from this dump (matched by lineage id)."""
+    import dataclasses
+    import json
+
+    import pyarrow as pa
+
+    from corpus_assets import report_stages
+    from corpus_assets.config import PipelineConfig
+    from corpus_assets.selection_stages import SELECTION_SCHEMA, table_path
+    from corpus_assets.steps.selection.config import SelectionConfig, SelectionTarget
+    from corpus_assets.storage import CorpusStore
+
+    store = CorpusStore(str(tmp_path / "corpus"))
+    dump, shard = "CC-MAIN-2024-10", "000"
+    stats = {"dump": dump, "shard": shard, "baseline_docs": 3, "seconds": 0.0, "extra": {}}
+    for asset, step in (("raw_documents", "raw_documents"), ("rw_deduped", "minhash_dedup")):
+        with store.publish_partition(f"{asset}/{dump}/{shard}"):
+            with store.table_writer(f"{asset}/{dump}/{shard}/documents.parquet") as w:
+                w.write_many([{"doc_id": i, "text": "x" * 10} for i in ("a", "b", "c")])
+            with store.table_writer(f"{asset}/{dump}/{shard}/removed.parquet") as w:
+                w.write_many([])
+            store.write_json(f"{asset}/{dump}/{shard}/stats.json", {**stats, "asset": asset, "steps": [
+                {"step": step, "docs_in": 3, "docs_out": 3, "chars_in": 30, "chars_out": 30, "removed_by_reason": {}}]})
+    for domain, ids in (("math", ["a", "b"]), ("unclassified", ["c"])):
+        with store.table_writer(f"domain_subsets/{dump}/{domain}/docs.parquet") as w:
+            w.write_many([{"doc_id": i, "shard": shard, "score": 1.0, "chars": 10} for i in ids])
+    with store.table_writer(table_path("zipfit_selection", "gsm8k"), SELECTION_SCHEMA) as w:
+        w.write_many([{"doc_id": f"rw_deduped/{i}", "source": "rw_deduped", "domain": "web", "lineage_id": i,
+                       "url": "", "text": "y" * 7, "score": 1.0, "rank": n} for n, i in enumerate(("a", "zzz"))]
+                     + [{"doc_id": "gsm/1", "source": "gsm8k", "domain": "math", "lineage_id": "a", "url": "",
+                         "text": "z", "score": 0.5, "rank": 2}])
+    target = SelectionTarget(name="gsm8k", path=str(tmp_path / "t.jsonl"))
+    config = dataclasses.replace(PipelineConfig(num_shards=1),
+                                 selection=dataclasses.replace(SelectionConfig(), targets=(target,)))
+    summary = report_stages.dump_summary(store, dump, config, distributions=False)
+    tail = {(r["asset"], r["step"]): (r["docs"], r["chars"]) for r in summary["funnel"][-2:]}
+    assert tail == {("domain_subsets", "in a domain (not unclassified)"): (2, 20),
+                    ("zipfit_selection", "gsm8k: selected from this dump"): (1, 7)}
+    assert summary["final"]["asset"] == "zipfit_selection" and summary["domains"]["unclassified"]["docs"] == 1
+    json.dumps(summary)  # stored as report.json

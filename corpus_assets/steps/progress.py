@@ -36,8 +36,12 @@ class ProgressLog:
         self.lines = 0
 
     def tick(self, kept: bool) -> None:
-        self.done += 1
-        self.kept += bool(kept)
+        self.advance(1, int(bool(kept)))
+
+    def advance(self, done: int, kept: int) -> None:
+        """``done`` more documents, ``kept`` of them kept (a batch at a time)."""
+        self.done += done
+        self.kept += kept
         if self.log is not None:
             now = self.clock()
             if now - self.last >= self.interval:
