@@ -117,10 +117,11 @@ def find(store: CorpusStore, query: str) -> list[dict]:
     return sorted(hits, key=_order)
 
 
-def read_warc_record(crawl_root: str, warc_path: str, offset: int, record_id: str = "") -> dict:
+def read_warc_record(crawl, warc_path: str, offset: int, record_id: str = "") -> dict:
     """The WARC record at ``offset`` of ``warc_path`` (relative to the crawl root), read
     back: its headers, HTTP status and the first characters of the payload, and whether its
-    WARC-Record-ID is the one the corpus recorded."""
+    WARC-Record-ID is the one the corpus recorded. ``crawl``: a ``CrawlSource`` or the
+    crawl root (a folder or an HTTPS base; an ``s3://`` root needs a source with its client)."""
     from warcio.archiveiterator import ArchiveIterator
 
     from corpus_assets.crawl import CrawlSource, CrawlSourceError
@@ -128,9 +129,10 @@ def read_warc_record(crawl_root: str, warc_path: str, offset: int, record_id: st
     if offset is None or offset < 0:
         return {"error": "no offset recorded (a record read from a continuous gzip stream, or a file never read)"}
     try:
-        stream = CrawlSource(crawl_root).open(warc_path)
+        source = crawl if isinstance(crawl, CrawlSource) else CrawlSource(str(crawl))
+        stream = source.open(warc_path)
     except (CrawlSourceError, ValueError) as exc:
-        return {"error": f"cannot open {warc_path!r} under {crawl_root}: {exc}"}
+        return {"error": f"cannot open {warc_path!r} under {getattr(crawl, 'root', crawl)}: {exc}"}
     with stream:
         try:
             if stream.seekable():
@@ -164,16 +166,17 @@ def read_warc_record(crawl_root: str, warc_path: str, offset: int, record_id: st
     return out
 
 
-def trace(store: CorpusStore, query: str, crawl_root: Optional[str] = None) -> dict:
-    """The lookup and, for each document found, its WARC record read back."""
+def trace(store: CorpusStore, query: str, crawl=None) -> dict:
+    """The lookup and, for each document found, its WARC record read back from ``crawl``
+    (a ``CrawlSource`` or a crawl root; None: not read)."""
     hits = find(store, query)
     records = {}
-    if crawl_root:
+    if crawl:
         for hit in hits:
             row = hit["row"]
             doc_id, path = row.get("doc_id"), row.get("warc_path")
             if doc_id and path and doc_id not in records and (row.get("warc_offset") or -1) >= 0:
-                records[doc_id] = read_warc_record(crawl_root, path, row["warc_offset"], row.get("warc_record_id") or "")
+                records[doc_id] = read_warc_record(crawl, path, row["warc_offset"], row.get("warc_record_id") or "")
     return {"query": query, "kind": "url" if is_url(query) else "doc_id", "hits": hits, "warc_records": records}
 
 
@@ -244,8 +247,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     except TraceInputError as exc:
         print(f"trace: {exc}", file=sys.stderr)
         return 2
-    store = CorpusStore(args.corpus_root)
-    result = trace(store, query, None if args.no_warc else args.crawl_root)
+    # As the assets build them: an s3:// root gets its client (CORPUS_S3_ENDPOINT_URL honoured).
+    from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
+
+    endpoint = os.environ.get("CORPUS_S3_ENDPOINT_URL") or None
+    try:
+        store = CorpusStoreResource(root=args.corpus_root, s3_endpoint_url=endpoint).get_store()
+        crawl = None if args.no_warc else CrawlSourceResource(root=args.crawl_root, s3_endpoint_url=endpoint).get_source()
+    except (ValueError, RuntimeError) as exc:  # a root that is no store or crawl source
+        print(f"trace: {exc}", file=sys.stderr)
+        return 2
+    result = trace(store, query, crawl)
     print(json.dumps(result, indent=1, default=str) if args.json else format_report(result))
     return 0 if result["hits"] else 1
 

@@ -61,6 +61,11 @@ def test_hostile_input_is_refused_with_a_message(sample_run, query, capsys):
     assert "trace:" in capsys.readouterr().err
 
 
+def test_a_root_that_is_no_store_is_refused(capsys):
+    assert trace.main(["abc", "--corpus-root", "gs://bucket/x", "--no-warc"]) == 2
+    assert "trace:" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("query", ["*", "%", "../../etc/passwd", "' OR 1=1 --", "http://", "doc_id", "\u202e"])
 def test_odd_but_printable_input_matches_nothing(sample_run, query):
     assert trace.trace(sample_run.store, query)["hits"] == []
