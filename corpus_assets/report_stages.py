@@ -178,7 +178,9 @@ def dump_summary(store: CorpusStore, dump: str, config: PipelineConfig, distribu
         "languages": dict(languages.most_common()),
         "domains": domains,
     }
-    last = summary["funnel"][-1]
+    # The corpus proper ends at the last document asset (rw_deduped once deduplicated); the
+    # domain subsets and selections after it are subsets of it, shown but not the end.
+    last = [r for r in summary["funnel"] if r["asset"] in DOCUMENT_ASSETS][-1]
     summary["final"] = {"asset": last["asset"], "step": last["step"], "docs": last["docs"],
                         "share_docs": last["share_docs"]}
     if distributions:
