@@ -95,3 +95,21 @@ def test_the_documented_glob_reads_exactly_the_published_documents(sample_run, t
     with pytest.raises(Exception):
         datasets.load_dataset("parquet", data_dir=os.path.join(root, "rw_deduped"), split="train",
                               cache_dir=str(tmp_path / "no_glob"))
+
+
+def test_datatrove_reads_the_corpus_with_the_documented_glob(sample_run):
+    readers = pytest.importorskip("datatrove.pipeline.readers")
+    import os
+
+    folder = os.path.join(sample_run.store.root, "rw_deduped")
+    docs = list(readers.ParquetReader(folder, glob_pattern="*/*/documents.*.parquet", id_key="doc_id")())
+    ids = {d.id for d in docs}
+    expected = set()
+    for path in sample_run.store.published_paths("rw_deduped", "documents.parquet"):
+        import pyarrow.parquet as pq
+
+        expected |= set(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
+    assert ids == expected and len(docs) == len(expected) > 0
+    assert all(d.metadata.get("warc_path", "").startswith("crawl-data/") for d in docs)
+    with pytest.raises(Exception):  # without the glob it opens _partition.json as Parquet
+        list(readers.ParquetReader(folder, id_key="doc_id")())
