@@ -139,7 +139,7 @@ def test_histogram_and_drift():
     b = {"dump": "B", "funnel": [read, {**row, "share_docs": 0.2}], "removals": [], "languages": {"de": 1}}
     d = drift(b, a)
     assert d["previous_dump"] == "A"
-    assert [abs(r["change_pp"]) for r in d["largest"]] == [100.0, 100.0, 30.0]
+    assert [abs(r["change_pp"]) for r in d["largest"]] == [100.0, 100.0, 30.0]  # languages, then docs left
     assert not [r for r in d["rows"] if "records read" in r["rate"]]  # before the HTML 200 base: no rate
     assert drift(b, None)["rows"] == []
 

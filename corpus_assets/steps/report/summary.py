@@ -148,12 +148,14 @@ def quantiles(values: Sequence[float], qs: Sequence[float] = (0.1, 0.5, 0.9)) ->
 
 
 def drift_rates(summary: dict) -> dict[str, float]:
-    """The rates of one dump's summary that drift compares: share of documents left after
-    each step, share removed by each (step, reason), and language shares."""
+    """The rates of one dump's summary that drift compares: share of documents and of
+    characters (HTML or text, as the row counts them) left after each step, share removed
+    by each (step, reason), and language shares."""
     rates = {}
     for r in summary["funnel"]:
         if r["chars_kind"] != "body":  # the records read come before the HTML 200 base
             rates[f"docs left after {r['asset']}: {r['step']}"] = r["share_docs"]
+            rates[f"{r['chars_kind']} chars left after {r['asset']}: {r['step']}"] = r.get("share_chars", 0.0)
     for r in summary["removals"]:
         rates[f"removed by {r['step']}: {r['reason']}"] = r["share"]
     total = sum(summary.get("languages", {}).values()) or 0
