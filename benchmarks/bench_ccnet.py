@@ -158,6 +158,25 @@ def lm_speed(config, docs: list[dict]) -> None:
     print(f"  {'pure-Python ARPA reader (10% of lines)':48} {arpa_rate:>12,.0f} pieces/s")
     if lm.kenlm is not None:
         print(f"  kenlm and numpy totals agree: {k_total:.3f} vs {n_total:.3f} log10")
+        agreement(lm, numpy_lm, joined, ids, [d["text"] for d in docs if d["language"] == "en"])
+
+
+def agreement(lm, numpy_lm, joined: list[str], ids: list[list[int]], texts: list[str]) -> None:
+    """The largest differences between kenlm and the numpy tables: per line (log10 of the
+    sentence), per document (CCNet's perplexity), what docs/language_model.md quotes."""
+    import numpy as np
+
+    per_piece = numpy_lm.tables.log10_probs(ids)
+    starts = np.cumsum([0] + [len(i) + 1 for i in ids[:-1]])
+    numpy_lines = np.add.reduceat(per_piece, starts)
+    kenlm_lines = np.array([lm.kenlm.score(s, bos=True, eos=True) for s in joined])
+    line_abs = np.abs(kenlm_lines - numpy_lines)
+    line_rel = line_abs / np.maximum(np.abs(numpy_lines), 1e-12)
+    doc_rel = [abs(lm.document_perplexity(t) / numpy_lm.document_perplexity(t) - 1) for t in texts]
+    worst = int(np.argmax(line_abs))
+    print(f"  kenlm vs numpy over {len(joined):,} lines: max |diff| of a line's log10 p {line_abs.max():.2e}"
+          f" (relative {line_rel.max():.2e}; the line of {len(ids[worst]):,} pieces), median {np.median(line_abs):.1e};"
+          f" over {len(texts)} documents: max relative perplexity difference {max(doc_rel, default=0):.2e}")
 
 
 def main() -> int:

@@ -41,7 +41,7 @@ from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.html_guard import HtmlGuard
 from corpus_assets.steps.langid import LanguageId, LanguageIdConfig
 from corpus_assets.steps.lm.config import LmConfig
-from corpus_assets.steps.lm.model import NgramLanguageModel, load_or_train, model_folder
+from corpus_assets.steps.lm.model import NgramLanguageModel, load_or_train, model_folder, model_identity
 from corpus_assets.storage import CorpusStore, publishes
 
 TEXT = "ccnet_text"
@@ -115,6 +115,21 @@ def language_models(lm_config: LmConfig) -> Callable[[str], Optional[NgramLangua
         return model
 
     return get
+
+
+def perplexity_identity(config: PipelineConfig) -> dict:
+    """What ``ccnet_perplexity`` depends on beyond its input documents: per language the
+    model's cache key (lm settings, the reference file's SHA-256, the estimator's revision)
+    and the engine that queries it, and how documents are cut into sentences. Stored with
+    the perplexities and the cut-offs, compared before they are used (and fingerprinted
+    into the assets' code versions), so an LM change never meets stale cut-offs."""
+    return {"models": model_identity(config.lm), "split_lines": config.ccnet.perplexity_split_lines}
+
+
+def _check_identity(found, expected: dict, what: str) -> None:
+    if found != expected:
+        raise RuntimeError(f"{what} was computed with another language model or perplexity setting"
+                           f" ({found} here, the settings give {expected}): re-materialize it")
 
 
 def ccnet_perplexity_steps(config: PipelineConfig, models=None) -> list[Step]:
@@ -209,6 +224,7 @@ def build_ccnet_perplexity(store: CorpusStore, dump: str, shard: str, config: Pi
                            models=None) -> StageReport:
     """Adds ``ccnet_perplexity``; removes nothing (buckets are decided downstream)."""
     upstream = load_report(store, DEDUPED, dump, shard)
+    identity = perplexity_identity(config)
     models = models or language_models(config.lm)
     # Trained or loaded before the first document: a broken reference fails the partition
     # once, here, rather than being retried (minutes each) as every document's step error.
@@ -219,6 +235,7 @@ def build_ccnet_perplexity(store: CorpusStore, dump: str, shard: str, config: Pi
         store.iter_rows(documents_path(DEDUPED, dump, shard)),
         ccnet_perplexity_steps(config, models),
         baseline_docs=upstream.baseline_docs,
+        extra={"lm": identity},
         step_errors=config.step_errors,
     )
 
@@ -234,8 +251,10 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
     ``tail_percentile`` of the perplexities of a sample (the ``cutoff_sample_docs``
     documents with the lowest hash of their doc_id: independent of shard order)."""
     per_language: dict[str, list[tuple[int, float]]] = {}
+    identity = perplexity_identity(config)
     for shard in sorted(shards):
-        load_report(store, PERPLEXITY, dump, shard)
+        _check_identity(load_report(store, PERPLEXITY, dump, shard).extra.get("lm"), identity,
+                        f"{PERPLEXITY} {dump}|{shard}")
         for batch in store.iter_batches(documents_path(PERPLEXITY, dump, shard),
                                         ["doc_id", "language", "ccnet_perplexity"], HASH_BATCH):
             for doc_id, language, value in zip(*(batch.column(c).to_pylist() for c in
@@ -255,7 +274,8 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
         if found is not None:
             cutoffs[language] = list(found)
             samples[language] = len(sample)
-    report = {"dump": dump, "cutoffs": cutoffs, "sample_docs": samples, **config.ccnet.cutoff_settings()}
+    report = {"dump": dump, "cutoffs": cutoffs, "sample_docs": samples, **config.ccnet.cutoff_settings(),
+              "lm": identity}
     store.write_json(cutoffs_path(dump), report)
     return report
 
@@ -267,6 +287,10 @@ def build_ccnet_buckets(store: CorpusStore, dump: str, shard: str, config: Pipel
     stored = store.read_json(cutoffs_path(dump))
     if {k: stored.get(k) for k in config.ccnet.cutoff_settings()} != config.ccnet.cutoff_settings():
         raise RuntimeError(f"{CUTOFFS} {dump} was computed with other percentile settings: re-materialize it")
+    # cut-offs of another model's perplexities would bucket these ones at random
+    identity = perplexity_identity(config)
+    _check_identity(upstream.extra.get("lm"), identity, f"{PERPLEXITY} {dump}|{shard}")
+    _check_identity(stored.get("lm"), identity, f"{CUTOFFS} {dump}")
     sizes: Counter = Counter()
     steps = ccnet_bucket_steps(stored["cutoffs"], config)
 

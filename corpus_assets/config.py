@@ -38,6 +38,7 @@ from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.progress import ProgressConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
+from corpus_assets.steps.segmentation.profiles import LanguageOverride, check_language_code
 from corpus_assets.steps.selection.config import SelectionConfig
 from corpus_assets.steps.setting_types import MAX_SHARDS, ShardCount
 from corpus_assets.steps.url_filter import UrlFilterConfig
@@ -84,8 +85,14 @@ class PipelineConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    # per-language settings over defaults/languages/<lang>.yaml (docs/languages.md)
+    languages: dict[str, LanguageOverride] = field(default_factory=dict)
     progress: ProgressConfig = field(default_factory=ProgressConfig)
     source_file: str = ""
+
+    def __post_init__(self):
+        for code in self.languages:
+            check_language_code(code)
 
 
 # Fields of PipelineConfig that a settings file does not set.
@@ -114,11 +121,27 @@ def _unknown_keys(cls: type, values: Any, where: tuple[str, ...]) -> list[str]:
             errors.append(f"{dotted}: unknown setting (known here: {', '.join(sorted(known))})")
         elif dataclasses.is_dataclass(known[key]):
             errors.extend(_unknown_keys(known[key], value, (*where, key)))
+        elif isinstance(value, dict) and (item_type := _mapping_value_dataclass(known[key])):
+            # a mapping of records (languages: {ja: {...}}): each value is checked
+            for name, item in value.items():
+                errors.extend(_unknown_keys(item_type, item, (*where, key, str(name))))
         elif isinstance(value, list) and (item_type := _sequence_item_dataclass(known[key])):
             # a list of records (selection.targets): each entry is checked, its index in the key
             for index, item in enumerate(value):
                 errors.extend(_unknown_keys(item_type, item, (*where, key, str(index))))
     return errors
+
+
+def _mapping_value_dataclass(annotation: Any) -> Optional[type]:
+    """The dataclass of ``dict[str, X]`` (through ``Annotated``), else None."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is not dict:
+        return None
+    args = typing.get_args(annotation)
+    if len(args) == 2 and dataclasses.is_dataclass(args[1]):
+        return args[1]
+    return None
 
 
 def _sequence_item_dataclass(annotation: Any) -> Optional[type]:

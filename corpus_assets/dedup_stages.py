@@ -70,6 +70,8 @@ from corpus_assets.steps.dedup import (
 )
 from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans
 from corpus_assets.steps.progress import progress_for
+from corpus_assets.steps.quality.line_corrections import normalize_language
+from corpus_assets.steps.segmentation.profiles import profiles_for
 from corpus_assets.storage import CorpusStore, publishes
 
 UPSTREAM = "rw_filtered"
@@ -140,6 +142,24 @@ def signature_versions(store: CorpusStore, dump: str, shards: list[str]) -> dict
     return versions
 
 
+def _segmenters(config: PipelineConfig):
+    """language -> segmenter for the profiled languages written without spaces (empty
+    for English-only settings: whitespace words everywhere, as before)."""
+    profiles = profiles_for(config)
+    return {lang: p.segmenter for lang, p in profiles.profiles.items() if p.segmenter_name != "whitespace"}
+
+
+def _segmenter_of_language(segmenters: dict, language) -> Optional[object]:
+    if not segmenters:
+        return None
+    return segmenters.get(normalize_language(language))
+
+
+def dedup_segmenter_identities(config: PipelineConfig) -> dict:
+    """Segmenter identities of the languages dedup segments (part of its code versions)."""
+    return profiles_for(config).segmenter_identities()
+
+
 @publishes(SIGNATURES + "/{dump}/{shard}")
 def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> dict:
     """Band keys of every rw_filtered document of the shard, in row order.
@@ -158,7 +178,11 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
     docs = 0
     input_digest = hashlib.sha256()
     keys_digest = hashlib.sha256(json.dumps(preset.describe(), sort_keys=True).encode())
-    batches = store.iter_batches(documents_path(UPSTREAM, dump, shard), ["doc_id", "text"], SIGNATURE_BATCH)
+    segmenters = _segmenters(config)
+    if segmenters:
+        keys_digest.update(json.dumps(dedup_segmenter_identities(config), sort_keys=True).encode())
+    columns_read = ["doc_id", "text", "language"] if segmenters else ["doc_id", "text"]
+    batches = store.iter_batches(documents_path(UPSTREAM, dump, shard), columns_read, SIGNATURE_BATCH)
     id_hashes = []  # 8 bytes a document, not a set of strings: a shard may hold millions
     progress = progress_for(log, f"{SIGNATURES} {dump}|{shard}", config.progress)
     with store.table_writer(signatures_path(dump, shard), schema) as writer:
@@ -169,7 +193,11 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
                                          np.uint64, batch.num_rows))
             texts = [t or "" for t in batch.column("text").to_pylist()]
             _digest_docs(input_digest, batch.column("doc_id").to_pylist(), texts)
-            keys = hasher.band_keys(hasher.signatures(texts))
+            if segmenters:
+                segs = [_segmenter_of_language(segmenters, lang) for lang in batch.column("language").to_pylist()]
+                keys = hasher.band_keys(hasher.signatures(texts, segs))
+            else:
+                keys = hasher.band_keys(hasher.signatures(texts))
             keys_digest.update(np.ascontiguousarray(keys).tobytes())
             columns = {"doc_id": batch.column("doc_id")}
             columns.update({n: pa.array(keys[:, j], pa.uint64()) for j, n in enumerate(names)})
@@ -406,9 +434,12 @@ def check_signatures_current(store: CorpusStore, dump: str, shards: list[str], r
         )
 
 
-def _shingles_of_dump(store: CorpusStore, dump: str, layout: list[dict], wanted: np.ndarray, preset) -> dict:
+def _shingles_of_dump(store: CorpusStore, dump: str, layout: list[dict], wanted: np.ndarray, preset,
+                      segmenters: Optional[dict] = None) -> dict:
     """doc index -> shingle hashes, for the ``wanted`` doc indices of the dump (read
     from rw_filtered, whose row order is the signatures' order)."""
+    if segmenters:
+        return _shingles_of_dump_segmented(store, dump, layout, wanted, preset, segmenters)
     out: dict = {}
     for r in layout:
         lo, hi = np.searchsorted(wanted, [r["offset"], r["offset"] + r["docs"]])
@@ -424,7 +455,24 @@ def _shingles_of_dump(store: CorpusStore, dump: str, layout: list[dict], wanted:
     return out
 
 
-def _shingles_of_earlier(store: CorpusStore, owners: dict, preset) -> dict:
+def _shingles_of_dump_segmented(store, dump, layout, wanted, preset, segmenters) -> dict:
+    out: dict = {}
+    for r in layout:
+        lo, hi = np.searchsorted(wanted, [r["offset"], r["offset"] + r["docs"]])
+        if lo == hi:
+            continue
+        rows = set((wanted[lo:hi] - r["offset"]).tolist())
+        row = 0
+        for batch in store.iter_batches(documents_path(UPSTREAM, dump, r["shard"]), ["text", "language"], SIGNATURE_BATCH):
+            for text, lang in zip(batch.column("text").to_pylist(), batch.column("language").to_pylist()):
+                if row in rows:
+                    out[r["offset"] + row] = shingle_hashes64(
+                        text or "", preset, segmenter=_segmenter_of_language(segmenters, lang))
+                row += 1
+    return out
+
+
+def _shingles_of_earlier(store: CorpusStore, owners: dict, preset, segmenters: Optional[dict] = None) -> dict:
     """ref -> shingle hashes of earlier dumps' kept documents (``owners``: ref ->
     {doc_id, dump, shard}), read from their rw_filtered text (what their band keys were
     computed from). A document no longer found there is left out."""
@@ -436,9 +484,12 @@ def _shingles_of_earlier(store: CorpusStore, owners: dict, preset) -> dict:
         rel = documents_path(UPSTREAM, dump, shard)
         if not store.exists(rel):
             continue
-        table = store.read_table(rel, columns=["doc_id", "text"], filters=[("doc_id", "in", sorted(refs))])
-        for doc_id, text in zip(table.column("doc_id").to_pylist(), table.column("text").to_pylist()):
-            out[refs[doc_id]] = shingle_hashes64(text or "", preset)
+        columns = ["doc_id", "text", "language"] if segmenters else ["doc_id", "text"]
+        table = store.read_table(rel, columns=columns, filters=[("doc_id", "in", sorted(refs))])
+        languages = table.column("language").to_pylist() if segmenters else [None] * table.num_rows
+        for doc_id, text, lang in zip(table.column("doc_id").to_pylist(), table.column("text").to_pylist(), languages):
+            out[refs[doc_id]] = shingle_hashes64(text or "", preset,
+                                                 segmenter=_segmenter_of_language(segmenters, lang))
     return out
 
 
@@ -480,10 +531,11 @@ def build_duplicate_clusters(store: CorpusStore, dump: str, config: Optional[Pip
     unverifiable = 0
     if min_jaccard > 0:
         wanted = np.unique(np.concatenate([pairs.ravel(), earlier_pairs[:, 0]]))
-        shingles = _shingles_of_dump(store, dump, layout, wanted, preset)
+        segmenters = _segmenters(config) if config is not None else {}
+        shingles = _shingles_of_dump(store, dump, layout, wanted, preset, segmenters)
         pairs = pairs[verify_pairs(pairs, shingles, shingles, min_jaccard)]
         if earlier_candidates:
-            earlier_shingles = _shingles_of_earlier(store, owners, preset)
+            earlier_shingles = _shingles_of_earlier(store, owners, preset, segmenters)
             # An earlier document whose text cannot be read back (an index without owners,
             # or its rw_filtered re-run since) is not verified: the match stands, as it
             # would without verification, and is counted.
@@ -605,8 +657,15 @@ def build_exact_substring_spans(store: CorpusStore, dump: str, shards: list[str]
     cfg = config.dedup
     by_doc: dict = {}
     num_docs = num_tokens = 0
+    segmenters = _segmenters(config)
+    if cfg.exact_substring and segmenters:
+        # (text, segmenter) per document: the tokens of a language written without spaces
+        open_texts: Callable = lambda: (  # noqa: E731
+            (r.get("text") or "", _segmenter_of_language(segmenters, r.get("language")))
+            for r in _iter_fuzzy_survivors(store, dump, shards, ["doc_id", "text", "language"]))
+    elif cfg.exact_substring:
+        open_texts = lambda: (r.get("text") or "" for r in _iter_fuzzy_survivors(store, dump, shards, ["doc_id", "text"]))  # noqa: E731
     if cfg.exact_substring:
-        open_texts: Callable = lambda: (r.get("text") or "" for r in _iter_fuzzy_survivors(store, dump, shards, ["doc_id", "text"]))  # noqa: E731
         by_doc, num_docs, num_tokens = find_duplicate_token_spans(
             open_texts, min_tokens=cfg.exact_min_tokens, method=cfg.exact_method,
             keep_first=cfg.exact_keep_first, hash_parts=cfg.exact_hash_parts,
@@ -668,6 +727,8 @@ def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: Pipeline
         steps.append(ExactSubstringStep(
             _spans_of_shard(store, dump, shard), cfg.exact_mode, drop_fraction=cfg.exact_drop_fraction,
             spans_in_tokens=True,
+            segmenter_of=(lambda doc, _s=_segmenters(config): _segmenter_of_language(_s, doc.get("language")))
+            if _segmenters(config) else None,
         ))
     if cfg.url_dedup:
         steps.append(UrlDedupStep(earlier.url_index() if earlier else None, within_partition=True))

@@ -21,17 +21,32 @@ def _materialize(instance, defs, asset: str, partition: str, failures: list[str]
 
 
 def _sources_without_documents(store, spec, config, defs) -> str:
-    """Why the mixture cannot be built from what this corpus holds ("" when it can): a
-    weighted source with no documents or a missing input. The counts computed here are
-    the ones the asset then reads."""
+    """Why the mixture cannot be built from what this corpus holds ("" when it can): the
+    external data files are absent (no ``../shared/data`` beside the checkout), or a
+    weighted source has no documents (a tiny crawl: a test's one-page dump). Anything else
+    (a partition the spec names that this corpus lacks, a bad setting) is not a reason to
+    skip: it raises, and the demo reports the mixture as failed. The counts computed here
+    are the ones the asset then reads."""
+    from corpus_assets import selection_stages
     from corpus_assets.mixture_stages import read_sources
+    from corpus_assets.steps.mixture.plan import temperature_weights
 
-    try:
-        per_source = read_sources(store, spec, config, defs.resources["tokenizer"].get_counter(config.mixture))[0]
-    except (FileNotFoundError, KeyError) as exc:
-        return str(exc)
-    weights = spec.requested_weights() if spec.temperature is None else {n: 1.0 for n in per_source}
-    empty = [n for n, s in per_source.items() if weights.get(n, 0) > 0 and s["available_tokens"] == 0]
+    known = {s.name: s for s in config.selection.sources}
+    absent = sorted({str(selection_stages.resolve_path(config.selection, known[p].path))
+                     for s in spec.sources if s.asset == "external" for p in s.partitions
+                     if p in known and not selection_stages.resolve_path(config.selection, known[p].path).is_file()})
+    if absent:
+        return f"external data absent: {absent}"
+    per_source = read_sources(store, spec, config, defs.resources["tokenizer"].get_counter(config.mixture))[0]
+    available = {n: s["available_tokens"] for n, s in per_source.items()}
+    if spec.temperature is not None:
+        # The shares come from the sizes: an empty source is simply given none.
+        if not any(available.values()):
+            return "no documents in any source"
+        weights = temperature_weights(available, spec.temperature)
+    else:
+        weights = spec.requested_weights()
+    empty = [n for n in per_source if weights.get(n, 0) > 0 and available[n] == 0]
     return f"no documents in source(s) {empty}" if empty else ""
 
 
@@ -46,7 +61,12 @@ def run_mixtures(instance, defs, failures: list[str]) -> None:
         return
     store = defs.resources["corpus_store"].get_store()
     for name in sorted(specs):
-        empty = _sources_without_documents(store, specs[name], config, defs)
+        try:
+            empty = _sources_without_documents(store, specs[name], config, defs)
+        except Exception as exc:  # a real problem with this corpus or spec: reported, never skipped
+            print(f"\nmixture {name}: FAILED ({type(exc).__name__}: {exc})")
+            failures.append(f"{name} [training_mixture]")
+            continue
         if empty:
             # A tiny crawl (a test's one-page dump) leaves rw_deduped empty: nothing to mix.
             print(f"\nmixture {name}: skipped ({empty})")

@@ -7,10 +7,16 @@ is what makes a publication atomic. Readers outside this project want plain name
     <dest>/shard-00000.parquet, shard-00000.jsonl.zst, ..., manifest.json
 
 the names the manifest lists, so ``glob("shard-*.parquet")`` is exactly this mixture.
-Each file is the store's current object, its SHA-256 checked against the pointer on the
-way (hard-linked when the store is a local folder on the same file system, else copied).
-Shard files in ``dest`` that the manifest does not name (an older, larger export) are
-removed; nothing else there is touched.
+
+One build, whole: the partition's pointer is read ONCE and every file (manifest included)
+is that pointer's object, so a build published while the export runs cannot slip its
+shards in beside the older manifest. When the newer publication has already removed an
+object the export still needed, the export starts over on the new pointer (once per newer
+build). Each file is COPIED (never hard-linked: an export is the user's to edit, and an
+edit through a link would change the store's object) into a temporary file, its SHA-256
+checked against the pointer, then renamed into place. Shard files in ``dest`` that the
+manifest does not name (an older, larger export) are removed; nothing else there is
+touched.
 
     python -m corpus_assets.mixture_export demo_mix exports/demo_mix [--root .corpus]
 """
@@ -18,41 +24,87 @@ removed; nothing else there is touched.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import shutil
 from pathlib import Path
 
-from corpus_assets.mixture_stages import folder, manifest_path
-from corpus_assets.storage import CorpusStore
+from corpus_assets.mixture_stages import folder
+from corpus_assets.storage import CorpusStore, PartitionIntegrityError
 
 SHARD_FILE = re.compile(r"^shard-\d{5}\.(parquet|jsonl\.zst)$")
 
 
-def _place(src: str, dest: Path) -> None:
+class MixtureExportError(RuntimeError):
+    """The export could not read one whole build (the message says why)."""
+
+
+def _place(store: CorpusStore, folder_rel: str, entry: dict, dest: Path) -> None:
+    """The pointer's object copied to ``dest`` (a copy the user may edit freely), checked
+    against the pointer's SHA-256 and size. FileNotFoundError: the object is gone."""
     tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
     try:
-        os.link(src, tmp)
-    except OSError:  # another file system, or a downloaded copy about to be deleted
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+        with store._backend.local_copy(f"{folder_rel}/{entry['object']}") as src:
+            shutil.copyfile(src, tmp)  # a new file, never a second name of the store's object
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != entry["sha256"] or os.path.getsize(tmp) != entry["bytes"]:
+            raise PartitionIntegrityError(
+                f"{store.uri(folder_rel)}: {entry['object']} is not the content that was published (SHA-256 differs "
+                "from the partition's pointer); re-materialize the mixture")
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
-def export_mixture(store: CorpusStore, name: str, dest: str | Path) -> dict:
-    """Copy mixture ``name``'s shards and manifest to ``dest`` under plain names; returns
-    the manifest (its ``shards`` name the exported files)."""
-    manifest = store.read_json(manifest_path(name))  # first: an unbuilt mixture creates no folder
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+def _export_once(store: CorpusStore, name: str, pointer: dict, dest: Path) -> dict:
+    files = pointer["files"]
+    if "manifest.json" not in files:
+        raise MixtureExportError(f"{store.uri(folder(name))}: the published partition has no manifest.json")
+    with store._backend.local_copy(f"{folder(name)}/{files['manifest.json']['object']}") as path:
+        data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != files["manifest.json"]["sha256"]:
+        raise PartitionIntegrityError(f"{store.uri(folder(name))}: manifest.json is not the content that was published "
+                                      "(SHA-256 differs from the partition's pointer); re-materialize the mixture")
+    manifest = json.loads(data)
     names = [s[key] for s in manifest["shards"] for key in ("parquet", "jsonl_zst")]
+    missing = [n for n in names if n not in files]
+    if missing:
+        raise MixtureExportError(f"{store.uri(folder(name))}: the manifest names {missing[:3]}, which the published "
+                                 "partition does not hold; re-materialize the mixture")
+    dest.mkdir(parents=True, exist_ok=True)
     for file in names + ["manifest.json"]:  # the manifest last: an export with one is whole
-        # The store's checked local copy of the object (an S3 store downloads it).
-        with store._open_copy(f"{folder(name)}/{file}", verify=True) as (path, _):
-            _place(path, dest / file)
+        _place(store, folder(name), files[file], dest / file)
     for stale in dest.iterdir():
         if SHARD_FILE.match(stale.name) and stale.name not in names:
             stale.unlink()
     return manifest
+
+
+def export_mixture(store: CorpusStore, name: str, dest: str | Path, max_restarts: int = 3) -> dict:
+    """Copy mixture ``name``'s shards and manifest, all of ONE published build, to ``dest``
+    under plain names; returns that build's manifest (its ``shards`` name the files)."""
+    dest = Path(dest)
+    pointer = store.read_pointer(folder(name))
+    if pointer is None:  # first: an unbuilt mixture creates no folder
+        raise FileNotFoundError(f"no published mixture {name!r} in {store.uri(folder(name))}")
+    for _ in range(max_restarts + 1):
+        try:
+            return _export_once(store, name, pointer, dest)
+        except FileNotFoundError:
+            newer = store.read_pointer(folder(name))
+            if newer is None or newer["version"] == pointer["version"]:
+                raise PartitionIntegrityError(
+                    f"{store.uri(folder(name))}: an object of the published mixture (version {pointer['version']}) is "
+                    "missing; re-materialize the mixture") from None
+            pointer = newer  # a newer build was published (and the old objects cleaned) meanwhile
+    raise MixtureExportError(f"mixture {name}: {max_restarts + 1} newer builds were published during the export; "
+                             "export again once the builds stop")
 
 
 def main(argv=None) -> None:
@@ -66,6 +118,8 @@ def main(argv=None) -> None:
         manifest = export_mixture(CorpusStore(args.root), args.mixture, args.dest)
     except FileNotFoundError as exc:
         parser.exit(1, f"{exc}\n(is {args.mixture!r} built? materialize training_mixture for it first)\n")
+    except (PartitionIntegrityError, MixtureExportError) as exc:
+        parser.exit(1, f"{exc}\n")
     print(f"{args.dest}: {len(manifest['shards'])} shards (Parquet + JSONL.zst), {manifest['docs']:,} docs, "
           f"{manifest['tokens']:,} tokens, manifest.json")
 

@@ -5,9 +5,12 @@ Dagster here.
 
 1. Read every source's inputs ("units": one upstream file each, with its data version) and
    their token counts. Counts are an attribute table per unit and tokenizer,
-   ``mixture_token_counts/<tokenizer>/<unit>/<version>/token_counts.parquet`` (doc_id,
+   ``mixture_token_counts/<tokenizer>/<unit>/<key>/token_counts.parquet`` (doc_id,
    token_count), written the first time and joined by doc_id afterwards: changing weights
-   or the budget never re-tokenizes, and new upstream data (a new version) is counted once.
+   or the budget never re-tokenizes. ``<key>`` hashes everything that decides the counts
+   and their doc ids: the unit's data version, its reader settings (a JSONL source's text
+   fields and id field) and the counting revision; so new upstream data or a changed
+   reader setting is counted afresh, never joined to another reading's counts.
 2. Plan: tokens asked of each source (weight x budget, or temperature sampling), full
    epochs and a seeded sample of documents for the remainder (``steps/mixture/plan.py``);
    over the epoch cap is an error naming the source.
@@ -23,6 +26,7 @@ is a counted removal in the manifest, never silent.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,8 +39,8 @@ from corpus_assets import selection_stages
 from corpus_assets.config import PipelineConfig
 from corpus_assets.steps.mixture import plan as planning
 from corpus_assets.steps.mixture import shards as shard_io
-from corpus_assets.steps.mixture.config import MixtureSourceSpec, MixtureSpec
-from corpus_assets.steps.mixture.tokens import TokenCounter
+from corpus_assets.steps.mixture.config import MixtureSourceSpec, MixtureSpec, check_spec_inputs
+from corpus_assets.steps.mixture.tokens import TokenCounter, TokenCountError
 from corpus_assets.storage import CorpusStore
 
 MIXTURE = "training_mixture"
@@ -45,6 +49,10 @@ RW = "rw_deduped"
 COUNTS_SCHEMA = pa.schema([("doc_id", pa.string()), ("token_count", pa.int64())])
 EMPTY_TEXT, DUPLICATE_ID = "empty_text", "duplicate_doc_id"
 MISSING_UPSTREAM = "not_in_rw_deduped"  # a domain subset's doc id its rw_deduped shard lacks
+# What the count tables mean beyond the unit and tokenizer; a change here re-counts every
+# unit. 2: keyed by the reader settings too; special-token text counted as plain text by
+# both tokenizers (a tokenizer.json's added tokens used to count as one token).
+COUNTS_REVISION = "2"
 
 
 def folder(name: str) -> str:
@@ -72,6 +80,9 @@ class Unit:
     # What the unit's own reader dropped in its last pass (the JSONL reader skips
     # unparsable lines and empty texts itself): reported as removals, never lost.
     reader_removed: Counter = field(default_factory=Counter)
+    # The reader settings that decide each document's text and doc id (a JSONL source's
+    # fields and id_field): part of the token-count table's key.
+    reader: str = ""
 
 
 def _digest(*parts) -> str:
@@ -115,12 +126,16 @@ def _rw_unit(store: CorpusStore, dump: str, shard: str, domain: str = "web", kee
                    "lineage_id": row["doc_id"], "domain": domain}
 
     return Unit(f"{RW}/{dump}/{shard}", f"{dump}|{shard}", _partition_version(store, part, f"{part}/stats.json"),
-                rows, keep)
+                rows, keep, reader="rw_deduped:doc_id,text")
 
 
 def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig) -> list[Unit]:
     if source.asset == RW:
-        return [_rw_unit(store, d, s) for d, s in _rw_shards(store, source.partitions)]
+        try:
+            shards = _rw_shards(store, source.partitions)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"mixture source {source.name}: {exc}") from None
+        return [_rw_unit(store, d, s) for d, s in shards]
     if source.asset == "domain_subsets":
         units = []
         for part in source.partitions:
@@ -151,7 +166,8 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
                     yield {**row, "text": row.get("text") or ""}
 
             units.append(Unit(f"{source.asset}/{target}", target, _partition_version(
-                store, f"{source.asset}/{target}", selection_stages.stats_path(source.asset, target)), rows))
+                store, f"{source.asset}/{target}", selection_stages.stats_path(source.asset, target)), rows,
+                reader=f"{source.asset}:doc_id,text"))
         return units
     # external JSONL files: the selection settings' sources, read by the selection's reader
     cfg = config.selection
@@ -165,7 +181,11 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
         if not path.is_file():
             raise FileNotFoundError(f"mixture source {source.name}: external source {name}: no such file {path}")
 
-        unit = Unit(f"external/{name}", f"{name} ({path.name})", _file_sha(path), lambda: iter(()))
+        # The text is the joined ``fields`` and the doc id comes from ``id_field``: other
+        # settings, other counts and ids from the same bytes.
+        reader = json.dumps({"reader": "selection_jsonl", "fields": list(match[0].fields),
+                             "id_field": match[0].id_field}, sort_keys=True)
+        unit = Unit(f"external/{name}", f"{name} ({path.name})", _file_sha(path), lambda: iter(()), reader=reader)
 
         def rows(ext=match[0], unit=unit) -> Iterator[dict]:
             counts = Counter()
@@ -191,20 +211,32 @@ def _usable(unit: Unit, removed: Counter, seen: set) -> Iterator[dict]:
         yield row
 
 
-def unit_token_counts(store: CorpusStore, unit: Unit, counter: TokenCounter, batch: int) -> tuple[dict, bool]:
+def counts_path(unit: Unit, counter: TokenCounter) -> str:
+    """The unit's token-count table: per tokenizer, unit, and a key of everything else
+    that decides the counts (data version, reader settings, counting revision)."""
+    return f"{TOKEN_COUNTS}/{counter.name}/{unit.key}/{_digest(unit.version, unit.reader, COUNTS_REVISION)}/token_counts.parquet"
+
+
+def unit_token_counts(store: CorpusStore, unit: Unit, counter: TokenCounter, batch: int,
+                      recount: bool = False) -> tuple[dict, bool]:
     """doc_id -> tokens for every non-empty document of the whole unit (before ``keep``),
-    read from its attribute table, or counted and written there the first time."""
-    rel = f"{TOKEN_COUNTS}/{counter.name}/{unit.key}/{_digest(unit.version)}/token_counts.parquet"
-    if store.exists(rel):
+    read from its attribute table, or counted and written there the first time (or when
+    ``recount``)."""
+    rel = counts_path(unit, counter)
+    if store.exists(rel) and not recount:
         table = store.read_table(rel)
         return dict(zip(table.column("doc_id").to_pylist(), table.column("token_count").to_pylist())), False
     counts: dict[str, int] = {}
-    whole = Unit(unit.key, unit.partition, unit.version, unit.rows)
+    whole = Unit(unit.key, unit.partition, unit.version, unit.rows, reader=unit.reader)
     with store.table_writer(rel, COUNTS_SCHEMA) as writer:
         pending: list[dict] = []
 
         def flush():
-            tokens = counter.count([r["text"] for r in pending])
+            try:
+                tokens = counter.count([r["text"] for r in pending])
+            except TokenCountError as exc:
+                raise TokenCountError(exc.index, f"counting tokens of {unit.key} ({unit.partition}), document "
+                                                 f"{pending[exc.index]['doc_id']!r}: {exc}") from None
             writer.write_table(pa.table({"doc_id": [r["doc_id"] for r in pending], "token_count": tokens},
                                         schema=COUNTS_SCHEMA))
             counts.update(zip((r["doc_id"] for r in pending), tokens))
@@ -219,6 +251,13 @@ def unit_token_counts(store: CorpusStore, unit: Unit, counter: TokenCounter, bat
     return counts, True
 
 
+def row_id(source: str, doc_id: str, epoch: int) -> str:
+    """A row's id: ``<source>/<doc id>``, a repeat ``<source>#<epoch>/<doc id>``. The
+    epoch sits in the first component, before the first '/', where a source name (no '/'
+    nor '#') ends: a doc id of any spelling ("x#1" included) cannot make two rows alike."""
+    return f"{source}#{epoch}/{doc_id}" if epoch else f"{source}/{doc_id}"
+
+
 def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.SourcePlan,
                  counts: dict[str, int]) -> Iterator[dict]:
     passes = plan.full_epochs + (1 if plan.partial else 0)
@@ -227,7 +266,7 @@ def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.So
         for unit in units:
             for row in _usable(unit, Counter(), seen):
                 if epoch < plan.full_epochs or row["doc_id"] in plan.partial:
-                    yield {"text": row["text"], "id": f"{source.name}/{row['doc_id']}" + (f"#{epoch}" if epoch else ""),
+                    yield {"text": row["text"], "id": row_id(source.name, row["doc_id"], epoch),
                            "source": source.name, "lineage_id": row.get("lineage_id") or row["doc_id"],
                            "url": row.get("url"), "domain": row.get("domain") or "",
                            "token_count": counts[row["doc_id"]]}
@@ -250,6 +289,11 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
             tokenized_units += fresh
             found = 0
             for row in unit.rows():
+                if row["text"].strip() and row["doc_id"] not in unit_counts and not fresh:
+                    # A table that does not hold this reading's documents (written by an
+                    # older code under the same key, or damaged): counted again, whole.
+                    unit_counts, fresh = unit_token_counts(store, unit, counter, cfg.token_batch, recount=True)
+                    tokenized_units += 1
                 if unit.keep is not None and row["doc_id"] not in unit.keep:
                     continue
                 docs_in += 1
@@ -294,6 +338,7 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
                            spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
     cfg = config.mixture
     spec = spec or cfg.specs()[name]
+    check_spec_inputs(spec, config.selection, name)
     started = time.perf_counter()
     counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
 
@@ -333,7 +378,7 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
                      planned_tokens=p.tokens, docs=p.docs, full_epochs=p.full_epochs,
                      epochs=round(p.epochs, 4), achieved_share=round(written[n] / total, 6) if total else 0.0)
         manifest = {
-            "mixture": spec.name, "version": spec.version, "config_hash": spec.config_hash(),
+            "mixture": spec.name, "version": spec.version, "config_hash": spec.config_hash(**output_settings(cfg, counter)),
             "spec": _spec_dict(spec), "tokenizer": counter.name, "token_budget": spec.token_budget,
             "seed": spec.seed, "temperature": spec.temperature, "weights_meaning": "share of output tokens",
             "tokens": total, "docs": sum(f["docs"] for f in shard_facts), "shards": shard_facts,
@@ -343,6 +388,12 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
     manifest["tokenized_units"] = tokenized_units
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     return manifest
+
+
+def output_settings(cfg, counter: TokenCounter) -> dict:
+    """The settings beside the spec that change a mixture's bytes: in its config hash."""
+    return {"shard_tokens": cfg.shard_tokens, "zstd_level": cfg.zstd_level, "tokenizer": counter.name,
+            "share_tolerance": cfg.share_tolerance, "counts_revision": COUNTS_REVISION}
 
 
 def _spec_dict(spec: MixtureSpec) -> dict:
@@ -387,6 +438,30 @@ def _search_texts(store, spec, config, counter) -> tuple[dict, dict, dict]:
     return train, heldout, {n: s["available_tokens"] for n, s in per_source.items()}
 
 
+class MixtureSearchError(ValueError):
+    """A search that cannot run as set: no validation set, or an objective naming a set
+    that is not there (never silently replaced by another objective)."""
+
+
+def search_objective(wanted: tuple[str, ...], validation: dict, missing_targets: list[str], name: str) -> list[str]:
+    """The validation sets whose mean predicted loss the proposal minimizes: those
+    ``mixture.search_objective`` names, every one of them present; empty = all sets."""
+    if not validation:
+        raise MixtureSearchError(
+            f"mixture_search {name}: no validation set: no selection target's examples could be read "
+            f"(missing: {missing_targets}) and no source gave held-out documents; set selection.targets or give "
+            "the sources documents")
+    if not wanted:
+        return sorted(validation)
+    absent = [o for o in wanted if o not in validation]
+    if absent:
+        why = f"; targets whose files are missing: {missing_targets}" if missing_targets else ""
+        raise MixtureSearchError(
+            f"mixture_search {name}: mixture.search_objective names {absent}, which are not validation sets here "
+            f"(present: {sorted(validation)}{why}). Name present sets, or [] for the mean over all of them.")
+    return list(wanted)
+
+
 def build_mixture_search(store: CorpusStore, name: str, config: PipelineConfig,
                          spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
     import dataclasses
@@ -398,6 +473,7 @@ def build_mixture_search(store: CorpusStore, name: str, config: PipelineConfig,
 
     cfg = config.mixture
     spec = spec or cfg.specs()[name]
+    check_spec_inputs(spec, config.selection, name)
     counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
     started = time.perf_counter()
     train, heldout, available = _search_texts(store, spec, config, counter)
@@ -410,16 +486,19 @@ def build_mixture_search(store: CorpusStore, name: str, config: PipelineConfig,
             missing_targets.append(target.name)
             continue
         validation[target.name] = [e["text"] for e in examples if e["split"] == selection_stages.HELDOUT]
-    objective = [o for o in cfg.search_objective if o in validation] or sorted(validation)
+    objective = search_objective(cfg.search_objective, validation, missing_targets, name)
     names = [s.name for s in spec.sources]
     natural = np.array([max(available[n], 1) for n in names], dtype=np.float64)
     measure = regmix.ngram_measure([train[n] for n in names], validation, cfg.search_train_bytes, cfg.search_lm_order)
     result = regmix.search(names, natural, measure, objective, n_candidates=cfg.search_candidates, seed=cfg.search_seed)
+    # A temperature spec's shares come from the sources' sizes, as the mixture's plan takes them.
+    spec_weights = (planning.temperature_weights(available, spec.temperature) if spec.temperature is not None
+                    else spec.requested_weights())
     base = dataclasses.asdict(spec)
     proposal = regmix.proposal_spec(result, base, f"{spec.name}_regmix")
     result.update(mixture=spec.name, validation_sets={k: len(v) for k, v in validation.items()},
                   missing_targets=missing_targets, train_bytes=cfg.search_train_bytes, lm_order=cfg.search_lm_order,
-                  spec_weights=[round(spec.requested_weights()[n], 6) for n in names], proposal_spec=proposal)
+                  spec_weights=[round(spec_weights[n], 6) for n in names], proposal_spec=proposal)
     with store.publish_partition(f"{SEARCH}/{name}"):
         with store.file_writer(search_path(name, "proposal.yaml"), ".yaml") as (tmp, _):
             with open(tmp, "w", encoding="utf-8") as fh:

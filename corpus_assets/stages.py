@@ -34,6 +34,7 @@ from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
 from corpus_assets.steps.progress import ProgressLog, progress_for
 from corpus_assets.steps.quality.decisions import build_decision_steps
+from corpus_assets.steps.segmentation.profiles import prescreen_segmenter, profiles_for
 from corpus_assets.steps.quality.signals import SIGNAL_COLUMNS, QualitySignals
 from corpus_assets.steps.url_filter import UrlFilter
 from corpus_assets.steps.warc import RESPONSE_FIELDS, HtmlDecode, iter_warc_responses
@@ -419,7 +420,8 @@ def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConf
     raw = load_report(store, "raw_documents", dump, shard)
     prescreen = None
     if config.language_prescreen.enabled and config.language_id.languages:
-        prescreen = LanguagePrescreen(config.language_prescreen, config.language_id)
+        prescreen = LanguagePrescreen(config.language_prescreen, config.language_id,
+                                      prescreen_segmenter(profiles_for(config)))
     steps = [
         UrlFilter(config.url_filter),
         HtmlGuard(config.html_guard),  # before anything parses the HTML
@@ -470,7 +472,7 @@ def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: Pip
     return run_document_stage(
         store, "rw_quality_signals", dump, shard,
         store.iter_rows(documents_path("rw_raw", dump, shard)),
-        [QualitySignals(config.quality_signals)],
+        [QualitySignals(config.quality_signals, profiles_for(config))],
         baseline_docs=upstream.baseline_docs,
         step_errors=config.step_errors,
         progress=progress_for(log, f"rw_quality_signals {dump}|{shard}", config.progress),
@@ -483,7 +485,7 @@ def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: Pipelin
     return run_document_stage(
         store, "rw_filtered", dump, shard,
         store.iter_rows(documents_path("rw_quality_signals", dump, shard)),
-        build_decision_steps(config.quality_thresholds, config.quality_signals),
+        build_decision_steps(config.quality_thresholds, config.quality_signals, profiles_for(config)),
         baseline_docs=upstream.baseline_docs,
         # After the decisions a document has one text (``text``, line-corrected) and no
         # signal columns: they served the decisions and stay in rw_quality_signals, which

@@ -61,12 +61,15 @@ class _FakeModel:
         return float(len(text.split("\n")) if split_lines else 1)
 
 
-def test_perplexity_is_a_signal_column_and_removes_nothing():
+def test_perplexity_is_a_signal_column_and_removes_only_documents_without_words():
     docs = [{"doc_id": "0", "language": "en", "text": "a\nb"}, {"doc_id": "1", "language": "fr", "text": "x"},
-            {"doc_id": "2", "language": "en", "text": ""}, {"doc_id": "3", "text": None}]
+            {"doc_id": "2", "language": "en", "text": ""}, {"doc_id": "3", "text": None},
+            {"doc_id": "4", "text": "y"}, {"doc_id": "5", "language": "en", "text": " \n\t\n  \x00"},
+            {"doc_id": "6", "language": "fr", "text": "\n\n"}]
     kept, removed = _run(PerplexityScore(lambda lang: _FakeModel() if lang == "en" else None), docs)
-    assert removed == []
-    assert [d["ccnet_perplexity"] for d in kept] == [2.0, -1.0, -1.0, -1.0]
+    # no words, no perplexity: a counted removal, whatever the language (no bucket to guess)
+    assert removed == [("2", "no_words"), ("3", "no_words"), ("5", "no_words"), ("6", "no_words")]
+    assert [(d["doc_id"], d["ccnet_perplexity"]) for d in kept] == [("0", 2.0), ("1", -1.0), ("4", -1.0)]
 
 
 def test_settings_refuse_inverted_percentiles():

@@ -155,3 +155,29 @@ def test_a_broken_reference_fails_the_partition_once_before_any_document(ccnet_r
         ccnet_stages.build_ccnet_perplexity(store, DUMP, shards[0], broken)
     # the published partition is untouched
     assert store.read_table(documents_path(ccnet_stages.PERPLEXITY, DUMP, shards[0])).num_rows == before
+
+
+def test_an_lm_change_refuses_stale_perplexities_and_cutoffs_until_rebuilt(ccnet_run):
+    # last in this file: it re-materializes the perplexities and restores them at its end
+    _, _, config, store, shards = ccnet_run
+    import dataclasses
+
+    # a model trained on less of the reference (any lm setting, the reference's bytes or
+    # the query engine changes the identity the same way)
+    other_lm = dataclasses.replace(config, lm=dataclasses.replace(config.lm, max_reference_chars=3000))
+    assert ccnet_stages.perplexity_identity(other_lm) != ccnet_stages.perplexity_identity(config)
+    # the buckets of stale cut-offs (or perplexities) are refused, not silently mixed
+    with pytest.raises(RuntimeError, match="another language model .* re-materialize"):
+        ccnet_stages.build_ccnet_buckets(store, DUMP, shards[0], other_lm)
+    ccnet_stages.build_ccnet_perplexity(store, DUMP, shards[0], other_lm)
+    with pytest.raises(RuntimeError, match=f"ccnet_perplexity {DUMP}\\|{shards[1]} .* re-materialize"):
+        ccnet_stages.build_ccnet_cutoffs(store, DUMP, shards, other_lm)
+    ccnet_stages.build_ccnet_perplexity(store, DUMP, shards[1], other_lm)
+    with pytest.raises(RuntimeError, match=f"ccnet_cutoffs {DUMP} .* re-materialize"):
+        ccnet_stages.build_ccnet_buckets(store, DUMP, shards[0], other_lm)
+    ccnet_stages.build_ccnet_cutoffs(store, DUMP, shards, other_lm)
+    report = ccnet_stages.build_ccnet_buckets(store, DUMP, shards[0], other_lm)
+    assert sum(report.extra["bucket_docs"].values()) == report.docs_in
+    for shard in shards:
+        ccnet_stages.build_ccnet_perplexity(store, DUMP, shard, config)
+    ccnet_stages.build_ccnet_cutoffs(store, DUMP, shards, config)

@@ -286,6 +286,6 @@ def test_normalize_whitespace_keeps_lines():
 def test_remove_urls_is_linear_on_hostile_text(text):
     import time
 
-    start = time.perf_counter()
+    start = time.process_time()
     remove_urls(text)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0

@@ -52,11 +52,14 @@ HOSTILE = {
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_page_is_removed_in_milliseconds(name):
     html, reason = HOSTILE[name]
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: CI's 2 cores are shared, and the bound only
+    # has to separate the guard (milliseconds; benchmarks/run.py measures it) from the
+    # unguarded parse (4 to 90 s, above), not time the guard.
+    start = time.process_time()
     verdict = HtmlGuard().check(html)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert verdict is not None and verdict[0] == reason, verdict
-    assert elapsed < 0.5, f"{name}: the guard itself took {elapsed:.2f} s"
+    assert elapsed < 2.0, f"{name}: the guard itself took {elapsed:.2f} CPU s"
 
 
 def test_hostile_pages_through_the_rw_raw_steps_in_well_under_a_few_seconds():
@@ -69,13 +72,13 @@ def test_hostile_pages_through_the_rw_raw_steps_in_well_under_a_few_seconds():
     removed = []
     steps = [HtmlGuard(), LanguagePrescreen(LanguagePrescreenConfig(audit_fraction=0.0), LanguageIdConfig()),
              Extract(), LanguageId(LanguageIdConfig())]
-    start = time.perf_counter()
+    start = time.process_time()
     stream, stats = run_steps(steps, docs, lambda doc, step, reason, detail: removed.append((doc["doc_id"], step, reason)))
     kept = list(stream)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert [d["doc_id"] for d in kept] == ["article"]
     assert sorted(removed) == sorted((name, "html_guard", reason) for name, (_, reason) in HOSTILE.items())
-    assert elapsed < 3.0, f"{elapsed:.1f} s"
+    assert elapsed < 10.0, f"{elapsed:.1f} CPU s"  # unguarded: minutes
 
 
 def test_moderate_pages_pass():

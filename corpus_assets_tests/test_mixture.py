@@ -43,6 +43,9 @@ def data_dir(tmp_path_factory):
 
 def _config(data_dir, shard_tokens=3000, **mixture) -> PipelineConfig:
     sources = tuple(SelectionSource(n, f"{n}.jsonl", ("text",), f"dom_{n}", "id") for n in ("aa", "bb", "cc"))
+    # The default targets' files are not in data_dir: the search's objective is every
+    # validation set there is (a named one that is absent is an error).
+    mixture.setdefault("search_objective", ())
     return dataclasses.replace(PipelineConfig(), selection=SelectionConfig(data_dir=str(data_dir), sources=sources),
                                mixture=MixtureConfig(shard_tokens=shard_tokens, **mixture))
 

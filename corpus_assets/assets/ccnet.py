@@ -30,9 +30,9 @@ CODE_REVISION = {
     ccnet_stages.TEXT: "1",
     ccnet_stages.DUPLICATES: "1",
     ccnet_stages.DEDUPED: "1",
-    ccnet_stages.PERPLEXITY: "1",
-    ccnet_stages.CUTOFFS: "1",
-    ccnet_stages.BUCKETS: "1",
+    ccnet_stages.PERPLEXITY: "2",  # 2: no_words removal, the LM identity in the stats
+    ccnet_stages.CUTOFFS: "2",  # 2: the LM identity stored and checked
+    ccnet_stages.BUCKETS: "2",
 }
 CCNET_SHARD_ASSETS = [ccnet_stages.TEXT, ccnet_stages.DEDUPED, ccnet_stages.PERPLEXITY, ccnet_stages.BUCKETS]
 CCNET_DUMP_ASSETS = [ccnet_stages.DUPLICATES, ccnet_stages.CUTOFFS]
@@ -48,7 +48,9 @@ def _settings(config: PipelineConfig) -> dict:
     dedup = (cc.line_dedup_group_shards, config.num_shards)
     deduped = (*dedup, cc.min_chars, cc.languages, cc.language_min_score,
                cc.language_model_path or config.language_id.model_path)
-    perplexity = (config.lm.model_settings(), config.lm.references, cc.perplexity_split_lines)
+    # the models' cache keys (lm settings, each reference's SHA-256, the estimator's
+    # revision) and query engine: editing the reference file re-runs the perplexities too
+    perplexity = (ccnet_stages.perplexity_identity(config),)
     return {"text": text, "dedup": dedup, "deduped": deduped, "perplexity": perplexity,
             "cutoffs": (*perplexity, cc.cutoff_settings())}
 

@@ -64,10 +64,13 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     shards = shard_keys(config.num_shards)
     shard_partitions = shard_partitions_def(config.num_shards)
     eager = dg.AutomationCondition.eager()
-    fuzzy_version = (cfg.minhash_preset,)
-    bucket_version = (cfg.minhash_preset, cfg.bands_per_range, config.num_shards, cfg.candidate_min_jaccard)
+    # segmenters of the languages written without spaces (none for English: unchanged)
+    segmenters = dedup_stages.dedup_segmenter_identities(config)
+    seg_version = (segmenters,) if segmenters else ()
+    fuzzy_version = (cfg.minhash_preset, *seg_version)
+    bucket_version = (cfg.minhash_preset, cfg.bands_per_range, config.num_shards, cfg.candidate_min_jaccard, *seg_version)
     exact_version = (cfg.exact_substring, cfg.exact_mode, cfg.exact_min_tokens, cfg.exact_keep_first,
-                     cfg.exact_method, cfg.exact_hash_parts)
+                     cfg.exact_method, cfg.exact_hash_parts, *seg_version)
 
     @dg.asset(
         name="minhash_signatures",

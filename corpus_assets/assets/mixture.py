@@ -15,9 +15,13 @@ from corpus_assets.metadata import records_table
 from corpus_assets.resources import CorpusStoreResource, TokenizerResource
 from corpus_assets.steps.domains.analysis import png_markdown
 from corpus_assets.steps.mixture import report
+from corpus_assets.steps.mixture.config import check_mixture_settings
 
 MIXTURE_GROUP = "mixture"
-CODE_REVISION = "2"  # 2: sources reach their asked tokens (bounded overshoot); string columns never null
+# 2: sources reach their asked tokens (bounded overshoot); string columns never null.
+# 3: repeated rows' ids <source>#<epoch>/<doc id>; count tables keyed by reader settings;
+#    the config hash covers the output settings.
+CODE_REVISION = "3"
 SHARES_CHECK = "achieved_shares_within_tolerance"
 
 SHARES_SCHEMA = dg.TableSchema(columns=[
@@ -48,6 +52,8 @@ def build_mixture_assets(config: PipelineConfig) -> list:
     if not specs:
         return []
     cfg = config.mixture
+    # A spec naming an external source or target the settings lack fails here, at load.
+    check_mixture_settings(cfg, config.selection, specs)
     upstream = sorted({s.asset for spec in specs.values() for s in spec.sources} - {"external"})
     deps = [dg.AssetDep(a, partition_mapping=dg.AllPartitionMapping()) for a in upstream]
     if config.selection.targets:  # the external sources are assets of the selection group

@@ -11,6 +11,7 @@ from corpus_assets.assets.documents import shard_document_asset
 from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.steps.quality.decisions import thresholds_fingerprint
 from corpus_assets.steps.quality.signals import signals_fingerprint
+from corpus_assets.steps.segmentation.profiles import profiles_for
 from corpus_assets.partitions import dump_partitions, shard_partitions_def, shard_to_dump, validate_dump_name
 from corpus_assets.resources import CorpusStoreResource, CrawlSourceResource
 
@@ -89,7 +90,10 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
         # The pre-screen's settings count only when it runs: while it is off they
         # change nothing in the output.
         code_version=code_version("rw_raw", config.url_filter, config.html_guard, config.extraction, config.language_id,
-                                  *([config.language_prescreen] if config.language_prescreen.enabled else [])),
+                                  *([config.language_prescreen] if config.language_prescreen.enabled else []),
+                                  # the pre-screen's segmenters (none for English: unchanged)
+                                  *([profiles_for(config).segmenter_identities()]
+                                    if config.language_prescreen.enabled and profiles_for(config).segmenter_identities() else [])),
         deps=["raw_documents"],
         group_name=INGEST_GROUP,
         description="RefinedWeb's RW-RAW: URL filter -> language pre-screen (skips extraction "
@@ -101,7 +105,7 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
         stage=partial(stages.build_quality_signals, config=config),
         upstream="rw_raw",
         partitions_def=shard_partitions,
-        code_version=f"{CODE_REVISION['rw_quality_signals']}-{signals_fingerprint(config.quality_signals)}",
+        code_version=f"{CODE_REVISION['rw_quality_signals']}-{signals_fingerprint(config.quality_signals, profiles_for(config))}",
         deps=["rw_raw"],
         group_name=FILTER_GROUP,
         description="Every RW-RAW document with its Gopher, line-wise, C4 and FineWeb quality "
@@ -112,7 +116,7 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
         stage=partial(stages.build_rw_filtered, config=config),
         upstream="rw_quality_signals",
         partitions_def=shard_partitions,
-        code_version=f"{CODE_REVISION['rw_filtered']}-{thresholds_fingerprint(config.quality_thresholds)}",
+        code_version=f"{CODE_REVISION['rw_filtered']}-{thresholds_fingerprint(config.quality_thresholds, profiles_for(config))}",
         deps=["rw_quality_signals"],
         group_name=FILTER_GROUP,
         description="RefinedWeb's RW-Filtered: keep/drop decisions from the stored signals "

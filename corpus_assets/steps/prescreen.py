@@ -24,6 +24,10 @@ text, so a page whose text holds no English chunk cannot yield an English docume
 what can differ is the chunking (a chunk that mixes two languages), which the small
 ``min_selected_words`` threshold and the audit below are there for.
 
+Words: a block's whitespace tokens; when a selected language is written without spaces
+(Chinese, Japanese, Thai, ...), its segmenter's tokens (``steps/segmentation``), so that a
+Japanese paragraph counts its words and not its few spaces.
+
 Audit: a deterministic share of the pages the pre-screen would remove (``audit_fraction``,
 chosen by a hash of the doc id) is passed on instead, tagged ``prescreen_audit = True``,
 and goes through extraction and language ID like any page. How many of those language ID
@@ -72,14 +76,19 @@ def visible_blocks(html: str) -> list[str]:
     return blocks
 
 
-def chunks_of(blocks: list[str], chunk_words: int) -> Iterator[tuple[str, int]]:
+def chunks_of(blocks: list[str], chunk_words: int, segmenter=None) -> Iterator[tuple[str, int]]:
     """Join consecutive blocks into chunks of at least ``chunk_words`` words; yields
-    (text, word count). The last chunk may be shorter."""
+    (text, word count). The last chunk may be shorter. Words are the block's whitespace
+    tokens, or ``segmenter``'s tokens (at least one per block) when a selected language
+    is written without spaces."""
     parts: list[str] = []
     words = 0
     for block in blocks:
         parts.append(block)
-        words += block.count(" ") + 1
+        if segmenter is None:
+            words += block.count(" ") + 1
+        else:
+            words += max(1, len(segmenter.tokens(block)))
         if words >= chunk_words:
             yield " ".join(parts), words
             parts, words = [], 0
@@ -139,12 +148,15 @@ class LanguagePrescreen(Step):
     chars_in_field = "html"
     chars_out_field = "html"
 
-    def __init__(self, config: LanguagePrescreenConfig, language_id: LanguageIdConfig):
+    def __init__(self, config: LanguagePrescreenConfig, language_id: LanguageIdConfig, segmenter=None):
         if not language_id.languages:
             raise ValueError("language_prescreen: language_id keeps every language; nothing to pre-screen")
         if not 0.0 <= config.audit_fraction <= 1.0:
             raise ValueError(f"language_prescreen: audit_fraction must be in [0, 1], got {config.audit_fraction}")
         self.config = config
+        # Counts chunk words for the selected languages written without spaces (None:
+        # whitespace words; see steps/segmentation).
+        self.segmenter = segmenter
         # The same model (and per-process cache) as the language ID step that follows.
         self._language_id = LanguageId(language_id)
         self.labels = frozenset(_LABEL_PREFIX + code for code in language_id.languages)
@@ -163,7 +175,7 @@ class LanguagePrescreen(Step):
         found = 0
         seen_chars = 0
         label_words: dict[str, int] = {}
-        for text, words in chunks_of(blocks, c.chunk_words):
+        for text, words in chunks_of(blocks, c.chunk_words, self.segmenter):
             seen_chars += len(text)
             if seen_chars > c.max_chars:
                 break

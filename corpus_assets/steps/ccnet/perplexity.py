@@ -4,8 +4,10 @@ tail buckets cut at per-language percentiles of it (cc_net's ``PerplexityBucket`
 and 60th by default).
 
 - :class:`PerplexityScore` stores the perplexity as a signal column (``ccnet_perplexity``;
-  -1 when the document's language has no model, as cc_net leaves it unscored) and
-  removes nothing, so a cut-off change never recomputes it;
+  -1 when the document's language has no model, as cc_net leaves it unscored), so a
+  cut-off change never recomputes it. It removes only a document with no words (every
+  line empty once normalized: whitespace, control characters), reason ``no_words``: the
+  model would give it the perplexity of empty sentences, a number that means nothing;
 - :func:`percentile_cutoffs` turns a sample of perplexities into (head, tail) cut-offs;
 - :class:`PerplexityBucket` writes ``ccnet_bucket`` from the stored perplexity:
   ``head`` below the first cut-off, ``middle`` below the second, else ``tail``; ``all``
@@ -23,6 +25,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from corpus_assets.steps.base import Document, Step
+from corpus_assets.steps.lm.text import normalize_for_lm
 
 NO_PERPLEXITY = -1.0
 BUCKETS = ("head", "middle", "tail", "all")
@@ -43,14 +46,21 @@ class PerplexityScore(Step):
         self.language_field = language_field
 
     def apply(self, doc: Document):
-        model = self.models(doc.get(self.language_field) or "")
         text = doc.get(self.text_field) or ""
-        if model is None or not text:
+        if not has_words(text):
+            return "no_words", "no line has text once normalized" if text else "empty text"
+        model = self.models(doc.get(self.language_field) or "")
+        if model is None:
             doc["ccnet_perplexity"] = NO_PERPLEXITY
             return None
         # cc_net rounds to 0.1; the full value is kept (rounding can only tie documents)
         doc["ccnet_perplexity"] = float(model.document_perplexity(text, self.split_lines))
         return None
+
+
+def has_words(text: str) -> bool:
+    """Whether any line of ``text`` keeps a character after the LM's normalization."""
+    return any(normalize_for_lm(line) for line in text.split("\n"))
 
 
 def percentile_cutoffs(perplexities: Iterable[float], head_percentile: float = 30.0,

@@ -99,13 +99,31 @@ class Tokens:
         return len(self.words)
 
 
-def tokenize(text: str) -> Tokens:
+def tokenize(text: str, segmenter=None) -> Tokens:
+    """Whitespace tokens, or ``segmenter``'s tokens (a language written without spaces:
+    ``steps/segmentation``), with their offsets."""
     words, starts, ends = [], [], []
-    for m in _TOKEN_RE.finditer(text or ""):
-        words.append(m.group())
-        starts.append(m.start())
-        ends.append(m.end())
+    if segmenter is not None:
+        for a, b in segmenter.token_spans(text or ""):
+            words.append(text[a:b])
+            starts.append(a)
+            ends.append(b)
+    else:
+        for m in _TOKEN_RE.finditer(text or ""):
+            words.append(m.group())
+            starts.append(m.start())
+            ends.append(m.end())
     return Tokens(words, np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64))
+
+
+def _tokens_of(item) -> list[str]:
+    """Tokens of a streamed document: a text, or (text, segmenter or None)."""
+    if isinstance(item, tuple):
+        text, segmenter = item
+        if segmenter is not None:
+            return segmenter.tokens(text or "")
+        item = text
+    return _TOKEN_RE.findall(item or "")
 
 
 def _layout_offsets(lengths: Sequence[int]) -> np.ndarray:
@@ -315,7 +333,8 @@ def find_duplicate_token_spans(
     hash_parts: int = 1,
 ) -> tuple[dict[int, list[tuple[int, int]]], int, int]:
     """Find duplicated spans over a collection streamed by ``open_texts()`` (documents
-    numbered in the order yielded). Returns ``(token_spans_by_doc, num_docs, num_tokens)``.
+    numbered in the order yielded; each a text, or ``(text, segmenter)`` for a document
+    whose language is written without spaces). Returns ``(token_spans_by_doc, num_docs, num_tokens)``.
 
     ``suffix_array`` reads the collection once and holds its token ids (4 bytes a token)
     and the suffix and LCP arrays (16 bytes a token): the reference, for a dump that fits
@@ -326,7 +345,7 @@ def find_duplicate_token_spans(
         vocab: dict[str, int] = {}
         ids = []
         for text in open_texts():
-            words = _TOKEN_RE.findall(text or "")
+            words = _tokens_of(text)
             ids.append(np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.int64, count=len(words)))
             lengths.append(len(words))
         windows = repeated_windows_suffix_array(ids, min_tokens)
@@ -335,7 +354,7 @@ def find_duplicate_token_spans(
         def token_hashes() -> Iterator[np.ndarray]:
             lengths.clear()
             for text in open_texts():
-                words = _TOKEN_RE.findall(text or "")
+                words = _tokens_of(text)
                 lengths.append(len(words))
                 yield hash_strings(words)
 
@@ -346,11 +365,11 @@ def find_duplicate_token_spans(
     return token_spans_by_doc(windows, offsets, keep_first), len(lengths), int(sum(lengths))
 
 
-def token_spans_to_char_spans(text: str, token_spans: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    """``(token_start, token_stop)`` runs of ``text``'s whitespace tokens -> char spans."""
+def token_spans_to_char_spans(text: str, token_spans: Sequence[Sequence[int]], segmenter=None) -> list[tuple[int, int]]:
+    """``(token_start, token_stop)`` runs of ``text``'s tokens -> char spans."""
     if not token_spans:
         return []
-    toks = tokenize(text)
+    toks = tokenize(text, segmenter)
     return [(int(toks.starts[a]), int(toks.ends[b - 1])) for a, b in token_spans]
 
 
@@ -453,8 +472,11 @@ class ExactSubstringStep(Step):
         id_field: str = "doc_id",
         mask_field: str = "exact_dup_spans",
         spans_in_tokens: bool = False,
+        segmenter_of=None,
     ):
         self.spans_by_doc = spans_by_doc
+        # doc -> the segmenter its token spans were counted with (None: whitespace tokens)
+        self.segmenter_of = segmenter_of
         self.spans_in_tokens = spans_in_tokens
         self.mode = Mode(mode)
         self.drop_fraction = drop_fraction
@@ -469,7 +491,8 @@ class ExactSubstringStep(Step):
     def apply(self, doc):
         spans = self.spans_by_doc.get(doc.get(self.id_field))
         if spans and self.spans_in_tokens:
-            spans = token_spans_to_char_spans(doc.get("text") or "", spans)
+            segmenter = self.segmenter_of(doc) if self.segmenter_of is not None else None
+            spans = token_spans_to_char_spans(doc.get("text") or "", spans, segmenter)
         if self.mode is Mode.MASK:
             doc[self.mask_field] = [list(s) for s in spans] if spans else []
         if not spans:

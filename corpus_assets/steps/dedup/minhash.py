@@ -25,7 +25,10 @@ Pipeline of one document (all deterministic given the preset's seed):
    datatrove's normalization that FineWeb ran, ``\d+`` -> "0"). Punctuation inside a
    number separates it as it separates words everywhere here, so "$17.56" -> "0 0"
    ("1,000" -> "0 0"); datatrove deletes punctuation first and gets one "0" for both.
-2. Words are the whitespace-separated tokens of the normalized text. Each distinct
+2. Words are the whitespace-separated tokens of the normalized text (for a language
+   written without spaces, given a segmenter (``steps/segmentation``): the segmenter's
+   words of the original text, each normalized, so that jieba, MeCab or ICU see the
+   text before accents and marks are stripped). Each distinct
    word is hashed once to 64 bits (BLAKE2b, stable across runs and machines).
 3. Shingles are word n-grams (n = 5). A shingle's 64-bit hash folds its n word
    hashes with MurmurHash3's fmix64 between steps (order-sensitive), vectorized over
@@ -256,14 +259,26 @@ def _word_hashes(words: Sequence[str]) -> np.ndarray:
     return np.array(out, dtype=np.uint64)
 
 
-def shingle_hashes64(text: str, preset: Union[str, MinHashPreset] = REFINEDWEB, *, normalized: bool = False) -> np.ndarray:
+def normalized_words(text: str, numbers: str = "keep", segmenter=None) -> list[str]:
+    """The words MinHash shingles: ``normalize_text(text).split()``, or with a
+    segmenter (a language written without spaces) its words of ``text``, normalized."""
+    if segmenter is None:
+        return normalize_text(text, numbers).split()
+    return normalize_text(" ".join(segmenter.words(text)), numbers).split()
+
+
+def shingle_hashes64(text: str, preset: Union[str, MinHashPreset] = REFINEDWEB, *, normalized: bool = False,
+                     segmenter=None) -> np.ndarray:
     """64-bit hashes of the document's word n-gram shingles, sorted and unique.
 
     Exact Jaccard similarity between two documents is the Jaccard similarity of these
     sets (up to 64-bit collisions): the ground truth against which MinHash is measured.
     """
     preset = get_preset(preset)
-    norm = text if normalized else normalize_text(text, preset.numbers)
+    if segmenter is not None and not normalized:
+        norm = " ".join(normalized_words(text, preset.numbers, segmenter))
+    else:
+        norm = text if normalized else normalize_text(text, preset.numbers)
     return np.unique(_shingle_hashes64_raw(norm, preset.ngram))
 
 
@@ -311,9 +326,9 @@ class MinHasher:
         self._b_col = self.b[:, None]
 
     # -- shingles
-    def shingles32(self, text: str) -> np.ndarray:
+    def shingles32(self, text: str, segmenter=None) -> np.ndarray:
         """The 32-bit shingle values MinHash runs over (sorted, unique)."""
-        norm = normalize_text(text, self.preset.numbers)
+        norm = " ".join(normalized_words(text, self.preset.numbers, segmenter))
         h64 = _shingle_hashes64_raw(norm, self.preset.ngram)
         return np.unique((h64 >> U64(32)).astype(np.uint32))
 
@@ -322,17 +337,21 @@ class MinHasher:
         """``uint32[num_perm]`` signature of one document."""
         return self.signatures([text])[0]
 
-    def signatures(self, texts: Iterable[str]) -> np.ndarray:
+    def signatures(self, texts: Iterable[str], segmenters: Optional[Sequence] = None) -> np.ndarray:
         """``uint32[num_docs, num_perm]`` signatures, vectorized over a batch.
 
         Same values as ``signatures_from_shingles([shingles32(t) for t in texts])``, but
         the words of the whole batch are hashed and folded into shingles in one pass
         (windows that would straddle two documents are computed and discarded), and
         duplicate shingles are not removed first (they cannot change a minimum).
+        ``segmenters``: per text, None (whitespace words) or the segmenter of its language.
         """
         n = self.preset.ngram
         numbers = self.preset.numbers
-        words_per_doc = [normalize_text(t, numbers).split() for t in texts]
+        if segmenters is None:
+            words_per_doc = [normalize_text(t, numbers).split() for t in texts]
+        else:
+            words_per_doc = [normalized_words(t, numbers, seg) for t, seg in zip(texts, segmenters)]
         long_words: list[str] = []
         starts: list[int] = []
         for words in words_per_doc:

@@ -45,8 +45,13 @@ def unit_hash(*parts) -> float:
 
 def temperature_weights(available: dict[str, int], temperature: float) -> dict[str, float]:
     """p_i ∝ n_i^(1/T) over available tokens (T = 1: natural shares; larger T: flatter)."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature sampling: temperature must be a finite number > 0, not {temperature!r}")
     # In log space: n ** (1/T) overflows a float for small T (2,000 ** 1000).
     logs = {name: math.log(n) / temperature for name, n in available.items() if n > 0}
+    if not all(math.isfinite(v) for v in logs.values()):
+        # log(n) / T past the float range (T near 1e-308): inf - inf would be NaN shares.
+        raise ValueError(f"temperature sampling: temperature {temperature!r} is too small to compute shares with")
     if not logs:
         raise ValueError("temperature sampling: no source has any tokens")
     top = max(logs.values())

@@ -115,10 +115,15 @@ def search(sources: Sequence[str], natural: np.ndarray, measure: Callable[[np.nd
            objective: Sequence[str], n_candidates: int = 32, heldout_fraction: float = 0.25, seed: int = 0,
            alpha: float = 1.0, n_proposal_draws: int = 20_000, top_k: int = 100,
            objective_weights: Optional[Sequence[float]] = None) -> dict:
+    if not objective:
+        raise ValueError("mixture search: the objective names no validation set")
     rng = np.random.default_rng(seed)
     cands = dirichlet_candidates(natural, n_candidates, rng, alpha)
     measured = [measure(w) for w in cands]
     names = sorted(measured[0])
+    absent = [o for o in objective if o not in names]
+    if absent:
+        raise ValueError(f"mixture search: objective {absent} not among the measured validation sets {names}")
     losses = {name: np.array([m[name] for m in measured]) for name in names}
     n_test = max(2, int(round(heldout_fraction * n_candidates)))
     order = rng.permutation(n_candidates)

@@ -6,7 +6,10 @@
 - Hugging Face ``tokenizers``: a local ``tokenizer.json``.
 
 Counts are of ordinary text: special-token strings inside a document ("<|endoftext|>")
-count as the text they are, never as special tokens.
+count as the text they are, never as special tokens, with both tokenizers: tiktoken's
+``encode_ordinary`` does that, and for a ``tokenizer.json`` ``encode_special_tokens`` is
+set (without it its added tokens are matched in the text and count as one token each:
+7 tokens with cl100k_base, 1 with a tokenizer.json that declares it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Sequence
+
+
+class TokenCountError(ValueError):
+    """A text the tokenizer cannot encode; ``index`` is its position in the batch."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
 
 
 class TokenCounter:
@@ -26,6 +37,8 @@ class TokenCounter:
 
             path = Path(tokenizer_file)
             self._hf = Tokenizer.from_file(str(path))
+            # Special-token text in a document is text (as tiktoken's encode_ordinary).
+            self._hf.encode_special_tokens = True
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             self.name = f"hf-{path.stem}-{digest}"
             self._enc = None
@@ -44,4 +57,15 @@ class TokenCounter:
             # through a thread pool and measured slower here (benchmarks/bench_mixture.py).
             encode = self._enc.encode_ordinary
             return [len(encode(t)) for t in texts]
-        return [len(e.ids) for e in self._hf.encode_batch(list(texts), add_special_tokens=False)]
+        try:
+            return [len(e.ids) for e in self._hf.encode_batch(list(texts), add_special_tokens=False)]
+        except Exception as exc:  # tokenizers raises a bare Exception ("Missing [UNK] token ...")
+            for index, text in enumerate(texts):
+                try:
+                    self._hf.encode(text, add_special_tokens=False)
+                except Exception as one:
+                    raise TokenCountError(index, f"tokenizer {self.name} cannot encode this text "
+                                                 f"({str(one)[:200]}); a tokenizer.json without an unknown "
+                                                 "token or byte fallback cannot count text outside its "
+                                                 "vocabulary") from None
+            raise TokenCountError(0, f"tokenizer {self.name}: {str(exc)[:200]}") from None

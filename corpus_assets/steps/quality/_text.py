@@ -27,9 +27,11 @@ Words
     such a run (with them a page of half symbol runs would read as 100% alphabetic).
     "Hello," is one word with a letter; "--" is one word without.
 
-    Scripts written without spaces (Chinese, Japanese, Thai) come out as one "word" per
-    run of characters in both units: these signals are meant for space-delimited
-    languages (this project's sample is English and German).
+    Scripts written without spaces (Chinese, Japanese, Thai, Khmer, Lao, Burmese) would
+    come out as one "word" per run of characters in both units; for a document whose
+    language has a profile the signals take both units from the language's segmenter
+    instead (``steps/segmentation``: its ``words`` and ``tokens`` are these two units,
+    cut by jieba, MeCab or ICU inside the runs of the script).
 
 Lines
     ``text.split("\\n")``, each stripped, blank lines dropped. datatrove splits on ``\\n+``

@@ -26,7 +26,8 @@ three-sentence-span deduplication and its ``langdetect`` step are not part of th
 
 Sentences: C4 counts them with a sentence tokenizer (NLTK punkt). We count runs of
 ``. ! ? …`` followed by white space or the end of the line (closing quotes and brackets
-allowed between), at least one per kept line. Abbreviations ("Dr. Smith") count as
+allowed between), at least one per kept line; for Chinese and Japanese also runs of
+``。！？``, which need no white space after them (``CJK_SENTENCE_END_RE``). Abbreviations ("Dr. Smith") count as
 sentence ends here and not in punkt, so a page can reach 5 sentences a little earlier.
 """
 
@@ -45,6 +46,8 @@ POLICY_SUBSTRINGS = (
     "use cookies",
 )
 _SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s|$)")
+# Chinese and Japanese: 。！？ end a sentence with no space after them.
+CJK_SENTENCE_END_RE = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s|$)|[。！？]+[」』”’）)\]]*")
 
 C4_LINE_RULES = ("long_word", "no_terminal_punct", "too_few_words", "javascript", "policy")
 
@@ -62,8 +65,8 @@ class C4Walk:
         return sum(self.removed_by_rule.values())
 
 
-def count_sentences(line: str) -> int:
-    return max(1, len(_SENTENCE_END_RE.findall(line)))
+def count_sentences(line: str, sentence_end=_SENTENCE_END_RE) -> int:
+    return max(1, len(sentence_end.findall(line)))
 
 
 def c4_walk(
@@ -72,15 +75,19 @@ def c4_walk(
     min_words_per_line: int = 3,
     max_word_length: int = 1000,
     remove_citations: bool = True,
+    split=str.split,
+    sentence_end=_SENTENCE_END_RE,
 ) -> C4Walk:
-    """Run C4's line rules over ``text`` (see the module docstring)."""
+    """Run C4's line rules over ``text`` (see the module docstring). ``split`` cuts a
+    line into words (white space; a segmenter's ``tokens`` for languages written
+    without spaces)."""
     walk = C4Walk()
     removed = walk.removed_by_rule
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
-        words = line.split()
+        words = split(line)
         if max_word_length >= 0 and any(len(w) > max_word_length for w in words):
             removed["long_word"] += 1
             continue
@@ -89,7 +96,7 @@ def c4_walk(
         if not line.endswith(end_marks) or line.endswith("..."):
             removed["no_terminal_punct"] += 1
             continue
-        if len(line.split()) < min_words_per_line:  # after the citation cut, as TFDS
+        if len(split(line)) < min_words_per_line:  # after the citation cut, as TFDS
             removed["too_few_words"] += 1
             continue
         lower = line.lower()
@@ -103,6 +110,6 @@ def c4_walk(
         if any(p in lower for p in POLICY_SUBSTRINGS):
             removed["policy"] += 1
             continue
-        walk.sentences += count_sentences(line)
+        walk.sentences += count_sentences(line, sentence_end)
         walk.kept_lines.append(line)
     return walk

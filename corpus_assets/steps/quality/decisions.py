@@ -22,6 +22,11 @@ FineWeb (Penedo et al. 2024; datatrove's ``FineWebQualityFilter``) drops at
 line characters. For that last ratio the paper's text says 0.1 and datatrove's code 0.01:
 we take the paper's 0.1. A threshold of None switches its rule off.
 
+Per language: a document whose language (``qs_language``) has a profile with threshold
+overrides (``steps/segmentation/profiles``: ``defaults/languages/<lang>.yaml`` and the
+``languages`` settings section) is decided with those values in place of the global
+ones; every other document with the global thresholds.
+
 Default presets are RefinedWeb's: Gopher repetition, Gopher quality and line-wise
 corrections on; C4, FineWeb and PII redaction (which RefinedWeb does not do) off.
 """
@@ -153,13 +158,27 @@ class FilterThresholds:
     pii_keep_private_ips: bool = False
 
 
-def thresholds_fingerprint(thresholds: Optional[FilterThresholds] = None) -> str:
+def thresholds_fingerprint(thresholds: Optional[FilterThresholds] = None, profiles=None) -> str:
     """Stable 16-hex-digit hash of the decision config (Dagster code version of the
-    decision asset: a changed threshold marks only it stale)."""
+    decision asset: a changed threshold marks only it stale), with the language profiles
+    in force when there are any."""
     thresholds = thresholds or FilterThresholds()
     payload = {"version": DECISIONS_VERSION, "thresholds": dataclasses.asdict(thresholds)}
-    blob = json.dumps(payload, sort_keys=True)
+    if profiles:
+        payload["languages"] = profiles.payload()
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=list) if profiles else json.dumps(payload, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def language_thresholds(thresholds: FilterThresholds, overrides) -> FilterThresholds:
+    """``thresholds`` with a language's overrides (name -> value; None = rule off)."""
+    if not overrides:
+        return thresholds
+    values = {name: (int(v) if v is not None and name in _INT_THRESHOLDS else v) for name, v in overrides.items()}
+    return dataclasses.replace(thresholds, **values)
+
+
+_INT_THRESHOLDS = {"min_words", "max_words", "min_stop_words", "c4_min_sentences"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -188,8 +207,22 @@ class _SignalFilter(Step):
 
     preset: str = ""
 
-    def __init__(self, thresholds: Optional[FilterThresholds] = None):
+    def __init__(self, thresholds: Optional[FilterThresholds] = None, profiles=None):
         self.thresholds = thresholds or FilterThresholds()
+        self.profiles = profiles
+        self._by_language: dict[str, FilterThresholds] = {}
+
+    def thresholds_for(self, doc: Document) -> FilterThresholds:
+        """The thresholds of the document's language (its profile's overrides)."""
+        if not self.profiles:
+            return self.thresholds
+        lang = doc.get("qs_language") or ""
+        t = self._by_language.get(lang)
+        if t is None:
+            profile = self.profiles.get(lang)
+            t = language_thresholds(self.thresholds, profile.thresholds if profile else None)
+            self._by_language[lang] = t
+        return t
 
     def _require(self, doc: Document) -> None:
         computed = doc.get("qs_presets")
@@ -210,11 +243,15 @@ class GopherRepetitionFilter(_SignalFilter):
     name = "gopher_repetition"
     preset = "gopher_repetition"
 
-    def __init__(self, thresholds: Optional[FilterThresholds] = None):
-        super().__init__(thresholds)
-        t = self.thresholds
+    def __init__(self, thresholds: Optional[FilterThresholds] = None, profiles=None):
+        super().__init__(thresholds, profiles)
+        self.rules = self._rules(self.thresholds)
+        self._rules_by_id: dict[int, list] = {id(self.thresholds): self.rules}
+
+    @staticmethod
+    def _rules(t: FilterThresholds) -> list:
         # (reason, signal column, threshold): drop when signal > threshold
-        self.rules = [
+        rules = [
             ("dup_line_frac", "gopher_dup_line_frac", t.dup_line_frac),
             ("dup_para_frac", "gopher_dup_para_frac", t.dup_para_frac),
             ("dup_line_char_frac", "gopher_dup_line_char_frac", t.dup_line_char_frac),
@@ -222,14 +259,19 @@ class GopherRepetitionFilter(_SignalFilter):
         ]
         for n in TOP_NGRAM_SIZES:
             reason = f"top_{n}gram_char_frac"
-            self.rules.append((reason, f"gopher_{reason}", getattr(t, reason)))
+            rules.append((reason, f"gopher_{reason}", getattr(t, reason)))
         for n in DUP_NGRAM_SIZES:
             reason = f"dup_{n}gram_char_frac"
-            self.rules.append((reason, f"gopher_{reason}", getattr(t, reason)))
+            rules.append((reason, f"gopher_{reason}", getattr(t, reason)))
+        return rules
 
     def apply(self, doc: Document):
         self._require(doc)
-        for reason, column, threshold in self.rules:
+        t = self.thresholds_for(doc)
+        rules = self._rules_by_id.get(id(t))
+        if rules is None:
+            rules = self._rules_by_id[id(t)] = self._rules(t)
+        for reason, column, threshold in rules:
             value = doc[column]
             if _above(value, threshold):
                 return reason, f"{column}={_fmt(value)} > {threshold}"
@@ -246,7 +288,7 @@ class GopherQualityFilter(_SignalFilter):
 
     def apply(self, doc: Document):
         self._require(doc)
-        t = self.thresholds
+        t = self.thresholds_for(doc)
         words = doc["gopher_word_count"]
         if _below(words, t.min_words):
             return "word_count_low", f"gopher_word_count={words} < {t.min_words}"
@@ -286,7 +328,7 @@ class LineCorrections(_SignalFilter):
 
     def apply(self, doc: Document):
         self._require(doc)
-        threshold = self.thresholds.max_line_correction_words_frac
+        threshold = self.thresholds_for(doc).max_line_correction_words_frac
         frac = doc["rw_words_removed_frac"]
         if _above(frac, threshold):
             return LINE_CORRECTIONS_REASON, (
@@ -313,13 +355,14 @@ class C4Filter(_SignalFilter):
         self,
         thresholds: Optional[FilterThresholds] = None,
         signal_config: Optional[SignalConfig] = None,
+        profiles=None,
     ):
-        super().__init__(thresholds)
+        super().__init__(thresholds, profiles)
         self.signal_config = signal_config or SignalConfig()
 
     def apply(self, doc: Document):
         self._require(doc)
-        t = self.thresholds
+        t = self.thresholds_for(doc)
         if t.c4_drop_lorem_ipsum and doc["c4_lorem_ipsum"]:
             return "c4_lorem_ipsum", "a kept line contains 'lorem ipsum'"
         if t.c4_drop_curly_bracket and doc["c4_curly_bracket"]:
@@ -329,7 +372,8 @@ class C4Filter(_SignalFilter):
             return "c4_too_few_sentences", f"c4_sentence_count={sentences} < {t.c4_min_sentences}"
         text = doc.get("text")
         if t.c4_remove_lines and text:
-            walk = c4_walk_with(text, self.signal_config)
+            profile = self.profiles.get(doc.get("qs_language") or "") if self.profiles else None
+            walk = c4_walk_with(text, self.signal_config, profile)
             if not walk.kept_lines:
                 return "c4_no_lines_left", "every line failed C4's line rules"
             doc["text"] = "\n".join(walk.kept_lines)
@@ -346,7 +390,7 @@ class FineWebFilter(_SignalFilter):
 
     def apply(self, doc: Document):
         self._require(doc)
-        t = self.thresholds
+        t = self.thresholds_for(doc)
         if doc["qs_lines"] == 0:
             return "fineweb_no_lines", "qs_lines=0: no non-blank line"
         v = doc["fineweb_line_punct_ratio"]
@@ -403,20 +447,22 @@ class PassThrough(Step):
 def build_decision_steps(
     thresholds: Optional[FilterThresholds] = None,
     signal_config: Optional[SignalConfig] = None,
+    profiles=None,
 ) -> list[Step]:
-    """The enabled decision steps, in order (see the module docstring)."""
+    """The enabled decision steps, in order (see the module docstring); ``profiles``:
+    the language profiles whose threshold overrides apply per document."""
     t = thresholds or FilterThresholds()
     steps: list[Step] = []
     if t.gopher_repetition:
-        steps.append(GopherRepetitionFilter(t))
+        steps.append(GopherRepetitionFilter(t, profiles))
     if t.gopher_quality:
-        steps.append(GopherQualityFilter(t))
+        steps.append(GopherQualityFilter(t, profiles))
     if t.line_corrections:
-        steps.append(LineCorrections(t))
+        steps.append(LineCorrections(t, profiles))
     if t.c4:
-        steps.append(C4Filter(t, signal_config))
+        steps.append(C4Filter(t, signal_config, profiles))
     if t.fineweb:
-        steps.append(FineWebFilter(t))
+        steps.append(FineWebFilter(t, profiles))
     if t.pii:
         steps.append(PiiRedaction(t))
     return steps or [PassThrough()]

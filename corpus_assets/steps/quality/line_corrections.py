@@ -43,7 +43,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Mapping, Optional
 
 import yaml
 
@@ -134,13 +134,15 @@ class LinePatterns:
     end: tuple[str, ...] = ()
     anywhere: tuple[str, ...] = ()
     counters: tuple[str, ...] = ()
+    counter_lines: tuple[str, ...] = ()
     _start_re: re.Pattern = field(default=_NEVER, repr=False, compare=False)
     _end_re: re.Pattern = field(default=_NEVER, repr=False, compare=False)
     _any_re: re.Pattern = field(default=_NEVER, repr=False, compare=False)
     _counter_re: re.Pattern = field(default=_NEVER, repr=False, compare=False)
+    _counter_line_re: re.Pattern = field(default=_NEVER, repr=False, compare=False)
 
     @classmethod
-    def build(cls, language, start=(), end=(), anywhere=(), counters=()) -> "LinePatterns":
+    def build(cls, language, start=(), end=(), anywhere=(), counters=(), counter_lines=()) -> "LinePatterns":
         flags = re.IGNORECASE
 
         alt = _alternation
@@ -157,13 +159,18 @@ class LinePatterns:
             counter_re = re.compile(rf"^\W*(?:{number}\s*(?:{nouns})\W*)+$", flags)
         else:
             counter_re = _NEVER
+        # whole-line counters written noun first ("閲覧数：1,234"): regular expressions
+        counter_line_re = (
+            re.compile(rf"^\W*(?:{'|'.join(f'(?:{c})' for c in counter_lines)})\W*$", flags)
+            if counter_lines else _NEVER
+        )
         return cls(
-            language, tuple(start), tuple(end), tuple(anywhere), tuple(counters),
-            start_re, end_re, any_re, counter_re,
+            language, tuple(start), tuple(end), tuple(anywhere), tuple(counters), tuple(counter_lines),
+            start_re, end_re, any_re, counter_re, counter_line_re,
         )
 
     def is_counter(self, line: str) -> bool:
-        return self._counter_re.match(line) is not None
+        return self._counter_re.match(line) is not None or self._counter_line_re.match(line) is not None
 
     def edit(self, line: str) -> str:
         """The line with boilerplate phrases cut out (anywhere, then start, then end)."""
@@ -180,7 +187,7 @@ def _read_pattern_file(path: Path) -> dict:
         data = yaml.safe_load(fh) or {}
     if not isinstance(data, dict):
         raise ValueError(f"line patterns: {path} must hold a mapping")
-    for key in ("start", "end", "anywhere", "counters", "include"):
+    for key in ("start", "end", "anywhere", "counters", "counter_lines", "include"):
         value = data.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"line patterns: {path}: '{key}' must be a list of strings")
@@ -195,7 +202,7 @@ def load_line_patterns(directory: str, language: str) -> Optional[LinePatterns]:
     root = Path(directory)
     if not language or not (root / f"{language}.yaml").is_file():
         return None
-    lists: dict[str, list[str]] = {"start": [], "end": [], "anywhere": [], "counters": []}
+    lists: dict[str, list[str]] = {"start": [], "end": [], "anywhere": [], "counters": [], "counter_lines": []}
     visited: set[str] = set()
 
     def visit(lang: str) -> None:
@@ -215,6 +222,19 @@ def load_line_patterns(directory: str, language: str) -> Optional[LinePatterns]:
 
     visit(language)
     return LinePatterns.build(language, **lists)
+
+
+def build_line_patterns(directory: str, language: str, lists: Mapping[str, tuple[str, ...]]) -> LinePatterns:
+    """Patterns given as lists (a language profile's ``line_patterns``), with the files
+    of ``directory`` that they ``include``."""
+    merged: dict[str, list[str]] = {k: list(lists.get(k, ())) for k in ("start", "end", "anywhere", "counters", "counter_lines")}
+    for inc in lists.get("include", ()):
+        included = load_line_patterns(directory, normalize_language(inc))
+        if included is None:
+            raise FileNotFoundError(f"line patterns of {language}: included {inc}.yaml is not in {directory}")
+        for key in ("start", "end", "anywhere", "counters", "counter_lines"):
+            merged[key].extend(e for e in getattr(included, key) if e not in merged[key])
+    return LinePatterns.build(language, **merged)
 
 
 def patterns_dir_digest(directory: str) -> str:
@@ -260,9 +280,15 @@ def correct_lines(
     patterns: Optional[LinePatterns],
     max_uppercase_ratio: float = 0.5,
     pattern_max_words: int = 10,
+    count_words: Optional[Callable[[str], int]] = None,
 ) -> LineCorrectionResult:
     """Apply the line rules to ``text``; blank lines are kept as they are (they hold no
-    words) and runs of 3+ newlines left by removals collapse to one blank line."""
+    words) and runs of 3+ newlines left by removals collapse to one blank line.
+    ``count_words`` counts a line's words (default: the package's letter/digit words;
+    a segmenter's ``count_words`` for languages written without spaces)."""
+    if count_words is None:
+        def count_words(line: str) -> int:
+            return len(WORD_RE.findall(line))
     kept: list[str] = []
     result = LineCorrectionResult(text=text, changed=False)
     by_rule = result.removed_by_rule
@@ -271,7 +297,7 @@ def correct_lines(
         if not line:
             kept.append(raw)
             continue
-        n_words = len(WORD_RE.findall(line))
+        n_words = count_words(line)
         result.words_total += n_words
         if _uppercase_ratio(line) > max_uppercase_ratio:
             rule = "uppercase"
@@ -286,7 +312,7 @@ def correct_lines(
             if patterns is not None and n_words <= pattern_max_words:
                 edited = patterns.edit(line)
                 if edited != line:
-                    left = len(WORD_RE.findall(edited))
+                    left = count_words(edited)
                     if left <= 1:
                         rule = "pattern"
                     else:

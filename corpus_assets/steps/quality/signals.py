@@ -53,6 +53,14 @@ gopher_quality -- Gopher, same appendix
     lower-case first (datatrove compares case-sensitively, so a sentence-initial "The"
     does not count there). Languages without a list get
     ``gopher_stop_words_applicable = False`` and the rule is skipped.
+
+Languages beyond English (``steps/segmentation``): a document whose language has a
+profile is measured with the profile's segmenter (jieba, fugashi, ICU word break for the
+scripts written without spaces), its stop words, its line patterns and its line-end
+marks; every statistic above keeps its definition, with the segmenter's words in place of
+letter/digit words and its tokens in place of whitespace words. A language without a
+profile (English by default) is measured exactly as before. The profiles in force are
+part of ``signals_fingerprint``.
 line_corrections -- RefinedWeb, Penedo et al. 2023, section 3.2 and App. G.2
     the corrected text and what was cut (see ``line_corrections``), computed on the
     whole text. ``rw_corrected_text`` is "" when nothing changed (``rw_text_changed``
@@ -87,10 +95,11 @@ from corpus_assets.steps.quality._text import (
     split_whitespace_words,
     split_words,
 )
-from corpus_assets.steps.quality.c4 import C4_LINE_RULES, c4_walk
+from corpus_assets.steps.quality.c4 import C4_LINE_RULES, CJK_SENTENCE_END_RE, c4_walk
 from corpus_assets.steps.quality.line_corrections import (
     DEFAULT_LINE_PATTERNS_DIR,
     RULES as LINE_RULES,
+    build_line_patterns,
     correct_lines,
     load_line_patterns,
     normalize_language,
@@ -228,14 +237,26 @@ _EMPTY = {float: math.nan, int: 0, bool: False, str: ""}
 SIGNAL_DEFAULTS: dict[str, object] = {k: _EMPTY[t] for k, t in SIGNAL_COLUMNS.items()}
 
 
-def c4_walk_with(text: str, config: "SignalConfig"):
-    """C4's line rules with the settings of ``config`` (signals and decisions share it)."""
+def c4_walk_with(text: str, config: "SignalConfig", profile=None):
+    """C4's line rules with the settings of ``config`` (signals and decisions share it),
+    and the language's line-end marks and segmenter when ``profile`` is given."""
+    end_marks = config.c4_end_marks
+    split = str.split
+    extra = {}
+    if profile is not None:
+        end_marks = profile.c4_end_marks or end_marks
+        if profile.segmenter_name != "whitespace":
+            split = profile.segmenter.tokens
+        if profile.segmenter_name in ("jieba", "fugashi"):
+            extra["sentence_end"] = CJK_SENTENCE_END_RE
     return c4_walk(
         text,
-        end_marks=config.c4_end_marks,
+        end_marks=end_marks,
         min_words_per_line=config.c4_min_words_per_line,
         max_word_length=config.c4_max_word_length,
         remove_citations=config.c4_remove_citations,
+        split=split,
+        **extra,
     )
 
 
@@ -247,10 +268,12 @@ def signal_arrow_schema():
     return pa.schema([pa.field(k, types[t], nullable=False) for k, t in SIGNAL_COLUMNS.items()])
 
 
-def signals_fingerprint(config: Optional[SignalConfig] = None) -> str:
+def signals_fingerprint(config: Optional[SignalConfig] = None, profiles=None) -> str:
     """Stable 16-hex-digit hash of everything that changes the signals: the config, the
-    content of the line-pattern files and SIGNALS_VERSION (not the folder's path, so the
-    same files give the same hash on every machine)."""
+    content of the line-pattern files, SIGNALS_VERSION (not the folder's path, so the
+    same files give the same hash on every machine) and the language profiles in force
+    (each with its segmenter's identity: library and dictionary versions). With no
+    profile (English only, the default) the hash is the one from before profiles."""
     config = config or SignalConfig()
     settings = dataclasses.asdict(config)
     settings.pop("line_patterns_dir")
@@ -259,8 +282,30 @@ def signals_fingerprint(config: Optional[SignalConfig] = None) -> str:
         "config": settings,
         "line_patterns": patterns_dir_digest(config.line_patterns_dir),
     }
+    if profiles:
+        payload["languages"] = profiles.payload()
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=list)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+_UNSET = object()
+
+
+def resolve_line_patterns(config: SignalConfig, lang: str, profile=None):
+    """The line patterns a document of ``lang`` gets: ``<line_patterns_dir>/<lang>.yaml``,
+    else the language profile's ``line_patterns``, else the fallback language's file (the
+    profile's ``line_patterns_fallback`` when it sets one, else the global one), else
+    None (only the pattern-free rules)."""
+    patterns = load_line_patterns(config.line_patterns_dir, lang)
+    if patterns is None and profile is not None and profile.line_patterns:
+        patterns = build_line_patterns(config.line_patterns_dir, lang, profile.line_patterns)
+    if patterns is None:
+        fallback = config.line_patterns_fallback
+        if profile is not None and profile.line_patterns_fallback is not None:
+            fallback = profile.line_patterns_fallback
+        if fallback:
+            patterns = load_line_patterns(config.line_patterns_dir, normalize_language(fallback))
+    return patterns
 
 
 def _ratio(num: float, den: float) -> float:
@@ -272,17 +317,23 @@ def compute_signals(
     language: Optional[str] = "",
     config: Optional[SignalConfig] = None,
     fingerprint: Optional[str] = None,
+    profile=None,
+    line_patterns=_UNSET,
 ) -> dict:
-    """All signal columns of one document (see the module docstring)."""
+    """All signal columns of one document (see the module docstring). ``profile``: the
+    document language's :class:`~corpus_assets.steps.segmentation.profiles.LanguageProfile`
+    (None: the global settings, whitespace words). ``line_patterns``: the patterns to
+    apply, when the caller has resolved them already."""
     config = config or SignalConfig()
     text = text or ""
     lang = normalize_language(language)
     presets = config.presets
     out = dict(SIGNAL_DEFAULTS)
+    segmenter = profile.segmenter if profile is not None and profile.segmenter_name != "whitespace" else None
 
     n_chars = len(text)
     lines = split_lines(text)
-    words = split_words(text)
+    words = segmenter.words(text) if segmenter is not None else split_words(text)
     n_words = len(words)
     paragraphs = split_paragraphs(text)
     out.update(
@@ -330,12 +381,12 @@ def compute_signals(
         )
         # Whitespace words (see the table above). w.isalpha() settles most of them at C
         # speed; the rest ("Hello,", "3.5", "++") are checked character by character.
-        tokens = split_whitespace_words(text)
+        tokens = segmenter.tokens(text) if segmenter is not None else split_whitespace_words(text)
         alpha = sum(map(str.isalpha, tokens)) + sum(
             1 for w in tokens if not w.isalpha() and any(map(str.isalpha, w))
         )
         out["gopher_alpha_words_frac"] = _ratio(alpha, len(tokens))
-        stop_words = config.stop_words_for(lang)
+        stop_words = profile.stop_words if profile is not None else config.stop_words_for(lang)
         if stop_words:
             stop = frozenset(stop_words)
             found = [w for w in (w.lower() for w in words) if w in stop]
@@ -344,16 +395,15 @@ def compute_signals(
             out["gopher_stop_words_applicable"] = True
 
     if "line_corrections" in presets:
-        patterns = load_line_patterns(config.line_patterns_dir, lang)
-        if patterns is None and config.line_patterns_fallback:
-            patterns = load_line_patterns(
-                config.line_patterns_dir, normalize_language(config.line_patterns_fallback)
-            )
+        patterns = (
+            resolve_line_patterns(config, lang, profile) if line_patterns is _UNSET else line_patterns
+        )
         result = correct_lines(
             text,
             patterns,
             max_uppercase_ratio=config.line_max_uppercase_ratio,
             pattern_max_words=config.line_pattern_max_words,
+            count_words=segmenter.count_words if segmenter is not None else None,
         )
         out["rw_corrected_text"] = result.text if result.changed else ""
         out["rw_text_changed"] = result.changed
@@ -366,7 +416,7 @@ def compute_signals(
             out[f"rw_lines_removed_{rule}"] = count
 
     if "c4" in presets:
-        walk = c4_walk_with(text, config)
+        walk = c4_walk_with(text, config, profile)
         out["c4_lines_kept"] = len(walk.kept_lines)
         out["c4_lines_removed"] = walk.lines_removed
         for rule, count in walk.removed_by_rule.items():
@@ -379,6 +429,8 @@ def compute_signals(
         if line_dups is None:
             line_dups = find_duplicates(lines)
         punct = config.fineweb_terminal_punctuation
+        if profile is not None and profile.fineweb_terminal_punctuation:
+            punct = profile.fineweb_terminal_punctuation
         short = config.fineweb_short_line_length
         out["fineweb_line_punct_ratio"] = _ratio(
             sum(1 for line in lines if line.endswith(punct)), len(lines)
@@ -398,14 +450,26 @@ class QualitySignals(Step):
     name = "quality_signals"
     output_columns = SIGNAL_COLUMNS
 
-    def __init__(self, config: Optional[SignalConfig] = None):
+    def __init__(self, config: Optional[SignalConfig] = None, profiles=None):
         self.config = config or SignalConfig()
-        self.fingerprint = signals_fingerprint(self.config)
+        self.profiles = profiles
+        self.fingerprint = signals_fingerprint(self.config, profiles)
+        self._patterns: dict[str, object] = {}
 
     def apply(self, doc: Document):
+        language = doc.get("language")
+        profile = None
+        if self.profiles:
+            lang = normalize_language(language)
+            profile = self.profiles.get(lang)
+            if profile is not None and lang not in self._patterns:
+                self._patterns[lang] = resolve_line_patterns(self.config, lang, profile)
+        extra = {"profile": profile}
+        if profile is not None:
+            extra["line_patterns"] = self._patterns[profile.language]
         doc.update(
             compute_signals(
-                doc.get("text"), doc.get("language"), self.config, fingerprint=self.fingerprint
+                doc.get("text"), language, self.config, fingerprint=self.fingerprint, **extra
             )
         )
         return None
