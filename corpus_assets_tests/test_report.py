@@ -142,6 +142,10 @@ def test_histogram_and_drift():
     assert [abs(r["change_pp"]) for r in d["largest"]] == [100.0, 100.0, 30.0]  # languages, then docs left
     assert not [r for r in d["rows"] if "records read" in r["rate"]]  # before the HTML 200 base: no rate
     assert drift(b, None)["rows"] == []
+    # a step that removes nothing repeats its predecessor's rate: called out once
+    a["funnel"].append({**row, "step": "t", "share_docs": 0.5})
+    b["funnel"].append({**row, "step": "t", "share_docs": 0.2})
+    assert [r["rate"] for r in drift(b, a)["largest"]].count("docs left after x: t") == 0
 
 
 def test_markdown_and_plot_survive_hostile_names():

@@ -174,5 +174,11 @@ def drift(current: dict, previous: Optional[dict], top: int = 5) -> dict:
     for key in list(now) + [k for k in before if k not in now]:
         a, b = now.get(key, 0.0), before.get(key, 0.0)
         rows.append({"rate": key, "current": round(a, 6), "previous": round(b, 6), "change_pp": round((a - b) * 100, 3)})
-    largest = sorted((r for r in rows if r["change_pp"]), key=lambda r: -abs(r["change_pp"]))[:top]
+    # A step that removes nothing repeats the step before it: call out one of them.
+    largest, seen = [], set()
+    for r in sorted((r for r in rows if r["change_pp"]), key=lambda r: -abs(r["change_pp"])):
+        same = (r["rate"].split(" after ")[0], r["current"], r["previous"])
+        if same not in seen and len(largest) < top:
+            seen.add(same)
+            largest.append(r)
     return {"previous_dump": previous["dump"], "rows": rows, "largest": largest}
