@@ -200,3 +200,39 @@ def test_domain_subsets_and_selections_extend_the_funnel(tmp_path):
     assert summary["final"]["asset"] == "rw_deduped"  # the corpus; the subsets after it are not its end
     assert summary["domains"]["unclassified"]["docs"] == 1
     json.dumps(summary)  # stored as report.json
+
+
+def test_report_runs_by_itself_after_the_dumps_last_document_asset(fixture_crawl, tmp_path):
+    """The automation requests corpus_report once dedup_index is materialized, though the
+    domain subsets (also upstream) never ran; then the overview, once the report exists.
+    On the project's own fixture crawl (no shared data needed)."""
+    from corpus_assets.config import load_config
+    from corpus_assets.definitions import DUMP_DEDUP_ASSETS, build_definitions
+    from corpus_assets_tests.helpers import materialize, materialize_all
+
+    config = load_config(fixture_crawl / "pipeline.yaml")
+    defs = build_definitions(config=config, corpus_root=str(tmp_path / "corpus"), crawl_root=str(fixture_crawl))
+    keys = [dg.AssetKey("corpus_report"), dg.AssetKey("corpus_overview")]
+
+    def tick(cursor):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        return result.cursor, {"corpus_report": sorted(result.get_requested_partitions(keys[0])),
+                               "corpus_overview": result.get_num_requested(keys[1])}
+
+    with dg.instance_for_test() as instance:
+        materialize_all(defs, instance, [D10], config.num_shards, dedup=False)
+        materialize(defs, instance, DUMP_DEDUP_ASSETS, D10)
+        for shard in shard_keys(config.num_shards):
+            materialize(defs, instance, ["rw_deduped"], f"{D10}|{shard}")
+        cursor, requested = tick(None)
+        assert requested == {"corpus_report": [], "corpus_overview": 0}  # dedup_index is missing
+        materialize(defs, instance, ["dedup_index"], D10)
+        cursor, requested = tick(cursor)
+        assert requested == {"corpus_report": [D10], "corpus_overview": 0}
+        materialize(defs, instance, ["corpus_report"], D10)
+        cursor, requested = tick(cursor)
+        assert requested == {"corpus_report": [], "corpus_overview": 1}
+        meta = latest(instance, "corpus_report", D10)
+        rows = [r.data for r in meta["funnel_table"].records]
+        assert rows[-1]["asset"] == "rw_deduped" and meta["final_docs"] == rows[-1]["docs"] > 0
+        assert _embedded_pngs(meta["funnel"])[0].startswith(PNG_MAGIC)

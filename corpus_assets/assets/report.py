@@ -6,9 +6,10 @@ The work is in ``corpus_assets.report_stages``; these only wire and attach metad
     dedup_index (dump) ────────┼──> corpus_report (dump) ──> corpus_overview (all dumps)
     domain_subsets (dump x domain)┘
 
-``corpus_report`` is eager: it runs once the dump's last document asset (``dedup_index``
-after every ``rw_deduped`` shard, and the dump's domain subsets when the domain assets
-exist) has materialized, and again whenever one of them does.
+``corpus_report`` is eager: it runs once the dump's last document asset has materialized
+(``dedup_index`` after every ``rw_deduped`` shard), and again whenever one of them or the
+dump's domain subsets do; missing domain subsets do not hold it back. ``corpus_overview`` is
+eager after the reports.
 """
 
 
@@ -40,11 +41,26 @@ def _funnel_records(funnel: list[dict]) -> dg.MetadataValue:
     }) for r in funnel], schema=FUNNEL_TABLE_SCHEMA)
 
 
+def after_last_document_asset(optional: list[str]) -> dg.AutomationCondition:
+    """``eager()``, except that the ``optional`` dependencies (the domain subsets) never hold
+    the report back while missing: a dump whose domain assets never run, or have not run
+    yet, still gets its report after dedup_index, and a new one when they do run."""
+    return (
+        dg.AutomationCondition.in_latest_time_window()
+        & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(*optional))
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("eager, domain subsets optional")
+
+
 def build_report_assets(config, with_domains: bool = True) -> list:
     deps = [dg.AssetDep("rw_deduped", partition_mapping=shard_to_dump), "dedup_index"]
+    optional = []
     if with_domains:
         deps.append(dg.AssetDep("domain_subsets", partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
             partition_dimension_name=DUMP_DIM)))
+        optional.append("domain_subsets")
 
     @dg.asset(
         name="corpus_report",
@@ -53,7 +69,7 @@ def build_report_assets(config, with_domains: bool = True) -> list:
         code_version=CODE_REVISION["corpus_report"],
         group_name=REPORT_GROUP,
         kinds={"markdown", "matplotlib"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=after_last_document_asset(optional) if optional else dg.AutomationCondition.eager(),
         description="The dump's report (RefinedWeb Figure 2 per dump): documents and characters left after "
         "every step from raw_documents to the last artifact, removals by step and reason, distributions "
         "(languages, scores, length, quality signals, MinHash clusters) and drift against the previous dump. "
@@ -95,6 +111,8 @@ def build_report_assets(config, with_domains: bool = True) -> list:
         code_version=CODE_REVISION["corpus_overview"],
         group_name=REPORT_GROUP,
         kinds={"markdown"},
+        # Refreshed after any dump's report, once every dump has one.
+        automation_condition=dg.AutomationCondition.eager(),
         description="Every dump's report in one table, one row each (crawl order).",
     )
     def corpus_overview(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
