@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --force-reinstall --no-deps 'fasttext==0.9.3'
 	touch $@
 
+# `make demo RECIPE=gpt3` runs one named recipe instead (docs/recipes.md).
 demo: setup
-	$(PY) -m corpus_assets.demo
+	$(PY) -m corpus_assets.demo $(if $(RECIPE),--recipe $(RECIPE))
 
 test: setup
 	$(PY) -m pytest -q

@@ -24,6 +24,7 @@ The step lists (``ccnet_dedup_steps``, ``ccnet_language_steps``, ``ccnet_perplex
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from typing import Callable, Optional
@@ -41,7 +42,8 @@ from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.html_guard import HtmlGuard
 from corpus_assets.steps.langid import LanguageId, LanguageIdConfig
 from corpus_assets.steps.lm.config import LmConfig
-from corpus_assets.steps.lm.model import NgramLanguageModel, load_or_train, model_folder, model_identity
+from corpus_assets.steps.lm.model import (NgramLanguageModel, content_sha256, load_or_train, model_folder,
+                                          model_identity)
 from corpus_assets.storage import CorpusStore, publishes
 
 TEXT = "ccnet_text"
@@ -126,6 +128,40 @@ def perplexity_identity(config: PipelineConfig) -> dict:
     return {"models": model_identity(config.lm), "split_lines": config.ccnet.perplexity_split_lines}
 
 
+def shard_version(store: CorpusStore, asset: str, dump: str, shard: str) -> Optional[str]:
+    """The data version of a document partition: its pointer's version (a digest of its
+    stats.json in a store without pointers), None when it is not materialized. Tables
+    computed over a dump's shards (line duplicates, cut-offs) record the versions they
+    read; their users compare them with the versions there now."""
+    version = store.partition_version(f"{asset}/{dump}/{shard}")
+    if version:
+        return version
+    rel = stats_path(asset, dump, shard)
+    if not store.exists(rel):
+        return None
+    return hashlib.sha256(json.dumps(store.read_json(rel), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_versions(store: CorpusStore, recorded: Optional[dict], asset: str, dump: str, what: str) -> None:
+    """Every shard version ``what`` recorded for ``asset`` still the one there: a table
+    built from older upstream documents is refused (re-materialize ``what``)."""
+    if not isinstance(recorded, dict) or not recorded:
+        raise RuntimeError(f"{what} does not record which {asset} versions it was computed from (built by an older "
+                           "code): re-materialize it")
+    for shard, version in sorted(recorded.items()):
+        now = shard_version(store, asset, dump, shard)
+        if now != version:
+            raise RuntimeError(f"{what} was computed from {asset} {dump}|{shard} version {version}, which is now "
+                               f"{now}: its upstream data changed; re-materialize {what.split()[0]}")
+
+
+def _read_pinned(store: CorpusStore, asset: str, dump: str, shard: str) -> str:
+    version = shard_version(store, asset, dump, shard)
+    if version is None:
+        load_report(store, asset, dump, shard)  # the clear "not materialized" error
+    return version
+
+
 def _check_identity(found, expected: dict, what: str) -> None:
     if found != expected:
         raise RuntimeError(f"{what} was computed with another language model or perplexity setting"
@@ -166,16 +202,20 @@ def build_ccnet_line_duplicates(store: CorpusStore, dump: str, shards: list[str]
     for index, group in enumerate(shard_groups(shards, group_size)):
         counter = GroupLineCounter()
         docs = 0
+        versions = {}
         for shard in group:
             load_report(store, upstream, dump, shard)  # fails clearly when a shard is missing
+            versions[shard] = _read_pinned(store, upstream, dump, shard)
             for batch in store.iter_batches(documents_path(upstream, dump, shard), ["text"], HASH_BATCH):
                 for text in batch.column("text").to_pylist():
                     counter.add_text(text or "")
                     docs += 1
+            # re-published while counted: the hashes would mix two versions
+            _check_versions(store, {shard: versions[shard]}, upstream, dump, f"{DUPLICATES} {dump} (being built)")
         duplicates = counter.duplicates()
         with store.table_writer(duplicates_path(dump, index), HASH_SCHEMA) as writer:
             writer.write_table(pa.table({"hash": pa.array(duplicates, pa.uint64())}, schema=HASH_SCHEMA))
-        groups.append({"group": index, "shards": group, "docs": docs, "lines": counter.lines,
+        groups.append({"group": index, "shards": group, "versions": versions, "docs": docs, "lines": counter.lines,
                        "distinct_lines": counter.distinct, "duplicated_hashes": int(len(duplicates))})
         del counter
     report = {"dump": dump, "upstream": upstream, "group_shards": group_size, "groups": groups,
@@ -195,6 +235,8 @@ def load_group_duplicates(store: CorpusStore, dump: str, shard: str, config: Pip
                            f"the settings say {config.ccnet.line_dedup_group_shards}: re-materialize it")
     for group in stats["groups"]:
         if shard in group["shards"]:
+            # duplicates counted over other documents than the group's now
+            _check_versions(store, group.get("versions"), upstream, dump, f"{DUPLICATES} {dump}")
             table = store.read_table(duplicates_path(dump, group["group"]))
             return table.column("hash").to_numpy().astype(np.uint64)
     raise KeyError(f"shard {shard} is in no group of {DUPLICATES} {dump}: re-materialize it")
@@ -228,14 +270,19 @@ def build_ccnet_perplexity(store: CorpusStore, dump: str, shard: str, config: Pi
     models = models or language_models(config.lm)
     # Trained or loaded before the first document: a broken reference fails the partition
     # once, here, rather than being retried (minutes each) as every document's step error.
+    content = {}
     for reference in config.lm.references:
-        models(reference.language)
+        model = models(reference.language)
+        if isinstance(model, NgramLanguageModel):
+            # the bytes scored with (the identity names the settings): two caches of one key
+            # that differ (one bit-rotted, another build's) are told apart downstream
+            content[reference.language] = content_sha256(model.folder)
     return run_document_stage(
         store, PERPLEXITY, dump, shard,
         store.iter_rows(documents_path(DEDUPED, dump, shard)),
         ccnet_perplexity_steps(config, models),
         baseline_docs=upstream.baseline_docs,
-        extra={"lm": identity},
+        extra={"lm": identity, "lm_content": content},
         step_errors=config.step_errors,
     )
 
@@ -252,9 +299,12 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
     documents with the lowest hash of their doc_id: independent of shard order)."""
     per_language: dict[str, list[tuple[int, float]]] = {}
     identity = perplexity_identity(config)
+    versions, contents = {}, {}
     for shard in sorted(shards):
-        _check_identity(load_report(store, PERPLEXITY, dump, shard).extra.get("lm"), identity,
-                        f"{PERPLEXITY} {dump}|{shard}")
+        extra = load_report(store, PERPLEXITY, dump, shard).extra
+        _check_identity(extra.get("lm"), identity, f"{PERPLEXITY} {dump}|{shard}")
+        contents[shard] = extra.get("lm_content")
+        versions[shard] = _read_pinned(store, PERPLEXITY, dump, shard)
         for batch in store.iter_batches(documents_path(PERPLEXITY, dump, shard),
                                         ["doc_id", "language", "ccnet_perplexity"], HASH_BATCH):
             for doc_id, language, value in zip(*(batch.column(c).to_pylist() for c in
@@ -266,6 +316,10 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
                 if len(rows) > 2 * config.ccnet.cutoff_sample_docs:  # bounded memory
                     rows.sort()
                     del rows[config.ccnet.cutoff_sample_docs:]
+        _check_versions(store, {shard: versions[shard]}, PERPLEXITY, dump, f"{CUTOFFS} {dump} (being built)")
+    if len({json.dumps(c, sort_keys=True) for c in contents.values()}) > 1:
+        raise RuntimeError(f"{PERPLEXITY} {dump}: shards were scored by language models of different content under "
+                           f"one identity ({contents}): re-materialize {PERPLEXITY} of every shard")
     cutoffs, samples = {}, {}
     for language, rows in sorted(per_language.items()):
         rows.sort()
@@ -275,7 +329,7 @@ def build_ccnet_cutoffs(store: CorpusStore, dump: str, shards: list[str], config
             cutoffs[language] = list(found)
             samples[language] = len(sample)
     report = {"dump": dump, "cutoffs": cutoffs, "sample_docs": samples, **config.ccnet.cutoff_settings(),
-              "lm": identity}
+              "lm": identity, "lm_content": next(iter(contents.values()), None), "perplexity_versions": versions}
     store.write_json(cutoffs_path(dump), report)
     return report
 
@@ -291,6 +345,17 @@ def build_ccnet_buckets(store: CorpusStore, dump: str, shard: str, config: Pipel
     identity = perplexity_identity(config)
     _check_identity(upstream.extra.get("lm"), identity, f"{PERPLEXITY} {dump}|{shard}")
     _check_identity(stored.get("lm"), identity, f"{CUTOFFS} {dump}")
+    # cut-offs of other documents' perplexities (an upstream data change: min_chars, the
+    # extraction, new raw documents) are not these documents' percentiles
+    if upstream.extra.get("lm_content") != stored.get("lm_content"):
+        raise RuntimeError(f"{PERPLEXITY} {dump}|{shard} was scored by a language model of other content "
+                           f"({upstream.extra.get('lm_content')}) than the cut-offs' ({stored.get('lm_content')}): "
+                           f"re-materialize {PERPLEXITY} and {CUTOFFS}")
+    recorded = stored.get("perplexity_versions")
+    _check_versions(store, recorded, PERPLEXITY, dump, f"{CUTOFFS} {dump}")
+    if shard not in recorded:
+        raise RuntimeError(f"{CUTOFFS} {dump} was computed without shard {shard} (from {sorted(recorded)}): "
+                           f"re-materialize {CUTOFFS}")
     sizes: Counter = Counter()
     steps = ccnet_bucket_steps(stored["cutoffs"], config)
 

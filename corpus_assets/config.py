@@ -33,6 +33,7 @@ from corpus_assets.steps.html_guard import HtmlGuardConfig
 from corpus_assets.steps.langid import LanguageIdConfig
 from corpus_assets.steps.lm.config import LmConfig
 from corpus_assets.steps.ccnet.config import CCNetConfig
+from corpus_assets.steps.classifiers.config import ClassifiersConfig
 from corpus_assets.steps.mixture.config import MixtureConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.progress import ProgressConfig
@@ -40,13 +41,18 @@ from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.segmentation.profiles import LanguageOverride, check_language_code
 from corpus_assets.steps.selection.config import SelectionConfig
+from corpus_assets.steps.sft.config import SftConfig
 from corpus_assets.steps.setting_types import MAX_SHARDS, ShardCount
+from corpus_assets.steps.url_allowlist import UrlAllowlistConfig
 from corpus_assets.steps.url_filter import UrlFilterConfig
 from corpus_assets.steps.warc import HtmlDecodeConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_FILE = PACKAGE_DIR / "defaults" / "pipeline.yaml"
 NUM_SHARDS_ENV = "CORPUS_NUM_SHARDS"
+RECIPE_ENV = "CORPUS_RECIPE"
+# A recipe is a file of defaults/recipes/ (corpus_assets/recipes.py): a plain name only.
+RecipeName = typing.Annotated[str, pydantic.Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
 class ConfigError(ValueError):
@@ -70,8 +76,12 @@ class PipelineConfig:
     change to the loader (see :func:`load_config`)."""
 
     num_shards: ShardCount = 4
+    # The named pipeline (defaults/recipes/<name>.yaml) whose settings this file starts
+    # from; the file's own keys override the recipe's. $CORPUS_RECIPE overrides it.
+    recipe: RecipeName = "refinedweb"
     html_decode: HtmlDecodeConfig = field(default_factory=HtmlDecodeConfig)
     url_filter: UrlFilterConfig = field(default_factory=UrlFilterConfig)
+    url_allowlist: UrlAllowlistConfig = field(default_factory=UrlAllowlistConfig)
     html_guard: HtmlGuardConfig = field(default_factory=HtmlGuardConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     language_id: LanguageIdConfig = field(default_factory=LanguageIdConfig)
@@ -81,10 +91,12 @@ class PipelineConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     lm: LmConfig = field(default_factory=LmConfig)
     ccnet: CCNetConfig = field(default_factory=CCNetConfig)
+    classifiers: ClassifiersConfig = field(default_factory=ClassifiersConfig)
     step_errors: StepErrorPolicy = field(default_factory=StepErrorPolicy)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     domains: DomainConfig = field(default_factory=DomainConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
     # per-language settings over defaults/languages/<lang>.yaml (docs/languages.md)
     languages: dict[str, LanguageOverride] = field(default_factory=dict)
     progress: ProgressConfig = field(default_factory=ProgressConfig)
@@ -260,6 +272,18 @@ def _load_config(path: Path) -> PipelineConfig:
                           f" url_filter:, ...), not a {type(raw).__name__} ({raw!r:.60})")
     # An empty section ("quality_signals:") means all its defaults.
     values = {key: ({} if value is None else value) for key, value in raw.items()}
+    # The recipe's settings first, the file's own keys over them (corpus_assets/recipes.py).
+    recipe_name = os.environ.get(RECIPE_ENV) or values.get("recipe")
+    if recipe_name is not None:
+        from corpus_assets.recipes import RecipeError, apply_recipe
+
+        try:
+            # The bundled file only restates the defaults: there the recipe wins. A file of
+            # one's own says what it changes: there the file wins.
+            values = apply_recipe(values, recipe_name, file_wins=path.resolve() != DEFAULT_CONFIG_FILE)
+        except RecipeError as exc:
+            where = f"${RECIPE_ENV}" if os.environ.get(RECIPE_ENV) else "recipe"
+            raise ConfigError(f"{path}: invalid settings:\n  {path}: {where}: {exc}") from None
     env_shards = _num_shards_from_env(path)
     if env_shards is not None:
         values["num_shards"] = env_shards
@@ -271,6 +295,10 @@ def _load_config(path: Path) -> PipelineConfig:
         )
     except pydantic.ValidationError as exc:
         errors.extend(_validation_errors(exc))
+    if not errors and recipe_name is not None:
+        from corpus_assets.recipes import missing_requirements
+
+        errors.extend(missing_requirements(config))
     if errors:
         raise ConfigError(f"{path}: invalid settings:\n" + "\n".join(f"  {path}: {e}" for e in errors))
     return dataclasses.replace(config, source_file=str(path))

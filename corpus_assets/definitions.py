@@ -19,13 +19,16 @@ from typing import Optional
 import dagster as dg
 
 from corpus_assets.assets.ccnet import build_ccnet_assets
+from corpus_assets.assets.classifiers import build_classifier_assets
 from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
 from corpus_assets.assets.refinedweb import build_assets
 from corpus_assets.assets.report import build_report_assets
+from corpus_assets.assets.sft import build_sft_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
+from corpus_assets.executors import shard_executor
 from corpus_assets.partitions import dump_partitions, shard_partitions_def
 from corpus_assets.resources import (CorpusStoreResource, CrawlSourceResource, LlmAnnotatorResource,
                                      SentenceEncoderResource, TokenizerResource)
@@ -36,6 +39,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARD_ASSETS = ["raw_documents", "rw_raw", "rw_quality_signals", "rw_filtered", "minhash_signatures"]
 # One run per dump, in crawl order: the dump-level half of dedup.
 DUMP_DEDUP_ASSETS = ["minhash_buckets", "duplicate_clusters", "exact_substring_spans"]
+# Runs of the dump-level jobs carry this tag; dagster.yaml's run queue admits one at a time.
+# (The assets themselves are in the pool DUMP_DEDUP_POOL, which also holds for the UI's
+# Materialize button; docs/operations.md.)
+DUMP_SCOPE_TAGS = {"corpus_assets/scope": "dump"}
 # Named jobs for every other run the demo launches, so the Runs page says what ran (an
 # ad-hoc selection shows as __ephemeral_asset_job__). Partitions are inferred from the
 # selected assets, which share one definition per job.
@@ -50,6 +57,8 @@ NAMED_JOBS = {
     "corpus_overview_job": (["corpus_overview"], "One row per dump."),
     "training_mixture_job": (["training_mixture"], "Training shards and manifest of one mixture spec."),
     "mixture_search_job": (["mixture_search"], "RegMix-style search over one spec's sources."),
+    "sft_statistics_job": (["sft_samples", "sft_statistics"], "Samples and statistics of one sft dataset."),
+    "sft_selection_job": (["sft_selection"], "The fine-tuning selection of one sft recipe."),
 }
 
 
@@ -70,6 +79,8 @@ def build_definitions(
     assets = (build_assets(config) + build_dedup_assets(config)
               + build_domain_assets(config, sentence_encoder=sentence_encoder, llm=llm) + build_selection_assets(config))
     assets += build_mixture_assets(config)
+    # Fine-tuning pool selection (docs/sft.md): datasets -> samples -> statistics -> selection per recipe.
+    assets += build_sft_assets(config, sentence_encoder=sentence_encoder)
     manifest_job = dg.define_asset_job(
         "crawl_manifest_job", selection=["crawl_manifest"], partitions_def=dump_partitions
     )
@@ -79,18 +90,23 @@ def build_definitions(
         partitions_def=shard_partitions_def(config.num_shards),
         description="Raw dump -> RW-RAW -> quality signals -> RW-Filtered -> MinHash "
         "signatures for one (dump, shard).",
+        # A Dask cluster's workers when $CORPUS_DASK_SCHEDULER is set (corpus_assets/executors.py).
+        executor_def=shard_executor(),
     )
     dedup_job = dg.define_asset_job(
         "dump_dedup_job", selection=DUMP_DEDUP_ASSETS, partitions_def=dump_partitions,
         description="MinHash buckets -> duplicate clusters -> exact substring spans for one dump.",
+        tags=DUMP_SCOPE_TAGS,
     )
     deduped_job = dg.define_asset_job(
         "rw_deduped_job", selection=["rw_deduped"], partitions_def=shard_partitions_def(config.num_shards),
         description="Apply the dump's dedup decisions to one (dump, shard).",
+        executor_def=shard_executor(),
     )
     index_job = dg.define_asset_job(
         "dedup_index_job", selection=["dedup_index"], partitions_def=dump_partitions,
         description="Grow the cross-dump index with one dump's kept documents.",
+        tags=DUMP_SCOPE_TAGS,
     )
     selection_jobs = [dg.define_asset_job(
         "selection_job", selection=SELECTION_ASSETS, partitions_def=target_partitions_def(config),
@@ -105,9 +121,11 @@ def build_definitions(
     dumps_env = os.environ.get("CORPUS_CRAWL_DUMPS", "")
     # CCNet's branch (docs/ccnet.md); none when the recipe builds CCNet's stages itself.
     assets += build_ccnet_assets(config)
+    # GPT-3's and LLaMA's classifiers, when the settings (a recipe) switch them on.
+    assets += build_classifier_assets(config)
     # The per-dump corpus report and the overview of all dumps (issue 16).
     assets += build_report_assets(config)
-    names = {key.to_user_string() for a in assets for key in a.keys}
+    names = {key.to_user_string() for a in assets for key in (a.keys if hasattr(a, "keys") else [a.key])}
     named_jobs = [dg.define_asset_job(name, selection=selection, description=description)
                   for name, (selection, description) in NAMED_JOBS.items() if set(selection) <= names]
     return dg.Definitions(

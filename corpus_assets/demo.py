@@ -196,7 +196,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--through-dedup", action="store_true",
                         help="stop after RW-Deduped (no domain subsets, selection or later artifacts)")
+    parser.add_argument("--recipe", default=None,
+                        help="run one named recipe of corpus_assets/defaults/recipes/ (refinedweb, fineweb, c4, gpt3,"
+                        " ccnet, llama) and print its retention (docs/recipes.md)")
     args = parser.parse_args(argv)
+    if args.recipe is not None:
+        from corpus_assets.recipe_demo import prepare_recipe_environment, run_recipe
+        from corpus_assets.recipes import RecipeError
+
+        try:
+            prepare_recipe_environment(args.recipe)
+        except RecipeError as exc:
+            parser.error(f"--recipe: {exc}")
+        _prepare_environment()
+        return run_recipe(args.recipe, args.workers)
     _prepare_environment()
 
     import dagster as dg
@@ -257,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         print_domain_table(domain_table(instance, dumps, config))
         run_selection(instance, defs, failures)
         run_mixtures(instance, defs, failures)
+        from corpus_assets.sft_demo import run_sft
+
+        run_sft(instance, defs, failures)
     # Last, so each dump's report sees every artifact (domains, selections) built from it.
     for dump, job in [(d, "corpus_report_job") for d in sorted(dumps, key=dump_sort_key)] + [(None, "corpus_overview_job")]:
         if not run_named_job(defs, instance, job, dump).success:

@@ -97,7 +97,8 @@ def run_search(instance, defs, store, name: str, failures: list[str]) -> None:
           f"proxies on {report['train_bytes']:,} bytes, {report['regression']}; objective {report['objective']}")
     print(f"{'validation set':<20}{'examples':>9}{'Spearman (held-out mixtures)':>30}")
     for v, f in report["fit"].items():
-        print(f"{v:<20}{report['validation_sets'][v]:>9}{f['spearman_heldout']:>30.3f}")
+        rho = f["spearman_heldout"]
+        print(f"{v:<20}{report['validation_sets'][v]:>9}{'undefined' if rho is None else f'{rho:.3f}':>30}")
     print(f"{'source':<10}{'natural':>9}{'spec':>8}{'proposed':>10}")
     for i, source in enumerate(report["sources"]):
         print(f"{source:<10}{report['natural'][i]:>9.3f}{report['spec_weights'][i]:>8.3f}{report['proposal'][i]:>10.3f}")

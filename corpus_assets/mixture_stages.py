@@ -16,8 +16,9 @@ Dagster here.
    over the epoch cap is an error naming the source.
 3. Write: the sources streamed in a seeded interleave, cut into shards of about
    ``mixture.shard_tokens`` tokens, each shuffled and written as ``shard-NNNNN.parquet``
-   and ``shard-NNNNN.jsonl.zst``, then ``manifest.json``; all under
-   ``training_mixture/<mixture>/``, published as one partition.
+   and ``shard-NNNNN.jsonl.zst`` (their row ids streamed to ``row_ids.parquet``), then
+   ``manifest.json``; all under ``training_mixture/<mixture>/``, published as one
+   partition, and only when every unit's data version is still the one counted.
 
 Documents in = kept + removed per source: an empty text or a doc id seen twice in a source
 is a counted removal in the manifest, never silent.
@@ -63,8 +64,36 @@ def manifest_path(name: str) -> str:
     return f"{folder(name)}/manifest.json"
 
 
-def shard_name(index: int, ext: str) -> str:
-    return f"shard-{index:05d}.{ext}"
+ROW_IDS = "row_ids.parquet"
+ROW_IDS_SCHEMA = pa.schema([("shard", pa.int64()), ("id", pa.string())])
+
+
+def shard_name(index: int, ext: str, width: int = 5) -> str:
+    """``shard-00000.parquet``: zero-padded to ``width`` digits, at least 5 and enough for
+    every shard of the build, so the names sort in shard order past shard 99,999."""
+    return f"shard-{index:0{max(width, 5)}d}.{ext}"
+
+
+def shard_width(planned_tokens: int, shard_tokens: int) -> int:
+    """Digits for a build's shard numbers: every shard but the last has at least
+    ``shard_tokens`` tokens, so there are at most planned // shard_tokens + 1."""
+    return max(5, len(str(planned_tokens // max(shard_tokens, 1) + 1)))
+
+
+def row_ids_path(name: str) -> str:
+    return f"{folder(name)}/{ROW_IDS}"
+
+
+def shard_row_ids(store: CorpusStore, name: str) -> list[list[str]]:
+    """Per shard (in order), its row ids in row order, from the mixture's ``row_ids.parquet``
+    (written shard by shard as the build runs: never all held in memory)."""
+    table = store.read_table(row_ids_path(name))
+    out: list[list[str]] = []
+    for shard, row in zip(table.column("shard").to_pylist(), table.column("id").to_pylist()):
+        while len(out) <= shard:
+            out.append([])
+        out[shard].append(row)
+    return out
 
 
 @dataclass
@@ -83,6 +112,32 @@ class Unit:
     # The reader settings that decide each document's text and doc id (a JSONL source's
     # fields and id_field): part of the token-count table's key.
     reader: str = ""
+    # What the build pinned: (what, version read when the unit was made, how to read it
+    # now). Checked after the shards are written: a source changed mid-build (a JSONL
+    # refreshed, an rw_deduped partition re-published) fails the build, never ships new
+    # texts with old counts under the old data version.
+    checks: list = field(default_factory=list)
+    # Every reader setting that shapes the rows (an external source's path, fields,
+    # id_field and its domain labelling): in the manifest and the config hash.
+    settings: dict = field(default_factory=dict)
+
+
+class SourceChangedError(RuntimeError):
+    """A source's data changed while one build read it (its counts and its texts would
+    come from two versions)."""
+
+
+def check_units_unchanged(units_of: dict[str, list["Unit"]]) -> None:
+    """Every unit's pinned data versions re-read: SourceChangedError naming the first
+    that differs."""
+    for source, units in units_of.items():
+        for unit in units:
+            for what, recorded, now in unit.checks:
+                current = now()
+                if current != recorded:
+                    raise SourceChangedError(
+                        f"mixture source {source}: {what} changed while the mixture was built (data version "
+                        f"{recorded} when counted, {current} now): build again once it stops changing")
 
 
 def _digest(*parts) -> str:
@@ -102,14 +157,29 @@ def _partition_version(store: CorpusStore, part_folder: str, stats: str) -> str:
     return version or _digest(store.read_json(stats))
 
 
-def _rw_shards(store: CorpusStore, partitions: tuple[str, ...]) -> list[tuple[str, str]]:
-    complete = sorted({tuple(rel.split("/")[1:3]) for rel in store.list(f"{RW}/")
-                       if rel.count("/") >= 3 and store.exists("/".join(rel.split("/")[:3]) + "/stats.json")})
+def _rw_shards(store: CorpusStore, partitions: tuple[str, ...], num_shards: int,
+               ignored: Optional[list] = None) -> list[tuple[str, str]]:
+    """The complete rw_deduped partitions a source reads: the dumps' shards of the
+    current ``num_shards`` only. A shard folder outside them (left by a run with another
+    ``num_shards``; Dagster shows no such partition) is never read: [] skips it (listed in
+    ``ignored``), naming it is an error."""
+    from corpus_assets.crawl import shard_key
+
+    current = {shard_key(i, num_shards) for i in range(num_shards)}
+    found = sorted({tuple(rel.split("/")[1:3]) for rel in store.list(f"{RW}/")
+                    if rel.count("/") >= 3 and store.exists("/".join(rel.split("/")[:3]) + "/stats.json")})
+    complete = [(d, s) for d, s in found if s in current]
+    stale = [f"{d}|{s}" for d, s in found if s not in current]
+    if ignored is not None:
+        ignored.extend(stale)
     if not partitions:
         return complete
     chosen = []
     for part in partitions:
         dump, _, shard = part.partition("|")
+        if shard and shard not in current:
+            raise FileNotFoundError(f"rw_deduped partition {part!r} is not a shard of num_shards {num_shards} "
+                                    f"(shards {min(current)}..{max(current)}): a folder left by another run")
         hits = [(d, s) for d, s in complete if d == dump and (not shard or s == shard)]
         if not hits:
             raise FileNotFoundError(f"rw_deduped has no complete partition for {part!r} in {store.uri(RW)}")
@@ -125,14 +195,19 @@ def _rw_unit(store: CorpusStore, dump: str, shard: str, domain: str = "web", kee
             yield {"doc_id": row["doc_id"], "text": row.get("text") or "", "url": row.get("url"),
                    "lineage_id": row["doc_id"], "domain": domain}
 
-    return Unit(f"{RW}/{dump}/{shard}", f"{dump}|{shard}", _partition_version(store, part, f"{part}/stats.json"),
-                rows, keep, reader="rw_deduped:doc_id,text")
+    version = _partition_version(store, part, f"{part}/stats.json")
+    return Unit(f"{RW}/{dump}/{shard}", f"{dump}|{shard}", version, rows, keep, reader="rw_deduped:doc_id,text",
+                checks=[(f"{RW} {dump}|{shard}", version,
+                         lambda: _partition_version(store, part, f"{part}/stats.json"))])
 
 
-def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig) -> list[Unit]:
+def source_units(store: CorpusStore, source: MixtureSourceSpec, config: PipelineConfig,
+                 ignored: Optional[list] = None) -> list[Unit]:
+    """The units source ``source`` reads; ``ignored`` gets the stale rw_deduped shard
+    folders (outside ``num_shards``) that were skipped."""
     if source.asset == RW:
         try:
-            shards = _rw_shards(store, source.partitions)
+            shards = _rw_shards(store, source.partitions, config.num_shards, ignored)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"mixture source {source.name}: {exc}") from None
         return [_rw_unit(store, d, s) for d, s in shards]
@@ -147,11 +222,13 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
             by_shard: dict[str, set] = {}
             for row in store.iter_rows(rel, ["doc_id", "shard"]):
                 by_shard.setdefault(row["shard"], set()).add(row["doc_id"])
-            subset_version = _partition_version(store, f"domain_subsets/{dump}/{domain}",
-                                                f"domain_subsets/{dump}/{domain}/stats.json")
+            subset_folder = f"domain_subsets/{dump}/{domain}"
+            subset_version = _partition_version(store, subset_folder, f"{subset_folder}/stats.json")
             for shard in sorted(by_shard):
                 unit = _rw_unit(store, dump, shard, domain, by_shard[shard])
                 unit.partition = f"{part} (rw_deduped {dump}|{shard}, subset version {subset_version})"
+                unit.checks.append((f"domain_subsets {part}", subset_version,
+                                    lambda f=subset_folder: _partition_version(store, f, f"{f}/stats.json")))
                 units.append(unit)
         return units
     if source.asset in (selection_stages.ZIPFIT, selection_stages.DSIR):
@@ -165,9 +242,13 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
                 for row in store.iter_rows(rel, ["doc_id", "text", "url", "lineage_id", "domain"]):
                     yield {**row, "text": row.get("text") or ""}
 
-            units.append(Unit(f"{source.asset}/{target}", target, _partition_version(
-                store, f"{source.asset}/{target}", selection_stages.stats_path(source.asset, target)), rows,
-                reader=f"{source.asset}:doc_id,text"))
+            def version(target=target) -> str:
+                return _partition_version(store, f"{source.asset}/{target}",
+                                          selection_stages.stats_path(source.asset, target))
+
+            pinned = version()
+            units.append(Unit(f"{source.asset}/{target}", target, pinned, rows, reader=f"{source.asset}:doc_id,text",
+                              checks=[(f"{source.asset} {target}", pinned, version)]))
         return units
     # external JSONL files: the selection settings' sources, read by the selection's reader
     cfg = config.selection
@@ -185,7 +266,13 @@ def source_units(store: CorpusStore, source: MixtureSourceSpec, config: Pipeline
         # settings, other counts and ids from the same bytes.
         reader = json.dumps({"reader": "selection_jsonl", "fields": list(match[0].fields),
                              "id_field": match[0].id_field}, sort_keys=True)
-        unit = Unit(f"external/{name}", f"{name} ({path.name})", _file_sha(path), lambda: iter(()), reader=reader)
+        sha = _file_sha(path)
+        ext = match[0]
+        unit = Unit(f"external/{name}", f"{name} ({path.name})", sha, lambda: iter(()), reader=reader,
+                    checks=[(f"external source {name} ({path})", sha, lambda path=path: _file_sha(path))],
+                    settings={"path": str(path), "fields": list(ext.fields), "id_field": ext.id_field,
+                              "domain": ext.domain, "domain_field": ext.domain_field,
+                              "domain_map": list(ext.domain_map)})
 
         def rows(ext=match[0], unit=unit) -> Iterator[dict]:
             counts = Counter()
@@ -266,21 +353,36 @@ def _source_rows(source: MixtureSourceSpec, units: list[Unit], plan: planning.So
         for unit in units:
             for row in _usable(unit, Counter(), seen):
                 if epoch < plan.full_epochs or row["doc_id"] in plan.partial:
+                    if row["doc_id"] not in counts:
+                        raise SourceChangedError(
+                            f"mixture source {source.name}: document {row['doc_id']!r} of {unit.partition} was not "
+                            "there when the source was counted: the source changed while the mixture was built; "
+                            "build again once it stops changing")
                     yield {"text": row["text"], "id": row_id(source.name, row["doc_id"], epoch),
                            "source": source.name, "lineage_id": row.get("lineage_id") or row["doc_id"],
                            "url": row.get("url"), "domain": row.get("domain") or "",
                            "token_count": counts[row["doc_id"]]}
 
 
-def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, counter: TokenCounter):
+def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, counter: TokenCounter,
+                 skip_unweighted: bool = False):
     """Every source's units, its usable documents' token counts (doc_id -> tokens) and its
     facts for the manifest (docs in = available + removed); and how many units had to be
-    tokenized (0 when every count table existed)."""
+    tokenized (0 when every count table existed). ``skip_unweighted``: a source of weight 0
+    (left out of a weighted spec) is not read, listed as ``not_read``."""
     cfg = config.mixture
     per_source, units_of, counts_of = {}, {}, {}
     tokenized_units = 0
     for source in spec.sources:
-        units = source_units(store, source, config)
+        if skip_unweighted and spec.temperature is None and source.weight == 0:
+            units_of[source.name], counts_of[source.name] = [], {}
+            per_source[source.name] = {
+                "asset": source.asset, "partitions": [], "not_read": "weight 0: left out, its inputs not read",
+                "docs_in": 0, "removed_by_reason": {}, "available_docs": 0, "available_tokens": 0,
+                "epoch_cap": spec.cap(source)}
+            continue
+        ignored: list = []
+        units = source_units(store, source, config, ignored)
         counts: dict[str, int] = {}
         removed, seen = Counter(), set()
         docs_in = 0
@@ -314,52 +416,86 @@ def read_sources(store: CorpusStore, spec: MixtureSpec, config: PipelineConfig, 
                     docs_in += lost
         units_of[source.name], counts_of[source.name] = units, counts
         per_source[source.name] = {
-            "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version} for u in units],
+            "asset": source.asset, "partitions": [{"partition": u.partition, "data_version": u.version,
+                                                    **({"reader": u.settings} if u.settings else {})} for u in units],
             "docs_in": docs_in, "removed_by_reason": dict(removed), "available_docs": len(counts),
-            "available_tokens": sum(counts.values()), "epoch_cap": spec.cap(source)}
+            "available_tokens": sum(counts.values()), "epoch_cap": spec.cap(source),
+            **({"ignored_partitions": ignored} if ignored else {})}
     return per_source, units_of, counts_of, tokenized_units
 
 
 def plan_sources(spec: MixtureSpec, counts_of: dict[str, dict[str, int]], asked: dict[str, int],
-                 share_tolerance: float) -> dict[str, planning.SourcePlan]:
+                 share_tolerance: float, weights: Optional[dict[str, float]] = None) -> dict[str, planning.SourcePlan]:
     """Every source's plan. A source reaches its asked tokens by taking the document that
-    crosses them, so it may overshoot; each source asked for anything may overshoot by an
-    equal part of ``share_tolerance x budget``. The overshoots together stay within that,
-    so every achieved share is within the tolerance of the requested one (an overshoot of
-    O tokens in all moves no share by more than O / budget): the asset check cannot fail on
-    a plan that was accepted."""
+    crosses them, so it may overshoot. Asked tokens are whole numbers: rounding ``weight x
+    budget`` already moves a share by up to ``rounding`` (< 1 token / budget), so each
+    source asked for anything may overshoot by an equal part of ``(share_tolerance -
+    rounding) x budget``. Every achieved share is then within the tolerance of the
+    requested one (an overshoot of O tokens in all moves no share by more than O / budget,
+    on top of the rounding): the asset check cannot fail on a plan that was accepted. A
+    budget so small that the rounding alone exceeds the tolerance is refused."""
+    budget = spec.token_budget
+    rounding = max((abs(asked[n] / budget - weights[n]) for n in asked), default=0.0) if weights else 0.0
+    if rounding > share_tolerance:
+        worst = max(asked, key=lambda n: abs(asked[n] / budget - weights[n]))
+        raise planning.MixturePlanError(
+            f"mixture {spec.name}: token_budget {budget} is too small for the weights: source {worst} is asked "
+            f"{asked[worst]} tokens ({asked[worst] / budget:.4f} of the budget) for a share of {weights[worst]:.4f}, "
+            f"further than share_tolerance {share_tolerance} before any document is chosen; raise the budget")
     active = sum(1 for n in asked if asked[n] > 0) or 1
-    slack = int(share_tolerance * spec.token_budget) // active
+    slack = max(int((share_tolerance - rounding) * budget), 0) // active
     return {s.name: planning.plan_source(s.name, sorted(counts_of[s.name].items()), asked[s.name], spec.cap(s),
                                          spec.seed, max_overshoot=slack) for s in spec.sources}
 
 
+# A build whose source changed under it is discarded and made again this many times in all.
+BUILD_ATTEMPTS = 2
+
+
 def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig,
-                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None) -> dict:
+                           spec: Optional[MixtureSpec] = None, counter: Optional[TokenCounter] = None,
+                           attempts: int = BUILD_ATTEMPTS) -> dict:
+    """Build (and publish) mixture ``name``. Every unit's data version is read once, when
+    its units are listed, and read again after the shards are written: a source that
+    changed in between discards the build (nothing is published) and the build starts
+    over; after ``attempts`` builds it is a SourceChangedError."""
     cfg = config.mixture
     spec = spec or cfg.specs()[name]
     check_spec_inputs(spec, config.selection, name)
-    started = time.perf_counter()
     counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
+    for attempt in range(1, attempts + 1):
+        try:
+            return _build_once(store, name, config, spec, counter)
+        except SourceChangedError:
+            if attempt == attempts:
+                raise
+
+
+def _build_once(store: CorpusStore, name: str, config: PipelineConfig, spec: MixtureSpec,
+                counter: TokenCounter) -> dict:
+    cfg = config.mixture
+    started = time.perf_counter()
 
     # 1. units and token counts
-    per_source, units_of, counts_of, tokenized_units = read_sources(store, spec, config, counter)
+    per_source, units_of, counts_of, tokenized_units = read_sources(store, spec, config, counter,
+                                                                    skip_unweighted=True)
 
     # 2. plan
     available = {n: s["available_tokens"] for n, s in per_source.items()}
     weights = (planning.temperature_weights(available, spec.temperature) if spec.temperature is not None
                else spec.requested_weights())
     asked = planning.asked_tokens(weights, spec.token_budget)
-    plans = plan_sources(spec, counts_of, asked, cfg.share_tolerance)
+    plans = plan_sources(spec, counts_of, asked, cfg.share_tolerance, weights)
 
     # 3. write
     streams = {s.name: _source_rows(s, units_of[s.name], plans[s.name], counts_of[s.name]) for s in spec.sources}
     remaining = {n: p.docs for n, p in plans.items()}
     shard_facts, written = [], Counter()
-    with store.publish_partition(folder(name)):
+    width = shard_width(sum(p.tokens for p in plans.values()), cfg.shard_tokens)
+    with store.publish_partition(folder(name)), store.table_writer(row_ids_path(name), ROW_IDS_SCHEMA) as ids_out:
         rows = shard_io.interleave(streams, remaining, spec.seed)
         for index, batch in enumerate(shard_io.shard_batches(rows, cfg.shard_tokens, spec.seed)):
-            pq_name, js_name = shard_name(index, "parquet"), shard_name(index, "jsonl.zst")
+            pq_name, js_name = shard_name(index, "parquet", width), shard_name(index, "jsonl.zst", width)
             with store.file_writer(f"{folder(name)}/{pq_name}", ".parquet") as (tmp, info):
                 shard_io.write_parquet(batch, tmp)
                 info["rows"] = len(batch)
@@ -368,9 +504,14 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
             by_source = Counter(r["source"] for r in batch)
             for r in batch:
                 written[r["source"]] += r["token_count"]
+            # the row ids go to row_ids.parquet as each shard closes (a list per shard in the
+            # manifest held ~0.4 KB per output document until the end)
+            ids_out.write_table(pa.table({"shard": [index] * len(batch), "id": [r["id"] for r in batch]},
+                                         schema=ROW_IDS_SCHEMA))
             shard_facts.append({"parquet": pq_name, "jsonl_zst": js_name, "docs": len(batch),
-                                "tokens": sum(r["token_count"] for r in batch), "docs_by_source": dict(by_source),
-                                "doc_ids": [r["id"] for r in batch]})
+                                "tokens": sum(r["token_count"] for r in batch), "docs_by_source": dict(by_source)})
+        # the texts written are the versions counted (or the publication is discarded)
+        check_units_unchanged(units_of)
         total = sum(written.values())
         for n, s in per_source.items():
             p = plans[n]
@@ -378,11 +519,14 @@ def build_training_mixture(store: CorpusStore, name: str, config: PipelineConfig
                      planned_tokens=p.tokens, docs=p.docs, full_epochs=p.full_epochs,
                      epochs=round(p.epochs, 4), achieved_share=round(written[n] / total, 6) if total else 0.0)
         manifest = {
-            "mixture": spec.name, "version": spec.version, "config_hash": spec.config_hash(**output_settings(cfg, counter)),
+            "mixture": spec.name, "version": spec.version,
+            "config_hash": spec.config_hash(**output_settings(cfg, counter), readers=reader_settings(units_of)),
             "spec": _spec_dict(spec), "tokenizer": counter.name, "token_budget": spec.token_budget,
             "seed": spec.seed, "temperature": spec.temperature, "weights_meaning": "share of output tokens",
             "tokens": total, "docs": sum(f["docs"] for f in shard_facts), "shards": shard_facts,
+            "row_ids": ROW_IDS,
             "sources": per_source, "share_tolerance": cfg.share_tolerance,
+            "source_overlaps": source_overlaps(counts_of, plans),
         }
         store.write_json(manifest_path(name), manifest)
     manifest["tokenized_units"] = tokenized_units
@@ -394,6 +538,37 @@ def output_settings(cfg, counter: TokenCounter) -> dict:
     """The settings beside the spec that change a mixture's bytes: in its config hash."""
     return {"shard_tokens": cfg.shard_tokens, "zstd_level": cfg.zstd_level, "tokenizer": counter.name,
             "share_tolerance": cfg.share_tolerance, "counts_revision": COUNTS_REVISION}
+
+
+def source_overlaps(counts_of: dict[str, dict[str, int]], plans: dict[str, planning.SourcePlan]) -> list[dict]:
+    """Pairs of sources that hold the same documents (the same doc id: an rw_deduped source
+    and a domain subset of its dump, two subsets, a partition named in two sources): how
+    many documents and tokens they share, and how many of those both write (each such
+    document is in the output twice or more, whatever the sources' epochs say)."""
+    def chosen(name: str) -> set:
+        plan = plans[name]
+        return set(counts_of[name]) if plan.full_epochs else set(plan.partial)
+
+    names = sorted(counts_of)
+    found = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            small, large = sorted((counts_of[a], counts_of[b]), key=len)
+            shared = [d for d in small if d in large]
+            if not shared:
+                continue
+            both = chosen(a) & chosen(b)
+            found.append({"sources": [a, b], "shared_docs": len(shared),
+                          "shared_tokens": sum(small[d] for d in shared), "written_by_both_docs": len(both),
+                          "written_by_both_tokens": sum(counts_of[a][d] for d in both)})
+    return found
+
+
+def reader_settings(units_of: dict[str, list[Unit]]) -> dict:
+    """Per source, the reader settings of its units that have any (external JSONL files):
+    other fields, ids or domain labels over the same bytes are another mixture."""
+    return {name: [u.settings for u in units] for name, units in sorted(units_of.items())
+            if any(u.settings for u in units)}
 
 
 def _spec_dict(spec: MixtureSpec) -> dict:
@@ -435,6 +610,7 @@ def _search_texts(store, spec, config, counter) -> tuple[dict, dict, dict]:
             for row in _usable(unit, Counter(), seen):
                 if row["doc_id"] in chosen:
                     (heldout if row["doc_id"] in held else train)[source.name].append(row["text"])
+    check_units_unchanged(units_of)
     return train, heldout, {n: s["available_tokens"] for n, s in per_source.items()}
 
 
@@ -476,7 +652,10 @@ def build_mixture_search(store: CorpusStore, name: str, config: PipelineConfig,
     check_spec_inputs(spec, config.selection, name)
     counter = counter or TokenCounter(cfg.tokenizer, cfg.tokenizer_file)
     started = time.perf_counter()
-    train, heldout, available = _search_texts(store, spec, config, counter)
+    try:
+        train, heldout, available = _search_texts(store, spec, config, counter)
+    except SourceChangedError:  # once more, on the versions now there
+        train, heldout, available = _search_texts(store, spec, config, counter)
     validation = {f"heldout_{n}": texts for n, texts in heldout.items() if texts}
     missing_targets = []
     for target in config.selection.targets:

@@ -116,6 +116,48 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Optional[dict]]]:
             yield i, record if isinstance(record, dict) else None
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise _DuplicateKey
+    return record
+
+
+NOT_UTF8, DUPLICATE_KEY, NOT_AN_OBJECT = "not_utf8", "duplicate_json_key", "not_a_json_object"
+
+
+def iter_jsonl_checked(path: Path) -> Iterator[tuple[int, Optional[dict], str]]:
+    """(line number, record, "") or (line number, None, why it is not a record): bytes that
+    are not UTF-8 (``not_utf8``: never decoded into U+FFFD text), an object with a key twice
+    (``duplicate_json_key``: which value was meant is unknown), anything else that is not a
+    JSON object. Lines are split on ``\n`` only; blank lines skipped; a leading byte order
+    mark ignored."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for i, raw in enumerate(fh):
+            if i == 0 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield i, None, NOT_UTF8
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line, object_pairs_hook=_unique_keys)
+            except _DuplicateKey:
+                yield i, None, DUPLICATE_KEY
+                continue
+            except ValueError:
+                record = None
+            yield (i, record, "") if isinstance(record, dict) else (i, None, NOT_AN_OBJECT)
+
+
 # -- targets -----------------------------------------------------------------------------------
 
 def load_target_examples(cfg: SelectionConfig, target: SelectionTarget) -> tuple[list[dict], dict]:
@@ -164,10 +206,10 @@ def scoring_examples(cfg: SelectionConfig, examples: list[dict]) -> list[str]:
 
 def _source_documents(cfg: SelectionConfig, source: SelectionSource, counts: Counter) -> Iterator[dict]:
     seen: set[bytes] = set()  # 8-byte hashes of the doc ids read so far
-    for line, record in iter_jsonl(resolve_path(cfg, source.path)):
+    for line, record, problem in iter_jsonl_checked(resolve_path(cfg, source.path)):
         counts["available"] += 1
         if record is None:
-            counts["not_a_json_object"] += 1
+            counts[problem] += 1
             continue
         text = _joined(record, source.fields)
         if not text.strip():
@@ -191,10 +233,18 @@ def _source_documents(cfg: SelectionConfig, source: SelectionSource, counts: Cou
                "lineage_id": lineage, "url": None, "text": text}
 
 
-def _rw_documents(store: CorpusStore, counts: Counter) -> Iterator[dict]:
+def _rw_documents(store: CorpusStore, counts: Counter, num_shards: Optional[int] = None) -> Iterator[dict]:
+    """The documents of the complete rw_deduped partitions; with ``num_shards``, of its
+    shards only (a shard folder left by a run with another ``num_shards`` is not read)."""
+    from corpus_assets.crawl import shard_key
+
+    current = {shard_key(i, num_shards) for i in range(num_shards)} if num_shards else None
     for rel in store.list(f"{RW_SOURCE}/"):
         if not rel.endswith("/documents.parquet") or not store.exists(rel.rsplit("/", 1)[0] + "/stats.json"):
             continue  # a partition is complete once its stats.json is written
+        parts = rel.split("/")
+        if current is not None and (len(parts) != 4 or parts[2] not in current):
+            continue
         for row in store.iter_rows(rel, ["doc_id", "url", "text"]):
             counts["available"] += 1
             if not (row.get("text") or "").strip():
@@ -239,7 +289,8 @@ def build_selection_pool(store: CorpusStore, target_name: str, config: PipelineC
                         lambda c, s=source, cap=cap: _sample(_source_documents(cfg, s, c), cap, cfg.seed, c)))
     if cfg.include_rw_deduped:
         sources.append((RW_SOURCE, "web", store.uri(RW_SOURCE), True,
-                        lambda c: _sample(_rw_documents(store, c), cfg.max_docs_per_source, cfg.seed, c)))
+                        lambda c: _sample(_rw_documents(store, c, config.num_shards), cfg.max_docs_per_source,
+                                          cfg.seed, c)))
 
     with store.table_writer(table_path(POOL, target_name), POOL_SCHEMA) as kept, \
             store.table_writer(table_path(POOL, target_name, "removed.parquet"), POOL_REMOVED_SCHEMA) as removed:

@@ -36,6 +36,7 @@ from corpus_assets.steps.progress import ProgressLog, progress_for
 from corpus_assets.steps.quality.decisions import build_decision_steps
 from corpus_assets.steps.segmentation.profiles import prescreen_segmenter, profiles_for
 from corpus_assets.steps.quality.signals import SIGNAL_COLUMNS, QualitySignals
+from corpus_assets.steps.url_allowlist import UrlAllowlist
 from corpus_assets.steps.url_filter import UrlFilter
 from corpus_assets.steps.warc import RESPONSE_FIELDS, HtmlDecode, iter_warc_responses
 from corpus_assets.storage import CorpusStore, PartitionIntegrityError, publishes
@@ -424,6 +425,8 @@ def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConf
                                       prescreen_segmenter(profiles_for(config)))
     steps = [
         UrlFilter(config.url_filter),
+        # WebText-style: only listed URLs go on (when url_allowlist.path is set)
+        *([UrlAllowlist(config.url_allowlist)] if config.url_allowlist.path else []),
         HtmlGuard(config.html_guard),  # before anything parses the HTML
         *([prescreen] if prescreen else []),
         Extract(config.extraction),
@@ -481,11 +484,15 @@ def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: Pip
 
 def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> StageReport:
     """Decide keep/drop from the stored signals; no signal is recomputed here."""
+    from corpus_assets.classifier_stages import gpt3_decision_steps  # it imports this module
+
     upstream = load_report(store, "rw_quality_signals", dump, shard)
     return run_document_stage(
         store, "rw_filtered", dump, shard,
         store.iter_rows(documents_path("rw_quality_signals", dump, shard)),
-        build_decision_steps(config.quality_thresholds, config.quality_signals, profiles_for(config)),
+        # GPT-3's classifier (when on) after the presets: it filtered before fuzzy dedup
+        build_decision_steps(config.quality_thresholds, config.quality_signals, profiles_for(config))
+        + gpt3_decision_steps(store, dump, config),
         baseline_docs=upstream.baseline_docs,
         # After the decisions a document has one text (``text``, line-corrected) and no
         # signal columns: they served the decisions and stay in rw_quality_signals, which

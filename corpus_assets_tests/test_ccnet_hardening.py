@@ -330,3 +330,137 @@ def test_a_whitespace_only_document_is_removed_with_a_reason_not_scored(trained)
                           lambda doc, step, reason, detail: removed.append((doc["doc_id"], reason)))[0])
     assert removed == [("0", "no_words")]
     assert [d["doc_id"] for d in kept] == ["1"] and kept[0]["ccnet_perplexity"] > 1
+
+
+# -- round 2: tables over a dump's shards refuse newer upstream data (r2 f03, f03b) ----------
+
+DUMP = "CC-MAIN-2024-10"
+
+
+def _publish_docs(store, asset, shard, docs, extra=None):
+    from corpus_assets.stages import run_document_stage
+    from corpus_assets.steps.base import Step
+
+    class Keep(Step):
+        name = "keep"
+
+        def apply(self, doc):
+            return None
+
+    return run_document_stage(store, asset, DUMP, shard, iter(docs), [Keep()], extra=extra)
+
+
+def _texts(shard, n, suffix=""):
+    return [{"doc_id": f"{shard}-{i}", "url": f"https://x/{shard}/{i}",
+             "text": f"shared line for all\nown line {shard.replace('0', 'o')} {chr(97 + i)}{suffix}"}
+            for i in range(n)]
+
+
+def test_line_dedup_refuses_duplicates_counted_over_older_text(tmp_path):
+    import dataclasses
+
+    from corpus_assets import ccnet_stages
+    from corpus_assets.storage import CorpusStore
+
+    store = CorpusStore(str(tmp_path / "store"))
+    config = PipelineConfig()
+    config = dataclasses.replace(config, ccnet=dataclasses.replace(config.ccnet, line_dedup_group_shards=2))
+    for shard in ("000", "001"):
+        _publish_docs(store, ccnet_stages.TEXT, shard, _texts(shard, 3))
+    stats = ccnet_stages.build_ccnet_line_duplicates(store, DUMP, ["000", "001"], config)
+    assert set(stats["groups"][0]["versions"]) == {"000", "001"}
+    assert len(ccnet_stages.load_group_duplicates(store, DUMP, "000", config)) == 1
+    # the other shard of the group re-extracted (fewer documents): the table is stale for both
+    _publish_docs(store, ccnet_stages.TEXT, "001", _texts("001", 1))
+    for shard in ("000", "001"):
+        with pytest.raises(RuntimeError,
+                           match="ccnet_text CC-MAIN-2024-10\\|001 .*re-materialize ccnet_line_duplicates"):
+            ccnet_stages.load_group_duplicates(store, DUMP, shard, config)
+    ccnet_stages.build_ccnet_line_duplicates(store, DUMP, ["000", "001"], config)
+    assert len(ccnet_stages.load_group_duplicates(store, DUMP, "000", config)) == 1
+
+
+def test_buckets_refuse_cutoffs_of_other_perplexities(reference, tmp_path):
+    import dataclasses
+
+    from corpus_assets import ccnet_stages
+    from corpus_assets.storage import CorpusStore
+
+    store = CorpusStore(str(tmp_path / "store"))
+    config = dataclasses.replace(PipelineConfig(), lm=_config(reference, tmp_path))
+    identity = {"lm": ccnet_stages.perplexity_identity(config)}
+
+    def scored(shard, values):
+        return [{"doc_id": f"{shard}-{i}", "url": "u", "text": "t", "language": "en", "ccnet_perplexity": v}
+                for i, v in enumerate(values)]
+
+    _publish_docs(store, ccnet_stages.PERPLEXITY, "000", scored("000", [10.0, 20, 30, 40, 50]), identity)
+    _publish_docs(store, ccnet_stages.PERPLEXITY, "001", scored("001", [15.0, 25, 35]), identity)
+    stored = ccnet_stages.build_ccnet_cutoffs(store, DUMP, ["000", "001"], config)
+    assert set(stored["perplexity_versions"]) == {"000", "001"}
+    ccnet_stages.build_ccnet_buckets(store, DUMP, "000", config)
+    # shard 001 re-scored from other documents (a min_chars change upstream), cut-offs not re-run:
+    # every shard's buckets are refused, the cut-offs' sample is not what is there now
+    _publish_docs(store, ccnet_stages.PERPLEXITY, "001", scored("001", [500.0, 600]), identity)
+    for shard in ("000", "001"):
+        with pytest.raises(RuntimeError, match="ccnet_perplexity CC-MAIN-2024-10\\|001 .*re-materialize ccnet_cutoffs"):
+            ccnet_stages.build_ccnet_buckets(store, DUMP, shard, config)
+    ccnet_stages.build_ccnet_cutoffs(store, DUMP, ["000", "001"], config)
+    ccnet_stages.build_ccnet_buckets(store, DUMP, "001", config)
+    # cut-offs that record no versions (an older build) are refused too
+    old = store.read_json(ccnet_stages.cutoffs_path(DUMP))
+    del old["perplexity_versions"]
+    with store.publish_partition(f"{ccnet_stages.CUTOFFS}/{DUMP}"):
+        store.write_json(ccnet_stages.cutoffs_path(DUMP), old)
+    with pytest.raises(RuntimeError, match="does not record"):
+        ccnet_stages.build_ccnet_buckets(store, DUMP, "000", config)
+
+
+@pytest.mark.parametrize("name", ["lm.arpa", "tables.npz"])
+def test_a_same_size_edit_of_a_model_file_is_found_by_its_sha256(trained, name):
+    """r2 f04: the cache was verified by sizes only; a same-size edit (still a valid ARPA
+    file) loaded silently and scored otherwise under the same identity."""
+    import re
+
+    config, lm = trained
+    want = lm.document_perplexity(SENTENCES[0])
+    path = lm.folder / name
+    data = path.read_bytes()
+    if name == "lm.arpa":
+        edited = re.sub(rb"(?m)^-1\.", b"-2.", data)
+    else:
+        edited = data[:-64] + bytes(b ^ 0xFF for b in data[-64:])
+    assert edited != data and len(edited) == len(data)
+    path.write_bytes(edited)
+    assert "SHA-256" in lm_model.verify_folder(lm.folder)
+    assert _expected(config) == pytest.approx(want)  # trained again, not loaded
+    assert path.read_bytes() == data  # training is deterministic: the same bytes again
+    # a folder whose model.json records no SHA-256 (an older code's) is not trusted either
+    info = json.loads((lm.folder / "model.json").read_text())
+    del info["file_sha256"]
+    (lm.folder / "model.json").write_text(json.dumps(info))
+    assert "no SHA-256" in lm_model.verify_folder(lm.folder)
+
+
+def test_perplexities_of_another_model_content_are_refused(reference, tmp_path):
+    """r2 f04: one identity (settings key), two model contents (two hosts' caches): the
+    content digest stored with the perplexities tells them apart."""
+    import dataclasses
+
+    from corpus_assets import ccnet_stages
+    from corpus_assets.storage import CorpusStore
+
+    store = CorpusStore(str(tmp_path / "store"))
+    config = dataclasses.replace(PipelineConfig(), lm=_config(reference, tmp_path))
+    identity = ccnet_stages.perplexity_identity(config)
+    rows = [{"doc_id": f"d{i}", "url": "u", "text": "t", "language": "en", "ccnet_perplexity": float(i)}
+            for i in range(1, 6)]
+    for shard, content in (("000", "aaa"), ("001", "bbb")):
+        _publish_docs(store, ccnet_stages.PERPLEXITY, shard, rows, {"lm": identity, "lm_content": {"en": content}})
+    with pytest.raises(RuntimeError, match="different content"):
+        ccnet_stages.build_ccnet_cutoffs(store, DUMP, ["000", "001"], config)
+    ccnet_stages.build_ccnet_cutoffs(store, DUMP, ["000"], config)
+    ccnet_stages.build_ccnet_buckets(store, DUMP, "000", config)
+    _publish_docs(store, ccnet_stages.PERPLEXITY, "000", rows, {"lm": identity, "lm_content": {"en": "ccc"}})
+    with pytest.raises(RuntimeError, match="other content"):
+        ccnet_stages.build_ccnet_buckets(store, DUMP, "000", config)

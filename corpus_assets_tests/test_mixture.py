@@ -78,8 +78,8 @@ def test_budget_shares_and_manifest_counts(tmp_path, data_dir):
         assert s["asked_tokens"] <= s["tokens"] < s["asked_tokens"] + longest
     assert manifest["tokens"] == sum(r["token_count"] for r in rows)
     assert manifest["docs"] == len(rows) == sum(s["docs"] for s in manifest["shards"])
-    for shard, facts in zip(shards, manifest["shards"]):
-        assert [r["id"] for r in shard] == facts["doc_ids"]
+    for shard, facts, ids in zip(shards, manifest["shards"], stages.shard_row_ids(store, "mix"), strict=True):
+        assert [r["id"] for r in shard] == ids
         assert sum(r["token_count"] for r in shard) == facts["tokens"]
     for name, s in manifest["sources"].items():
         assert abs(s["achieved_share"] - s["requested_share"]) <= manifest["share_tolerance"], name
@@ -128,8 +128,8 @@ def test_upsampling_within_the_cap_repeats_documents(tmp_path, data_dir):
     store, manifest = _build(tmp_path, data_dir, _spec(budget=12_000, weights=(0.2, 0.2, 0.6)))
     cc = manifest["sources"]["src_cc"]
     assert cc["full_epochs"] >= 1 and cc["epochs"] > 1.0
-    ids = [i for s in manifest["shards"] for i in s["doc_ids"]]
-    assert len(ids) == len(set(ids))  # repeats carry their epoch in the id
+    ids = [i for s in stages.shard_row_ids(store, "mix") for i in s]
+    assert len(ids) == len(set(ids)) == manifest["docs"]  # repeats carry their epoch in the id
 
 
 def test_weights_must_sum_to_one_unless_normalized():
@@ -158,7 +158,7 @@ def test_hf_datasets_reads_both_formats(tmp_path, data_dir):
     from_json = datasets.load_dataset("json", data_files=jsonl, split="train", cache_dir=cache)
     assert from_parquet.num_rows == from_json.num_rows == manifest["docs"]
     assert sum(from_json["token_count"]) == manifest["tokens"]
-    assert from_parquet["id"] == [i for s in manifest["shards"] for i in s["doc_ids"]]
+    assert from_parquet["id"] == [i for s in stages.shard_row_ids(store, "mix") for i in s]
     # The JSONL.zst is one zstd frame of JSON lines, readable without datasets too.
     first = zstandard.ZstdDecompressor().stream_reader(open(jsonl[0], "rb")).read().decode().splitlines()
     assert len(first) == manifest["shards"][0]["docs"]
@@ -170,7 +170,7 @@ def test_hf_datasets_reads_both_formats(tmp_path, data_dir):
     (out / "shard-00099.parquet").write_bytes(b"an older export's shard")
     export_mixture(store, "mix", out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json"] + [s[k] for s in manifest["shards"] for k in ("parquet", "jsonl_zst")])
+        ["manifest.json", "row_ids.parquet"] + [s[k] for s in manifest["shards"] for k in ("parquet", "jsonl_zst")])
     assert json.loads((out / "manifest.json").read_text())["shards"] == manifest["shards"]
     globbed_pq = datasets.load_dataset("parquet", data_files=str(out / "shard-*.parquet"), split="train", cache_dir=cache)
     globbed_js = datasets.load_dataset("json", data_files=str(out / "shard-*.jsonl.zst"), split="train", cache_dir=cache)
@@ -192,7 +192,7 @@ def test_datatrove_readers_read_the_export(tmp_path, data_dir):
     parquet_docs = list(ParquetReader(str(out), glob_pattern="shard-*.parquet", id_key="id")())
     jsonl_docs = list(JsonlReader(str(out), glob_pattern="shard-*.jsonl.zst", compression="zstd", id_key="id")())
     assert len(parquet_docs) == len(jsonl_docs) == manifest["docs"]
-    assert sorted(d.id for d in parquet_docs) == sorted(i for s in manifest["shards"] for i in s["doc_ids"])
+    assert sorted(d.id for d in parquet_docs) == sorted(i for s in stages.shard_row_ids(store, "mix") for i in s)
 
 
 def test_tokenizer_loads_without_network():

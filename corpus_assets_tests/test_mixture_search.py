@@ -35,7 +35,7 @@ def test_ngram_proxy_search_prefers_the_matching_source():
     texts = {k: ["".join(rng.choice(a) for _ in range(300)) for _ in range(20)] for k, a in alphabet.items()}
     validation = {"val_y": ["".join(rng.choice(alphabet["y"]) for _ in range(300)) for _ in range(5)]}
     measure = regmix.ngram_measure([texts["x"], texts["y"], texts["z"]], validation, train_bytes=6000, order=3)
-    result = regmix.search(["x", "y", "z"], np.array([0.4, 0.3, 0.3]), measure, ["val_y"], n_candidates=16, seed=1,
+    result = regmix.search(["x", "y", "z"], np.array([0.4, 0.3, 0.3]), measure, ["val_y"], n_candidates=20, seed=1,
                            n_proposal_draws=2000, top_k=50)
     assert result["fit"]["val_y"]["spearman_heldout"] > 0.5
     assert int(np.argmax(result["proposal"])) == 1

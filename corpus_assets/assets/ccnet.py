@@ -28,10 +28,10 @@ CCNET_GROUP = "ccnet"
 # Bump when a stage's code changes what it writes; settings changes are fingerprinted.
 CODE_REVISION = {
     ccnet_stages.TEXT: "1",
-    ccnet_stages.DUPLICATES: "1",
+    ccnet_stages.DUPLICATES: "2",  # 2: the ccnet_text versions counted, checked by line dedup
     ccnet_stages.DEDUPED: "1",
-    ccnet_stages.PERPLEXITY: "2",  # 2: no_words removal, the LM identity in the stats
-    ccnet_stages.CUTOFFS: "2",  # 2: the LM identity stored and checked
+    ccnet_stages.PERPLEXITY: "3",  # 2: no_words removal, the LM identity in the stats; 3: the model's content
+    ccnet_stages.CUTOFFS: "3",  # 2: the LM identity stored and checked; 3: the perplexity versions too
     ccnet_stages.BUCKETS: "2",
 }
 CCNET_SHARD_ASSETS = [ccnet_stages.TEXT, ccnet_stages.DEDUPED, ccnet_stages.PERPLEXITY, ccnet_stages.BUCKETS]

@@ -44,6 +44,11 @@ CODE_REVISION = {
     "dedup_index": "2",  # band keys with owners and a document table
 }
 INDEX_CHAIN_CHECK = "index_chain"
+# The dump-level dedup assets share one concurrency pool; dagster.yaml's
+# `concurrency: pools: default_limit: 1` lets one of them execute at a time across all runs,
+# however launched (a job, a backfill, the UI's Materialize button), so no dump's dedup
+# runs twice at once. docs/operations.md.
+DUMP_DEDUP_POOL = "corpus_dump_dedup"
 
 
 def _version(asset: str, *parts) -> str:
@@ -101,6 +106,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     @dg.asset(
         name="minhash_buckets",
         partitions_def=dump_partitions,
+        pool=DUMP_DEDUP_POOL,
         deps=[dg.AssetDep("minhash_signatures", partition_mapping=shard_to_dump)],
         code_version=_version("minhash_buckets", *bucket_version),
         group_name=DEDUP_GROUP,
@@ -129,6 +135,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     @dg.asset(
         name="duplicate_clusters",
         partitions_def=dump_partitions,
+        pool=DUMP_DEDUP_POOL,
         deps=["minhash_buckets"],
         code_version=_version("duplicate_clusters", *bucket_version),
         group_name=DEDUP_GROUP,
@@ -165,6 +172,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     @dg.asset(
         name="exact_substring_spans",
         partitions_def=dump_partitions,
+        pool=DUMP_DEDUP_POOL,
         deps=["duplicate_clusters", dg.AssetDep("rw_filtered", partition_mapping=shard_to_dump)],
         code_version=_version("exact_substring_spans", *bucket_version, *exact_version),
         group_name=DEDUP_GROUP,
@@ -200,6 +208,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     @dg.asset(
         name="dedup_index",
         partitions_def=dump_partitions,
+        pool=DUMP_DEDUP_POOL,
         deps=[dg.AssetDep("rw_deduped", partition_mapping=shard_to_dump),
               dg.AssetDep("minhash_signatures", partition_mapping=shard_to_dump)],
         code_version=_version("dedup_index", *bucket_version, *exact_version, cfg.url_dedup),

@@ -21,7 +21,9 @@ MIXTURE_GROUP = "mixture"
 # 2: sources reach their asked tokens (bounded overshoot); string columns never null.
 # 3: repeated rows' ids <source>#<epoch>/<doc id>; count tables keyed by reader settings;
 #    the config hash covers the output settings.
-CODE_REVISION = "3"
+# 4: sources pinned to one data version per build; reader settings in the manifest and the
+#    config hash; the selection sources the specs read in the code version.
+CODE_REVISION = "4"
 SHARES_CHECK = "achieved_shares_within_tolerance"
 
 SHARES_SCHEMA = dg.TableSchema(columns=[
@@ -61,9 +63,14 @@ def build_mixture_assets(config: PipelineConfig) -> list:
         deps += [external_asset_key("source", n) for n in sorted({p for spec in specs.values() for s in spec.sources
                                                            if s.asset == "external" for p in s.partitions} & known)]
 
-    # Both assets read the same sources, per the same partitions and settings.
+    # Both assets read the same sources, per the same partitions and settings. The reader
+    # settings of the external sources the specs read (path, fields, ids, domain labels)
+    # change the shards: in the code version, as the specs are. (A code version is the
+    # asset's, not a partition's: editing one spec marks every mixture partition stale.)
+    read = {p for spec in specs.values() for s in spec.sources if s.asset == "external" for p in s.partitions}
+    readers = [config.selection.data_dir] + [s for s in config.selection.sources if s.name in read]
     common = dict(partitions_def=mixture_partitions_def(config), deps=deps, group_name=MIXTURE_GROUP,
-                  code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)])}")
+                  code_version=f"{CODE_REVISION}-{fingerprint(cfg, *[specs[n] for n in sorted(specs)], *readers)}")
 
     @dg.asset(
         name=stages.MIXTURE,
@@ -75,7 +82,8 @@ def build_mixture_assets(config: PipelineConfig) -> list:
         description="Training shards of one mixture spec (partition = spec name): sources weighted by their "
         "share of OUTPUT tokens under a token budget, epochs capped per source, interleaved by a seeded shuffle, "
         f"~{cfg.shard_tokens:,}-token shards in Parquet and JSONL.zst, and manifest.json (sources with partitions "
-        "and data versions, requested vs achieved shares, epochs, tokenizer, config hash, doc ids per shard).",
+        "and data versions, requested vs achieved shares, epochs, tokenizer, config hash, source overlaps), "
+        "row_ids.parquet (each shard's row ids).",
     )
     def training_mixture(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource,
                          tokenizer: TokenizerResource):
@@ -88,6 +96,10 @@ def build_mixture_assets(config: PipelineConfig) -> list:
             "tokens": manifest["tokens"], "docs": manifest["docs"], "shards": len(manifest["shards"]),
             "token_budget": manifest["token_budget"], "tokenizer": manifest["tokenizer"],
             "config_hash": manifest["config_hash"], "tokenized_units": manifest["tokenized_units"],
+            # documents two sources share (an rw_deduped dump and a domain subset of it):
+            # repeated in the output however few epochs each source reports
+            "source_overlaps": dg.MetadataValue.json(manifest["source_overlaps"]),
+            "docs_written_by_two_sources": sum(o["written_by_both_docs"] for o in manifest["source_overlaps"]),
             "seconds": manifest["seconds"],
             "achieved_mixture": records_table(rows, SHARES_SCHEMA),
             "shares_chart": dg.MetadataValue.md(png_markdown(report.shares_png(manifest),
@@ -119,12 +131,14 @@ def build_mixture_assets(config: PipelineConfig) -> list:
                                     "heldout_candidates": f["heldout_candidates"]}) for v, f in result["fit"].items()]
         weight_rows = [dg.TableRecord({"source": n, "natural": result["natural"][i], "spec": result["spec_weights"][i],
                                        "proposed": result["proposal"][i]}) for i, n in enumerate(result["sources"])]
-        objective_rho = [result["fit"][o]["spearman_heldout"] for o in result["objective"]]
+        # None: too few held-out candidates for a rank correlation (see fit_quality)
+        objective_rho = [r for r in (result["fit"][o]["spearman_heldout"] for o in result["objective"])
+                         if r is not None]
         return dg.MaterializeResult(metadata={
             "fit_quality": dg.MetadataValue.table(fit_rows, schema=FIT_SCHEMA),
             "weights": dg.MetadataValue.table(weight_rows, schema=WEIGHTS_SCHEMA),
             "objective": ", ".join(result["objective"]),
-            "min_objective_spearman": min(objective_rho) if objective_rho else 0.0,
+            "min_objective_spearman": min(objective_rho) if objective_rho else None,
             "predicted_objective": dg.MetadataValue.json(result["predicted_objective"]),
             "regression": result["regression"], "seconds": result["seconds"],
             "path": dg.MetadataValue.path(store.uri(stages.search_path(name, "proposal.yaml"))),

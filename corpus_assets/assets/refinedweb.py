@@ -93,7 +93,8 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
                                   *([config.language_prescreen] if config.language_prescreen.enabled else []),
                                   # the pre-screen's segmenters (none for English: unchanged)
                                   *([profiles_for(config).segmenter_identities()]
-                                    if config.language_prescreen.enabled and profiles_for(config).segmenter_identities() else [])),
+                                    if config.language_prescreen.enabled and profiles_for(config).segmenter_identities() else []),
+                                  *([config.url_allowlist] if config.url_allowlist.path else [])),
         deps=["raw_documents"],
         group_name=INGEST_GROUP,
         description="RefinedWeb's RW-RAW: URL filter -> language pre-screen (skips extraction "
@@ -116,8 +117,12 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
         stage=partial(stages.build_rw_filtered, config=config),
         upstream="rw_quality_signals",
         partitions_def=shard_partitions,
-        code_version=f"{CODE_REVISION['rw_filtered']}-{thresholds_fingerprint(config.quality_thresholds, profiles_for(config))}",
-        deps=["rw_quality_signals"],
+        code_version=f"{CODE_REVISION['rw_filtered']}-{thresholds_fingerprint(config.quality_thresholds, profiles_for(config))}"
+        + (f"-gpt3-{fingerprint(config.classifiers.gpt3)}" if config.classifiers.gpt3.enabled else ""),
+        # GPT-3's classifier (classifiers.gpt3) decides here, from the dump's trained model
+        deps=["rw_quality_signals",
+              *([dg.AssetDep("gpt3_quality_model", partition_mapping=shard_to_dump)]
+                if config.classifiers.gpt3.enabled else [])],
         group_name=FILTER_GROUP,
         description="RefinedWeb's RW-Filtered: keep/drop decisions from the stored signals "
         "(repetition -> document quality -> line-wise corrections). Changing a threshold "

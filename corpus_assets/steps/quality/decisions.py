@@ -77,7 +77,7 @@ REMOVAL_REASONS: dict[str, tuple[str, ...]] = {
         "stop_words",
     ),
     "line_corrections": (LINE_CORRECTIONS_REASON,),
-    "c4": ("c4_lorem_ipsum", "c4_curly_bracket", "c4_too_few_sentences", "c4_no_lines_left"),
+    "c4": ("c4_bad_words", "c4_lorem_ipsum", "c4_curly_bracket", "c4_too_few_sentences", "c4_no_lines_left"),
     "fineweb": (
         "fineweb_no_lines",
         "fineweb_line_punct_ratio",
@@ -143,6 +143,7 @@ class FilterThresholds:
     c4_min_sentences: Optional[NonNegativeInt] = 5  # drop when < 5
     c4_drop_lorem_ipsum: bool = True
     c4_drop_curly_bracket: bool = True
+    c4_drop_bad_words: bool = True  # when quality_signals.c4_bad_words_path names a list
     c4_remove_lines: bool = True  # also apply C4's line removals to the text
 
     # -- FineWeb (Penedo et al. 2024) ----------------------------------------------------
@@ -363,6 +364,8 @@ class C4Filter(_SignalFilter):
     def apply(self, doc: Document):
         self._require(doc)
         t = self.thresholds_for(doc)
+        if t.c4_drop_bad_words and doc.get("c4_bad_words", 0) > 0:
+            return "c4_bad_words", f"{doc['c4_bad_words']} entries of the bad-words list in kept lines"
         if t.c4_drop_lorem_ipsum and doc["c4_lorem_ipsum"]:
             return "c4_lorem_ipsum", "a kept line contains 'lorem ipsum'"
         if t.c4_drop_curly_bracket and doc["c4_curly_bracket"]:

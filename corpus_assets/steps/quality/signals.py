@@ -86,7 +86,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from corpus_assets.steps.base import Document, Step
-from corpus_assets.steps.setting_types import ExistingDir, Fraction, NonNegativeInt, PositiveInt
+from corpus_assets.steps.setting_types import ExistingDir, ExistingFile, Fraction, NonNegativeInt, PositiveInt
 from corpus_assets.steps.quality._text import (
     NGramIndex,
     find_duplicates,
@@ -95,7 +95,7 @@ from corpus_assets.steps.quality._text import (
     split_whitespace_words,
     split_words,
 )
-from corpus_assets.steps.quality.c4 import C4_LINE_RULES, CJK_SENTENCE_END_RE, c4_walk
+from corpus_assets.steps.quality.c4 import C4_LINE_RULES, CJK_SENTENCE_END_RE, BadWords, c4_walk
 from corpus_assets.steps.quality.line_corrections import (
     DEFAULT_LINE_PATTERNS_DIR,
     RULES as LINE_RULES,
@@ -152,6 +152,12 @@ class SignalConfig:
     c4_min_words_per_line: NonNegativeInt = 3
     c4_max_word_length: PositiveInt = 1000
     c4_remove_citations: bool = True
+    # C4's rule 3 (drop a line without terminal punctuation); FineWeb's pipeline runs C4's
+    # filter with it off.
+    c4_filter_no_terminal_punct: bool = True
+    # C4's bad-words list (LDNOOBW's en file; one entry a line); None: no list, the
+    # c4_bad_words signal stays 0. Its content, not its path, is fingerprinted.
+    c4_bad_words_path: Optional[ExistingFile] = None
     fineweb_terminal_punctuation: tuple[str, ...] = (".", "'", '"', "!", "?")
     fineweb_short_line_length: NonNegativeInt = 30
 
@@ -226,6 +232,7 @@ SIGNAL_COLUMNS: dict[str, type] = {
     "c4_lorem_ipsum": bool,
     "c4_curly_bracket": bool,
     "c4_sentence_count": int,
+    "c4_bad_words": int,  # distinct entries of c4_bad_words_path found in C4's kept lines
     # fineweb
     "fineweb_line_punct_ratio": float,
     "fineweb_short_line_ratio": float,
@@ -255,9 +262,23 @@ def c4_walk_with(text: str, config: "SignalConfig", profile=None):
         min_words_per_line=config.c4_min_words_per_line,
         max_word_length=config.c4_max_word_length,
         remove_citations=config.c4_remove_citations,
+        filter_no_terminal_punct=config.c4_filter_no_terminal_punct,
         split=split,
         **extra,
     )
+
+
+_BAD_WORDS: dict[str, BadWords] = {}
+
+
+def bad_words_of(config: "SignalConfig") -> Optional[BadWords]:
+    """The configured bad-words list, read once per process and file."""
+    path = config.c4_bad_words_path
+    if not path:
+        return None
+    if path not in _BAD_WORDS:
+        _BAD_WORDS[path] = BadWords.from_file(path)
+    return _BAD_WORDS[path]
 
 
 def signal_arrow_schema():
@@ -277,6 +298,9 @@ def signals_fingerprint(config: Optional[SignalConfig] = None, profiles=None) ->
     config = config or SignalConfig()
     settings = dataclasses.asdict(config)
     settings.pop("line_patterns_dir")
+    if config.c4_bad_words_path:
+        with open(config.c4_bad_words_path, "rb") as fh:
+            settings["c4_bad_words_path"] = "sha256:" + hashlib.sha256(fh.read()).hexdigest()
     payload = {
         "version": SIGNALS_VERSION,
         "config": settings,
@@ -424,6 +448,9 @@ def compute_signals(
         out["c4_lorem_ipsum"] = walk.lorem_ipsum
         out["c4_curly_bracket"] = walk.curly_bracket
         out["c4_sentence_count"] = walk.sentences
+        bad_words = bad_words_of(config)
+        if bad_words is not None:
+            out["c4_bad_words"] = len(bad_words.found("\n".join(walk.kept_lines)))
 
     if "fineweb" in presets:
         if line_dups is None:
