@@ -55,6 +55,17 @@ def run_named_job(defs, instance, job_name: str, partition_key=None):
     )
 
 
+def named_job_for(selection) -> str | None:
+    """The named job of the definitions that materializes exactly ``selection`` (in any
+    order), or None."""
+    from corpus_assets.definitions import DUMP_DEDUP_ASSETS, NAMED_JOBS, SHARD_ASSETS
+
+    jobs = {"shard_pipeline_job": SHARD_ASSETS, "dump_dedup_job": DUMP_DEDUP_ASSETS, "rw_deduped_job": ["rw_deduped"],
+            "dedup_index_job": ["dedup_index"], "crawl_manifest_job": ["crawl_manifest"],
+            **{name: assets for name, (assets, _) in NAMED_JOBS.items()}}
+    return next((name for name, assets in jobs.items() if sorted(assets) == sorted(selection)), None)
+
+
 def _materialize(job: tuple[str, str]) -> tuple[str, bool, float]:
     """Runs in a worker process: one run of the named job for one partition."""
     import dagster as dg
