@@ -36,6 +36,7 @@ from corpus_assets.steps.ccnet.config import CCNetConfig
 from corpus_assets.steps.classifiers.config import ClassifiersConfig
 from corpus_assets.steps.mixture.config import MixtureConfig
 from corpus_assets.steps.prescreen import LanguagePrescreenConfig
+from corpus_assets.steps.progress import ProgressConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
 from corpus_assets.steps.segmentation.profiles import LanguageOverride, check_language_code
@@ -98,6 +99,7 @@ class PipelineConfig:
     sft: SftConfig = field(default_factory=SftConfig)
     # per-language settings over defaults/languages/<lang>.yaml (docs/languages.md)
     languages: dict[str, LanguageOverride] = field(default_factory=dict)
+    progress: ProgressConfig = field(default_factory=ProgressConfig)
     source_file: str = ""
 
     def __post_init__(self):

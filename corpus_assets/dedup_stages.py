@@ -69,6 +69,7 @@ from corpus_assets.steps.dedup import (
     verify_pairs,
 )
 from corpus_assets.steps.dedup.exact_substring import find_duplicate_token_spans
+from corpus_assets.steps.progress import progress_for
 from corpus_assets.steps.quality.line_corrections import normalize_language
 from corpus_assets.steps.segmentation.profiles import profiles_for
 from corpus_assets.storage import CorpusStore, publishes
@@ -160,7 +161,7 @@ def dedup_segmenter_identities(config: PipelineConfig) -> dict:
 
 
 @publishes(SIGNATURES + "/{dump}/{shard}")
-def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> dict:
+def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> dict:
     """Band keys of every rw_filtered document of the shard, in row order.
 
     The report carries ``version``: a digest of the preset, the documents read (ids and
@@ -183,6 +184,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
     columns_read = ["doc_id", "text", "language"] if segmenters else ["doc_id", "text"]
     batches = store.iter_batches(documents_path(UPSTREAM, dump, shard), columns_read, SIGNATURE_BATCH)
     id_hashes = []  # 8 bytes a document, not a set of strings: a shard may hold millions
+    progress = progress_for(log, f"{SIGNATURES} {dump}|{shard}", config.progress)
     with store.table_writer(signatures_path(dump, shard), schema) as writer:
         for batch in batches:
             if batch.num_rows == 0:
@@ -201,6 +203,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
             columns.update({n: pa.array(keys[:, j], pa.uint64()) for j, n in enumerate(names)})
             writer.write_table(pa.table(columns))
             docs += batch.num_rows
+            progress.advance(batch.num_rows, batch.num_rows)
         _refuse_repeated_doc_ids(store, dump, shard, id_hashes)  # before anything is published
     seconds = time.perf_counter() - started
     input_version = input_digest.hexdigest()[:16]
@@ -209,6 +212,7 @@ def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: 
               "preset": preset.describe(), "version": keys_digest.hexdigest()[:16],
               "input_digest": input_version, "rw_filtered_report": upstream_identity}
     store.write_json(stats_path(SIGNATURES, dump, shard), report)
+    progress.finish()
     return report
 
 
@@ -697,7 +701,7 @@ def _spans_of_shard(store: CorpusStore, dump: str, shard: str) -> dict:
 # -- 5. rw_deduped ---------------------------------------------------------------------------
 
 def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: PipelineConfig,
-                     known_dumps: list[str]) -> StageReport:
+                     known_dumps: list[str], log=None) -> StageReport:
     """Fuzzy dedup -> exact substring dedup -> URL dedup for one shard."""
     cfg = config.dedup
     upstream = load_report(store, UPSTREAM, dump, shard)
@@ -736,6 +740,7 @@ def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: Pipeline
         extra={"earlier_snapshot": used or "", "earlier_dump": earlier.dump if earlier else "",
                "clusters_report": clusters_report},
         step_errors=config.step_errors,
+        progress=progress_for(log, f"{DEDUPED} {dump}|{shard}", config.progress),
     )
 
 

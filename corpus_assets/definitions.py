@@ -24,6 +24,7 @@ from corpus_assets.assets.dedup import build_dedup_assets
 from corpus_assets.assets.domains import build_domain_assets
 from corpus_assets.assets.mixture import build_mixture_assets
 from corpus_assets.assets.refinedweb import build_assets
+from corpus_assets.assets.report import build_report_assets
 from corpus_assets.assets.sft import build_sft_assets
 from corpus_assets.assets.selection import SELECTION_ASSETS, build_selection_assets, target_partitions_def
 from corpus_assets.config import PipelineConfig, load_config
@@ -42,6 +43,23 @@ DUMP_DEDUP_ASSETS = ["minhash_buckets", "duplicate_clusters", "exact_substring_s
 # (The assets themselves are in the pool DUMP_DEDUP_POOL, which also holds for the UI's
 # Materialize button; docs/operations.md.)
 DUMP_SCOPE_TAGS = {"corpus_assets/scope": "dump"}
+# Named jobs for every other run the demo launches, so the Runs page says what ran (an
+# ad-hoc selection shows as __ephemeral_asset_job__). Partitions are inferred from the
+# selected assets, which share one definition per job.
+NAMED_JOBS = {
+    "domain_training_job": (["domain_seed_labels", "domain_classifiers"],
+                            "Seed labels and the coarse/fine classifiers of one dump."),
+    "domain_labels_job": (["domain_labels"], "Label one (dump, shard) with the trained classifiers."),
+    "domain_subsets_job": (["domain_subsets"], "One domain subset of one dump."),
+    "domain_analyses_job": (["domain_benchmark_similarity", "domain_url_overlap"],
+                            "Benchmark similarity and URL overlap of the domain subsets."),
+    "corpus_report_job": (["corpus_report"], "The corpus report of one dump."),
+    "corpus_overview_job": (["corpus_overview"], "One row per dump."),
+    "training_mixture_job": (["training_mixture"], "Training shards and manifest of one mixture spec."),
+    "mixture_search_job": (["mixture_search"], "RegMix-style search over one spec's sources."),
+    "sft_statistics_job": (["sft_samples", "sft_statistics"], "Samples and statistics of one sft dataset."),
+    "sft_selection_job": (["sft_selection"], "The fine-tuning selection of one sft recipe."),
+}
 
 
 def default_crawl_root() -> str:
@@ -117,9 +135,14 @@ def build_definitions(
     assets += build_ccnet_assets(config)
     # GPT-3's and LLaMA's classifiers, when the settings (a recipe) switch them on.
     assets += build_classifier_assets(config)
+    # The per-dump corpus report and the overview of all dumps (issue 16).
+    assets += build_report_assets(config)
+    names = {key.to_user_string() for a in assets for key in (a.keys if hasattr(a, "keys") else [a.key])}
+    named_jobs = [dg.define_asset_job(name, selection=selection, description=description)
+                  for name, (selection, description) in NAMED_JOBS.items() if set(selection) <= names]
     return dg.Definitions(
         assets=assets,
-        jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs],
+        jobs=[manifest_job, shard_job, dedup_job, deduped_job, index_job, *selection_jobs, *named_jobs],
         sensors=[build_crawl_sensor(manifest_job), build_dedup_order_sensor(dedup_job, config.num_shards, deduped_job, index_job), automation],
         resources={
             "corpus_store": CorpusStoreResource(

@@ -45,24 +45,36 @@ def _prepare_environment() -> None:
             os.environ.setdefault("CORPUS_CONFIG", str(fixture / "pipeline.yaml"))
 
 
-def _materialize(job: tuple[str, tuple[str, ...]]) -> tuple[str, bool, float]:
-    """Runs in a worker process: one run of ``selection`` for one partition."""
+def run_named_job(defs, instance, job_name: str, partition_key=None):
+    """One run of a named job of the definitions (the Runs page then says which job ran,
+    not ``__ephemeral_asset_job__``), with the definitions' resources; never raises on a
+    failed step: the result says."""
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance, partition_key=partition_key, run_config=QUIET, raise_on_error=False,
+        tags={"corpus_assets/launched_by": "demo"},
+    )
+
+
+def named_job_for(selection) -> str | None:
+    """The named job of the definitions that materializes exactly ``selection`` (in any
+    order), or None."""
+    from corpus_assets.definitions import DUMP_DEDUP_ASSETS, NAMED_JOBS, SHARD_ASSETS
+
+    jobs = {"shard_pipeline_job": SHARD_ASSETS, "dump_dedup_job": DUMP_DEDUP_ASSETS, "rw_deduped_job": ["rw_deduped"],
+            "dedup_index_job": ["dedup_index"], "crawl_manifest_job": ["crawl_manifest"],
+            **{name: assets for name, (assets, _) in NAMED_JOBS.items()}}
+    return next((name for name, assets in jobs.items() if sorted(assets) == sorted(selection)), None)
+
+
+def _materialize(job: tuple[str, str]) -> tuple[str, bool, float]:
+    """Runs in a worker process: one run of the named job for one partition."""
     import dagster as dg
 
     from corpus_assets.definitions import defs
 
-    partition_key, selection = job
+    partition_key, job_name = job
     started = time.perf_counter()
-    result = dg.materialize(
-        defs.assets,
-        selection=list(selection),
-        partition_key=partition_key,
-        instance=dg.DagsterInstance.get(),
-        resources=defs.resources,
-        raise_on_error=False,
-        run_config=QUIET,
-        tags={"corpus_assets/launched_by": "demo"},
-    )
+    result = run_named_job(defs, dg.DagsterInstance.get(), job_name, partition_key)
     return partition_key, result.success, time.perf_counter() - started
 
 
@@ -132,6 +144,24 @@ def print_retention(rows: list[dict]) -> None:
               f"{row['retention']:>8.1%}{row['cumulative']:>8.1%}  {top} {row.get('note', '')}".rstrip())
 
 
+def print_reports(instance, dumps: list[str]) -> None:
+    """Each dump's funnel end and largest drift, read back from corpus_report's metadata."""
+    import dagster as dg
+
+    print("\n== corpus_report (open it in the UI for the funnel plot, removals, distributions and drift)")
+    for dump in dumps:
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("corpus_report"), asset_partitions=[dump]), limit=1).records
+        if not records:
+            print(f"  {dump}: no report")
+            continue
+        entry = records[0].event_log_entry
+        print(f"  {dump}: {_metadata_value(entry, 'records_read')} responses read, "
+              f"{_metadata_value(entry, 'html_responses')} HTML 200 -> {_metadata_value(entry, 'final_docs')} documents "
+              f"after {_metadata_value(entry, 'final_asset')} ({_metadata_value(entry, 'final_share')} of HTML 200); "
+              f"largest drift: {_metadata_value(entry, 'largest_drift')}")
+
+
 def run_selection(instance, defs, failures: list[str]) -> None:
     """Targeted selection for every configured target, after the pipeline (its pool reads
     rw_deduped), then one summary block per target read back from selection_comparison."""
@@ -147,9 +177,7 @@ def run_selection(instance, defs, failures: list[str]) -> None:
         return
     for target in cfg.targets:
         started = time.perf_counter()
-        result = dg.materialize(defs.assets, selection=SELECTION_ASSETS, partition_key=target.name,
-                                instance=instance, resources=defs.resources, raise_on_error=False,
-                                run_config=QUIET, tags={"corpus_assets/launched_by": "demo"})
+        result = run_named_job(defs, instance, "selection_job", target.name)
         print(f"  {target.name} {SELECTION_ASSETS[0]} .. {SELECTION_ASSETS[-1]}: "
               f"{'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
         if not result.success:
@@ -206,10 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     from corpus_assets.crawl import dump_sort_key
-    from corpus_assets.definitions import DUMP_DEDUP_ASSETS, SHARD_ASSETS, defs
+    from corpus_assets.definitions import defs
     from corpus_assets.partitions import DUMP_DIM, shard_keys, shard_partition_key
     from corpus_assets.config import load_config
-    from corpus_assets.domain_demo import ANALYSES, domain_runs, domain_table, print_domain_table
+    from corpus_assets.domain_demo import ANALYSES, SEED_AND_TRAIN, domain_runs, domain_table, print_domain_table
+
+    DOMAIN_JOBS = {tuple(SEED_AND_TRAIN): "domain_training_job", ("domain_labels",): "domain_labels_job",
+                   ("domain_subsets",): "domain_subsets_job", tuple(ANALYSES): "domain_analyses_job"}
 
     config = load_config()
     instance = dg.DagsterInstance.get()
@@ -225,35 +256,31 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     for dump in dumps:
-        result = dg.materialize(defs.assets, selection=["crawl_manifest"], partition_key=dump,
-                                instance=instance, resources=defs.resources, run_config=QUIET,
-                                tags={"corpus_assets/launched_by": "demo"})
-        assert result.success
+        assert run_named_job(defs, instance, "crawl_manifest_job", dump).success
     shards = shard_keys(config.num_shards)
     failures: list[str] = []
 
-    def run_parallel(pool, partition_keys: list[str], selection: list[str]) -> None:
-        for key, ok, seconds in pool.map(_materialize, [(k, tuple(selection)) for k in partition_keys]):
-            span = selection[0] if len(selection) == 1 else f"{selection[0]} .. {selection[-1]}"
-            print(f"  {key} {span}: {'ok' if ok else 'FAILED'} in {seconds:.1f}s")
+    def run_parallel(pool, partition_keys: list[str], job_name: str) -> None:
+        for key, ok, seconds in pool.map(_materialize, [(k, job_name) for k in partition_keys]):
+            print(f"  {key} {job_name}: {'ok' if ok else 'FAILED'} in {seconds:.1f}s")
             if not ok:
-                failures.append(f"{key} {selection}")
+                failures.append(f"{key} {job_name}")
 
     keys = [shard_partition_key(dump, shard) for dump in dumps for shard in shards]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         # Shards of every dump are independent up to their MinHash signatures ...
-        run_parallel(pool, keys, SHARD_ASSETS)
+        run_parallel(pool, keys, "shard_pipeline_job")
         # ... dedup goes dump by dump in crawl order, each against the earlier dumps' index.
         for dump in sorted(dumps, key=dump_sort_key):
-            run_parallel(pool, [dump], DUMP_DEDUP_ASSETS)
-            run_parallel(pool, [shard_partition_key(dump, shard) for shard in shards], ["rw_deduped"])
-            run_parallel(pool, [dump], ["dedup_index"])
+            run_parallel(pool, [dump], "dump_dedup_job")
+            run_parallel(pool, [shard_partition_key(dump, shard) for shard in shards], "rw_deduped_job")
+            run_parallel(pool, [dump], "dedup_index_job")
         # Domain subsets (docs/domains.md): seeds + classifiers, labels per shard, one subset per domain.
         if not args.through_dedup:
             for dump in sorted(dumps, key=dump_sort_key):
                 for partition_keys, selection in domain_runs(dump, shards, config):
-                    run_parallel(pool, partition_keys, selection)
-            run_parallel(pool, [None], ANALYSES)
+                    run_parallel(pool, partition_keys, DOMAIN_JOBS[tuple(selection)])
+            run_parallel(pool, [None], DOMAIN_JOBS[tuple(ANALYSES)])
     print(f"materialized {len(keys)} shard partitions and their dedup in {time.perf_counter() - started:.1f}s")
     print_retention(retention_table(instance, dumps, shards))
     if not args.through_dedup:
@@ -265,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         from corpus_assets.sft_demo import run_sft
 
         run_sft(instance, defs, failures)
+    # Last, so each dump's report sees every artifact (domains, selections) built from it.
+    for dump, job in [(d, "corpus_report_job") for d in sorted(dumps, key=dump_sort_key)] + [(None, "corpus_overview_job")]:
+        if not run_named_job(defs, instance, job, dump).success:
+            failures.append(f"{dump} {job}")
+    print_reports(instance, dumps)
     print("\nOpen the UI with `make dev` (dagster dev on this DAGSTER_HOME) at http://127.0.0.1:3000")
     if failures:
         print(f"FAILED partitions: {failures}", file=sys.stderr)

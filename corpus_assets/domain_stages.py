@@ -47,6 +47,7 @@ from corpus_assets.steps.domains.classifiers import (
 from corpus_assets.steps.domains.rounds import run_rounds
 from corpus_assets.steps.domains.seeds import NONE_LABEL, SOURCE_LLM, SOURCE_LLM_ROOT, SeedLabeller, heldout, seed_sets
 from corpus_assets.steps.domains.taxonomy import UNCLASSIFIED, Taxonomy, root_of
+from corpus_assets.steps.progress import progress_for
 from corpus_assets.storage import CorpusStore
 
 UPSTREAM = "rw_deduped"
@@ -306,9 +307,12 @@ def _first_round_of_label(store: CorpusStore, dump: str, shard: str, final_round
 
 # -- 3. labels -----------------------------------------------------------------------------
 
-def build_domain_labels(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, encoder) -> dict:
+def build_domain_labels(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, encoder,
+                        log=None) -> dict:
+    """``log``: where progress lines go (documents labelled, rate; "kept" = classified)."""
     cfg = config.domains
     started = time.perf_counter()
+    progress = progress_for(log, f"{LABELS} {dump}|{shard}", config.progress)
     upstream = load_report(store, UPSTREAM, dump, shard)
     final_round, model, head = load_final_models(store, dump)
     history = _first_round_of_label(store, dump, shard, final_round)
@@ -332,6 +336,7 @@ def build_domain_labels(store: CorpusStore, dump: str, shard: str, config: Pipel
                     reasons[reason] += 1
                     writer.write({"doc_id": doc_id, "domain": UNCLASSIFIED, "score": 0.0, "runner_up": "",
                                   "runner_up_score": 0.0, "round": 0, "reason": reason, "chars": len(text)})
+                progress.advance(len(ids), 0)
                 continue
             t0 = time.perf_counter()
             coarse = coarse_scores(model, texts, cfg.coarse_threshold, cfg.coarse_word_ngrams)
@@ -361,6 +366,7 @@ def build_domain_labels(store: CorpusStore, dump: str, shard: str, config: Pipel
                 writer.write({"doc_id": doc_id, "domain": domain, "score": dec.score, "runner_up": dec.runner_up,
                               "runner_up_score": dec.runner_up_score, "round": rnd, "reason": reason,
                               "chars": len(text)})
+            progress.advance(len(ids), sum(1 for d in decisions if d.domain))
     report = {"dump": dump, "shard": shard, "docs": docs, "classified": docs - counts.get(UNCLASSIFIED, 0),
               "fine_stage_docs": fine_docs, "fine_stage_share": round(fine_docs / docs, 4) if docs else 0.0,
               "by_domain": dict(sorted(counts.items())), "unclassified_reasons": dict(reasons),
@@ -368,6 +374,7 @@ def build_domain_labels(store: CorpusStore, dump: str, shard: str, config: Pipel
               "coarse_seconds": round(coarse_seconds, 4), "fine_seconds": round(fine_seconds, 4),
               "seconds": round(time.perf_counter() - started, 3)}
     store.write_json(_file(LABELS, dump, shard, "stats.json"), report)
+    progress.finish()
     return report
 
 

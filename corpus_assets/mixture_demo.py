@@ -10,12 +10,10 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _materialize(instance, defs, asset: str, partition: str, failures: list[str]) -> bool:
-    import dagster as dg
+    from corpus_assets.demo import run_named_job
 
     started = time.perf_counter()
-    result = dg.materialize(defs.assets, selection=[asset], partition_key=partition, instance=instance,
-                            resources=defs.resources, raise_on_error=False, run_config=QUIET,
-                            tags={"corpus_assets/launched_by": "demo"})
+    result = run_named_job(defs, instance, f"{asset}_job", partition)  # training_mixture_job, mixture_search_job
     print(f"\n  {partition} {asset}: {'ok' if result.success else 'FAILED'} in {time.perf_counter() - started:.1f}s")
     if not result.success:
         failures.append(f"{partition} [{asset}]")

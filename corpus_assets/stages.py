@@ -32,6 +32,7 @@ from corpus_assets.steps.extraction import Extract
 from corpus_assets.steps.html_guard import HtmlGuard
 from corpus_assets.steps.langid import LanguageId
 from corpus_assets.steps.prescreen import LanguagePrescreen
+from corpus_assets.steps.progress import ProgressLog, progress_for
 from corpus_assets.steps.quality.decisions import build_decision_steps
 from corpus_assets.steps.segmentation.profiles import prescreen_segmenter, profiles_for
 from corpus_assets.steps.quality.signals import SIGNAL_COLUMNS, QualitySignals
@@ -224,8 +225,10 @@ def run_document_stage(
     extra_after_run: Optional[Callable[[list[StepStats]], dict]] = None,
     step_errors: Optional[StepErrorPolicy] = None,
     drop_columns: Iterable[str] = (),
+    progress: Optional[ProgressLog] = None,
 ) -> StageReport:
     """Stream ``documents`` through ``steps`` and write the partition's three files.
+    ``progress`` (a ``ProgressLog``) is ticked once per document, kept or removed.
     ``on_kept`` sees every kept document before it is written, and ``extra_after_run``
     turns the finished step counts into more report entries (stage-level figures that
     are only known once the stream has ended). A document a step raises on is removed as
@@ -252,6 +255,8 @@ def run_document_stage(
                         "warc_record_id": doc.get("warc_record_id", ""),
                     }
                 )
+                if progress is not None:
+                    progress.tick(kept=False)
 
             stream, stats = run_steps(steps, documents, on_removed)
             drop_columns = tuple(drop_columns)
@@ -261,6 +266,8 @@ def run_document_stage(
                 for column in drop_columns:
                     doc.pop(column, None)
                 kept.write(doc)
+                if progress is not None:
+                    progress.tick(kept=True)
             check_step_errors(stats, step_errors or StepErrorPolicy(), f"{asset} {dump}|{shard}")
             kept.empty_schema = empty_documents_schema(documents, drop_columns, steps, asset)
     finally:
@@ -280,6 +287,8 @@ def run_document_stage(
         extra={**(extra or {}), **(extra_after_run(stats) if extra_after_run else {})},
     )
     store.write_json(stats_path(asset, dump, shard), report.to_dict())
+    if progress is not None:
+        progress.finish()
     return report
 
 
@@ -376,7 +385,7 @@ def _records_of_shard(source: CrawlSource, warc_paths: list[str], dump: str, sha
 
 
 def ingest_raw_documents(
-    source: CrawlSource, store: CorpusStore, dump: str, shard: str, config: PipelineConfig
+    source: CrawlSource, store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None
 ) -> StageReport:
     manifest_rel = manifest_table_path(dump)
     if not store.exists(manifest_rel):
@@ -402,12 +411,13 @@ def ingest_raw_documents(
             "warc_files_without_responses_sample": files_without_responses[:_FILES_WITHOUT_RESPONSES_SAMPLE],
         },
         step_errors=config.step_errors,
+        progress=progress_for(log, f"raw_documents {dump}|{shard}", config.progress),
     )
 
 
 # -- rw_raw ---------------------------------------------------------------------------
 
-def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
+def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> StageReport:
     raw = load_report(store, "raw_documents", dump, shard)
     prescreen = None
     if config.language_prescreen.enabled and config.language_id.languages:
@@ -437,6 +447,7 @@ def build_rw_raw(store: CorpusStore, dump: str, shard: str, config: PipelineConf
         extra_after_run=(lambda stats: prescreen_audit_figures(stats, prescreen.audit_sampled, audit_kept))
         if prescreen else None,
         step_errors=config.step_errors,
+        progress=progress_for(log, f"rw_raw {dump}|{shard}", config.progress),
     )
 
 
@@ -458,7 +469,7 @@ def prescreen_audit_figures(stats: list[StepStats], sampled: int, kept: int) -> 
 
 # -- rw_quality_signals and rw_filtered ------------------------------------------------
 
-def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
+def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> StageReport:
     """Annotate every RW-RAW document with its quality signals; removes nothing."""
     upstream = load_report(store, "rw_raw", dump, shard)
     return run_document_stage(
@@ -467,10 +478,11 @@ def build_quality_signals(store: CorpusStore, dump: str, shard: str, config: Pip
         [QualitySignals(config.quality_signals, profiles_for(config))],
         baseline_docs=upstream.baseline_docs,
         step_errors=config.step_errors,
+        progress=progress_for(log, f"rw_quality_signals {dump}|{shard}", config.progress),
     )
 
 
-def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: PipelineConfig) -> StageReport:
+def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> StageReport:
     """Decide keep/drop from the stored signals; no signal is recomputed here."""
     from corpus_assets.classifier_stages import gpt3_decision_steps  # it imports this module
 
@@ -487,6 +499,7 @@ def build_rw_filtered(store: CorpusStore, dump: str, shard: str, config: Pipelin
         # ``doc_id`` joins. (``rw_corrected_text`` was a second copy of the text.)
         drop_columns=SIGNAL_COLUMNS,
         step_errors=config.step_errors,
+        progress=progress_for(log, f"rw_filtered {dump}|{shard}", config.progress),
     )
 
 

@@ -1025,6 +1025,11 @@ class CorpusStore:
             with self._decoding(rel, entry):
                 return pq.read_table(path, columns=columns, filters=filters, page_checksum_verification=True)
 
+    def schema(self, rel: str) -> pa.Schema:
+        """A stored table's columns (its footer only; nothing else is read)."""
+        with self._open_copy(rel) as (path, entry):
+            return self._parquet(rel, path, entry).schema_arrow
+
     def row_count(self, rel: str) -> int:
         with self._open_copy(rel) as (path, entry):
             return self._parquet(rel, path, entry).metadata.num_rows

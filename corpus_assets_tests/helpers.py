@@ -15,6 +15,12 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SHARD_DOCUMENT_ASSETS = [a for a in SHARD_ASSETS if a != "minhash_signatures"]
 
 
+def code_versions(defs) -> dict:
+    """{asset name: code version} of the computed assets (file-backed AssetSpecs have none)."""
+    return {k.path[0]: v for a in defs.assets if isinstance(a, dg.AssetsDefinition)
+            for k, v in a.code_versions_by_key.items()}
+
+
 def materialize(defs, instance, selection, partition_key, check_count=None):
     result = dg.materialize(defs.assets, selection=selection, partition_key=partition_key,
                             instance=instance, resources=defs.resources, run_config=QUIET)

@@ -11,7 +11,7 @@ import pytest
 
 from corpus_assets.config import load_config
 from corpus_assets.definitions import SHARD_ASSETS, build_definitions
-from corpus_assets_tests.helpers import QUIET, SHARD_DOCUMENT_ASSETS, latest, pipeline_run, reasons, sum_reasons
+from corpus_assets_tests.helpers import QUIET, code_versions, SHARD_DOCUMENT_ASSETS, latest, pipeline_run, reasons, sum_reasons
 from corpus_assets.partitions import DUMP_DIM, shard_keys
 from corpus_assets.stages import documents_path, removed_path
 
@@ -63,8 +63,8 @@ def test_threshold_change_marks_only_decisions_stale_and_reuses_signals(fixture_
     strict = dataclasses.replace(config, quality_thresholds=dataclasses.replace(
         config.quality_thresholds, min_words=10_000))
     changed = build_definitions(config=strict, corpus_root=store.root, crawl_root=str(fixture_crawl))
-    old_versions = {k.path[0]: v for a in defs.assets for k, v in a.code_versions_by_key.items()}
-    new_versions = {k.path[0]: v for a in changed.assets for k, v in a.code_versions_by_key.items()}
+    old_versions = code_versions(defs)
+    new_versions = code_versions(changed)
     assert {k for k in old_versions if old_versions[k] != new_versions[k]} == {"rw_filtered"}
 
     # What the UI's staleness compares: the code version each partition was materialized

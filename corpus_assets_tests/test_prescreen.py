@@ -19,7 +19,7 @@ from corpus_assets.steps.prescreen import (
     chunks_of,
     visible_blocks,
 )
-from corpus_assets_tests.helpers import latest, pipeline_run, sum_reasons
+from corpus_assets_tests.helpers import code_versions, latest, pipeline_run, sum_reasons
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ON = LanguagePrescreenConfig(enabled=True, audit_fraction=0.0)
@@ -172,7 +172,7 @@ def test_rw_raw_code_version_changes_with_prescreen_settings_only_when_enabled(t
     def rw_raw_version(**settings) -> str:
         config = load_config(_config_file(tmp_path, **settings))
         defs = build_definitions(config=config, corpus_root=str(tmp_path / "c"), crawl_root=str(tmp_path))
-        versions = {k.path[0]: v for a in defs.assets for k, v in a.code_versions_by_key.items()}
+        versions = code_versions(defs)
         return versions["rw_raw"]
 
     off = rw_raw_version(enabled=False)

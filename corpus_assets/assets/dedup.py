@@ -92,7 +92,7 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     def minhash_signatures(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
         dump, shard = split_shard_key(context)
         store = corpus_store.get_store()
-        report = dedup_stages.build_minhash_signatures(store, dump, shard, config)
+        report = dedup_stages.build_minhash_signatures(store, dump, shard, config, log=context.log)
         return dg.MaterializeResult(metadata={
             "docs": report["docs"],
             "dagster/row_count": report["docs"],

@@ -9,6 +9,7 @@ everything downstream stale.
 """
 
 
+import inspect
 from typing import Callable, Optional
 
 import dagster as dg
@@ -68,6 +69,8 @@ def shard_document_asset(
     stages that look at earlier dumps.
     """
 
+    takes_log = "log" in inspect.signature(stage).parameters
+
     @dg.asset(
         name=name,
         partitions_def=partitions_def,
@@ -83,12 +86,14 @@ def shard_document_asset(
                crawl_source: CrawlSourceResource) -> dg.MaterializeResult:
         dump, shard = split_shard_key(context)
         store = corpus_store.get_store()
+        # Progress lines go to the run's log page (stages that take a logger).
+        kwargs = {"log": context.log} if takes_log else {}
         if needs_crawl_source:
-            report = stage(crawl_source.get_source(), store, dump, shard)
+            report = stage(crawl_source.get_source(), store, dump, shard, **kwargs)
         elif needs_known_dumps:
-            report = stage(store, dump, shard, known_dumps=context.instance.get_dynamic_partitions(DUMP_DIM))
+            report = stage(store, dump, shard, known_dumps=context.instance.get_dynamic_partitions(DUMP_DIM), **kwargs)
         else:
-            report = stage(store, dump, shard)
+            report = stage(store, dump, shard, **kwargs)
         context.log.info(
             f"{name} {dump}|{shard}: {report.docs_in} in, {report.docs_out} out, "
             f"{report.docs_removed} removed in {report.seconds:.1f}s"

@@ -185,7 +185,8 @@ def build_domain_assets(config: PipelineConfig, taxonomy: Optional[Taxonomy] = N
                       sentence_encoder: SentenceEncoderResource) -> dg.MaterializeResult:
         dump, shard = split_shard_key(context)
         store = corpus_store.get_store()
-        report = domain_stages.build_domain_labels(store, dump, shard, config, sentence_encoder.get_encoder(cfg))
+        report = domain_stages.build_domain_labels(store, dump, shard, config, sentence_encoder.get_encoder(cfg),
+                                                   log=context.log)
         passed, facts = domain_stages.verify_labels(store, dump, shard)
         counts = [{"domain": d, "docs": n} for d, n in sorted(report["by_domain"].items(), key=lambda kv: -kv[1])]
         return dg.MaterializeResult(
