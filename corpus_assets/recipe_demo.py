@@ -6,9 +6,9 @@ The recipe's assets are materialized in its order (shard runs in parallel over e
 corpus root ``$CORPUS_ROOT`` (default ``.corpus_recipes/<name>`` in the checkout, so
 recipes do not overwrite each other's partitions; the default ``refinedweb`` with plain
 ``make demo`` keeps ``.corpus``), recorded in the recipe's own Dagster instance
-(``$DAGSTER_HOME``, default ``.corpus_recipes/<name>/dagster_home``). The retention table is read back from the partitions'
-stats: documents out of every document asset per dump, as a share of the dump's HTML 200
-responses; then the classifiers' held-out figures and keep rates, and CCNet's buckets.
+(``$DAGSTER_HOME``, default ``.corpus_recipes/<name>/dagster_home``). The retention table
+is read back from the partitions' stats: documents out of every document asset per dump,
+as a share of the dump's HTML 200 responses; then the classifiers' held-out figures and keep rates, and CCNet's buckets.
 """
 
 from __future__ import annotations
