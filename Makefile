@@ -3,7 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# A recipe (CORPUS_RECIPE=gpt3 make dev) opens its own instance and store, the pair
+# `demo --recipe gpt3` wrote (corpus_assets/recipes.py, recipe_homes).
+export DAGSTER_HOME ?= $(if $(CORPUS_RECIPE),$(CURDIR)/.corpus_recipes/$(CORPUS_RECIPE)/dagster_home,$(CURDIR)/.dagster_home)
 
 .PHONY: setup demo test dev bench bench-compare clean
 

@@ -21,7 +21,8 @@ from typing import Iterator
 from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.stages import StageReport, documents_path, load_report, run_document_stage
 from corpus_assets.steps.base import Step
-from corpus_assets.steps.classifiers.common import file_digest, iter_reference, reference_path, training_set
+from corpus_assets.steps.classifiers.common import (Untrainable, file_digest, iter_reference, reference_path,
+                                                    training_set, untrainable_reason)
 from corpus_assets.steps.classifiers.gpt3 import Gpt3Classifier, HashedLogisticRegression
 from corpus_assets.steps.classifiers.reference import ReferenceClassifier
 from corpus_assets.steps.classifiers.steps import Gpt3QualityFilter, ReferenceFilter
@@ -51,8 +52,17 @@ def model_settings(config: PipelineConfig, kind: str) -> dict:
     return settings
 
 
+def reference_digest(config: PipelineConfig, kind: str) -> str:
+    """The SHA-256 of the classifier's reference corpus ("missing" when it is absent: the
+    training then fails naming the file)."""
+    path = reference_path(getattr(config.classifiers, kind).reference)
+    return file_digest(path) if path.is_file() else "missing"
+
+
 def model_version(config: PipelineConfig, kind: str) -> str:
-    return fingerprint(model_settings(config, kind))
+    """The model's identity: its settings and its reference corpus's content, so that a
+    replaced reference file (same path) marks the model stale and is refused by ``_load``."""
+    return fingerprint(model_settings(config, kind), reference_digest(config, kind))
 
 
 def _crawl_documents(store: CorpusStore, upstream: str, dump: str, shards: list[str]) -> Iterator[tuple[str, str]]:
@@ -69,15 +79,21 @@ def _train(store: CorpusStore, asset: str, dump: str, shards: list[str], config:
     started = time.perf_counter()
     data = training_set(_crawl_documents(store, upstream, dump, shards), iter_reference(section.reference, setting),
                         section.folds, section.seed, section.max_train_docs, section.positives_per_negative)
-    if kind == "gpt3":
+    untrainable = untrainable_reason(data, section.folds, section.reference, setting)
+    if untrainable:
+        # A tiny or non-English dump: no model, a counted reason downstream, not a failed recipe.
+        report = {"untrainable": untrainable, "folds": section.folds, "train_seconds": 0.0,
+                  "held_out": {"f1": None, "precision": None, "recall": None}}
+    elif kind == "gpt3":
         model, report = Gpt3Classifier.train(data, section)
     elif section.engine == "linear":
         model, report = HashedLogisticRegression.train(data, section, section.word_ngrams, setting)
     else:
         model, report = ReferenceClassifier.train(data, section)
     report["engine"] = "linear" if kind == "gpt3" else section.engine
-    with store.table_writer(model_path(asset, dump)) as writer:
-        writer.write_table(model.to_table())
+    if not untrainable:
+        with store.table_writer(model_path(asset, dump)) as writer:
+            writer.write_table(model.to_table())
     report.update({
         "dump": dump, "upstream": upstream, "kind": kind, "model_version": model_version(config, kind),
         "training_docs": {"reference": data.positives, "crawl": data.negatives},
@@ -105,8 +121,15 @@ def _load(store: CorpusStore, asset: str, dump: str, config: PipelineConfig, kin
         raise FileNotFoundError(f"{asset} has not been materialized for {dump} ({store.uri(rel)} is missing)")
     report = store.read_json(rel)
     if report.get("model_version") != model_version(config, kind):
+        trained_on = report.get("reference_sha256")
+        if trained_on and trained_on != reference_digest(config, kind):
+            raise RuntimeError(f"{asset} {dump} was trained on another reference corpus (sha256 {trained_on[:12]}; "
+                               f"{report.get('reference_file')} now {reference_digest(config, kind)[:12]}): "
+                               "re-materialize it")
         raise RuntimeError(f"{asset} {dump} was trained with other classifiers.{kind} settings: re-materialize it")
     section = getattr(config.classifiers, kind)
+    if report.get("untrainable"):
+        return Untrainable(section, report["untrainable"])
     table = store.read_table(model_path(asset, dump))
     if kind == "gpt3":
         return Gpt3Classifier.from_table(table, section)

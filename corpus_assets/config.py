@@ -270,17 +270,29 @@ def _load_config(path: Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a settings file is a mapping of sections (num_shards:,"
                           f" url_filter:, ...), not a {type(raw).__name__} ({raw!r:.60})")
+    if "recipe" in raw and raw["recipe"] is None:
+        from corpus_assets.recipes import DEFAULT_RECIPE, recipe_names
+
+        raise ConfigError(f"{path}: invalid settings:\n  {path}: recipe: empty (name one of {', '.join(recipe_names())},"
+                          f" or leave the key out for {DEFAULT_RECIPE})")
     # An empty section ("quality_signals:") means all its defaults.
     values = {key: ({} if value is None else value) for key, value in raw.items()}
     # The recipe's settings first, the file's own keys over them (corpus_assets/recipes.py).
     recipe_name = os.environ.get(RECIPE_ENV) or values.get("recipe")
     if recipe_name is not None:
-        from corpus_assets.recipes import RecipeError, apply_recipe
+        from corpus_assets.recipes import DEFAULT_RECIPE, RecipeError, apply_recipe
 
+        own = values.get("recipe")
+        if os.environ.get(RECIPE_ENV) and own not in (None, DEFAULT_RECIPE, recipe_name):
+            # The file's keys were written for its own recipe (webtext's allowlist): running
+            # them under another recipe mixes two pipelines, so neither is silently chosen.
+            raise ConfigError(f"{path}: invalid settings:\n  {path}: recipe: the file names recipe {own!r:.40} but "
+                              f"${RECIPE_ENV}={recipe_name!r:.40}; unset ${RECIPE_ENV} or use a settings file "
+                              f"written for that recipe")
         try:
-            # The bundled file only restates the defaults: there the recipe wins. A file of
-            # one's own says what it changes: there the file wins.
-            values = apply_recipe(values, recipe_name, file_wins=path.resolve() != DEFAULT_CONFIG_FILE)
+            # One rule whatever the file: a key the recipe sets is overridden only by a value
+            # that differs from its default (recipes.merge_over_recipe, docs/recipes.md).
+            values = apply_recipe(values, recipe_name, source=str(path))
         except RecipeError as exc:
             where = f"${RECIPE_ENV}" if os.environ.get(RECIPE_ENV) else "recipe"
             raise ConfigError(f"{path}: invalid settings:\n  {path}: {where}: {exc}") from None

@@ -66,6 +66,18 @@ def default_crawl_root() -> str:
     return os.environ.get("CORPUS_CRAWL_ROOT") or str((REPO_ROOT.parent / "shared" / "data").resolve())
 
 
+def default_corpus_root() -> str:
+    """``.corpus``, or with ``$CORPUS_RECIPE`` the recipe's own store (``recipes.recipe_homes``:
+    where ``demo --recipe`` wrote it)."""
+    name = os.environ.get("CORPUS_RECIPE")
+    if name:
+        from corpus_assets.recipes import recipe_homes, recipe_path
+
+        recipe_path(name)  # a bad name is refused (load_config names the setting too)
+        return str(recipe_homes(name, REPO_ROOT)[0])
+    return str(REPO_ROOT / ".corpus")
+
+
 def build_definitions(
     config: Optional[PipelineConfig] = None,
     corpus_root: Optional[str] = None,
@@ -134,7 +146,7 @@ def build_definitions(
         sensors=[build_crawl_sensor(manifest_job), build_dedup_order_sensor(dedup_job, config.num_shards, deduped_job, index_job), automation],
         resources={
             "corpus_store": CorpusStoreResource(
-                root=corpus_root or os.environ.get("CORPUS_ROOT") or str(REPO_ROOT / ".corpus"),
+                root=corpus_root or os.environ.get("CORPUS_ROOT") or default_corpus_root(),
                 s3_endpoint_url=endpoint,
             ),
             "crawl_source": CrawlSourceResource(

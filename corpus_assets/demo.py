@@ -220,7 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         except RecipeError as exc:
             parser.error(f"--recipe: {exc}")
         _prepare_environment()
-        return run_recipe(args.recipe, args.workers)
+        from corpus_assets.config import ConfigError
+
+        try:
+            return run_recipe(args.recipe, args.workers)
+        except ConfigError as exc:  # e.g. webtext without url_allowlist.path: the message, no traceback
+            hint = ("\n(point $CORPUS_CONFIG at a settings file of your own that sets it; docs/recipes.md)"
+                    if "needs it set" in str(exc) else "")
+            print(f"demo --recipe {args.recipe}: {exc}{hint}", file=sys.stderr)
+            return 2
     _prepare_environment()
 
     import dagster as dg

@@ -5,9 +5,10 @@ The recipe's assets are materialized in its order (shard runs in parallel over e
 (dump, shard), dump runs per dump, dedup dump after dump in crawl order), into the
 corpus root ``$CORPUS_ROOT`` (default ``.corpus_recipes/<name>`` in the checkout, so
 recipes do not overwrite each other's partitions; the default ``refinedweb`` with plain
-``make demo`` keeps ``.corpus``). The retention table is read back from the partitions'
-stats: documents out of every document asset per dump, as a share of the dump's HTML 200
-responses; then the classifiers' held-out figures and keep rates, and CCNet's buckets.
+``make demo`` keeps ``.corpus``), recorded in the recipe's own Dagster instance
+(``$DAGSTER_HOME``, default ``.corpus_recipes/<name>/dagster_home``). The retention table
+is read back from the partitions' stats: documents out of every document asset per dump,
+as a share of the dump's HTML 200 responses; then the classifiers' held-out figures and keep rates, and CCNet's buckets.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def prepare_recipe_environment(name: str) -> None:
-    """Before Dagster or the settings are imported: the recipe and its own corpus root."""
-    from corpus_assets.recipes import load_recipe
+    """Before Dagster or the settings are imported: the recipe, its own corpus root and its
+    own Dagster instance (``recipes.recipe_homes``; ``$CORPUS_ROOT`` / ``$DAGSTER_HOME``
+    override them), the pair ``CORPUS_RECIPE=<name> make dev`` opens."""
+    from corpus_assets.recipes import load_recipe, recipe_homes
 
     load_recipe(name)  # a bad name fails here, before anything is written
     os.environ["CORPUS_RECIPE"] = name
-    os.environ.setdefault("CORPUS_ROOT", str(REPO_ROOT / ".corpus_recipes" / name))
+    root, home = recipe_homes(name, REPO_ROOT)
+    os.environ.setdefault("CORPUS_ROOT", str(root))
+    os.environ.setdefault("DAGSTER_HOME", str(home))
 
 
 def _materialize(job: tuple[str, tuple[str, ...]]) -> tuple[str, bool, float]:
@@ -69,6 +74,7 @@ def run_recipe(name: str, workers: int) -> int:
     source = defs.resources["crawl_source"].get_source()
     dumps = sorted(source.list_dumps(), key=dump_sort_key)
     print(f"recipe={recipe.name} ({recipe.paper})\nsettings={config.source_file}\n"
+          f"DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}\n"
           f"corpus root={os.environ['CORPUS_ROOT']}\ndumps={dumps}")
     new = [d for d in dumps if d not in instance.get_dynamic_partitions(DUMP_DIM)]
     if new:
@@ -162,6 +168,9 @@ def print_recipe_retention(store, recipe, dumps: list[str], shards: list[str], c
         docs_in, docs_out = step_counts(store, "rw_filtered", "gpt3_quality", dumps, shards)
         for dump in dumps:
             report = classifier_stages.model_report(store, classifier_stages.GPT3_MODEL, dump)
+            if report.get("untrainable"):
+                print(f"gpt3 classifier {dump}: untrainable ({report['untrainable']})")
+                continue
             print(f"gpt3 classifier {dump}: held-out F1 {report['held_out']['f1']:.3f} (precision "
                   f"{report['held_out']['precision']:.3f}, recall {report['held_out']['recall']:.3f}) on "
                   f"{report['training_docs']['reference']} reference + {report['training_docs']['crawl']} crawl "
@@ -169,10 +178,16 @@ def print_recipe_retention(store, recipe, dumps: list[str], shards: list[str], c
         print(f"gpt3 keep rate (Pareto, alpha {config.classifiers.gpt3.pareto_alpha:g}): {docs_out} of {docs_in} "
               f"({docs_out / docs_in if docs_in else 0:.1%})")
     if config.classifiers.llama.enabled:
+        from corpus_assets.steps.classifiers.common import f1_at
+
         docs_in, docs_out = step_counts(store, classifier_stages.LLAMA_FILTERED, "llama_reference", dumps, shards)
         for dump in dumps:
             report = classifier_stages.model_report(store, classifier_stages.LLAMA_MODEL, dump)
-            print(f"llama reference classifier {dump}: held-out F1 {report['held_out']['f1']:.3f} on "
+            if report.get("untrainable"):
+                print(f"llama reference classifier {dump}: untrainable ({report['untrainable']})")
+                continue
+            f1, at = f1_at(report["held_out"], config.classifiers.llama.threshold)
+            print(f"llama reference classifier {dump}: held-out F1 {f1:.3f} at threshold {at:g} on "
                   f"{report['training_docs']['reference']} reference + {report['training_docs']['crawl']} crawl "
                   f"documents, trained in {report['train_seconds']:.1f}s")
         print(f"llama reference classifier keeps {docs_out} of {docs_in} ({docs_out / docs_in if docs_in else 0:.1%};"

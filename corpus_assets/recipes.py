@@ -89,6 +89,16 @@ class Recipe:
         return [a for a in self.assets if ASSET_LEVELS[a] == "shard" and a not in NOT_DOCUMENTS]
 
 
+def recipe_homes(name: str, repo_root: Path) -> tuple[Path, Path]:
+    """Where recipe ``name`` keeps its partitions and its Dagster instance by default:
+    ``.corpus_recipes/<name>`` and ``.corpus_recipes/<name>/dagster_home``. The demo
+    (``--recipe``), ``CORPUS_RECIPE=<name> make dev`` and the definitions' default store all
+    use this pair, so the UI's materializations and the store it reads are the same recipe's
+    (a recipe's runs never land in ``make dev``'s own instance)."""
+    root = repo_root / ".corpus_recipes" / name
+    return root, root / "dagster_home"
+
+
 def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml") if NAME_RE.fullmatch(p.stem))
 
@@ -136,8 +146,8 @@ def load_recipe(name: object) -> Recipe:
     if "recipe" in settings:
         raise RecipeError(f"{path}: settings: a recipe cannot name another recipe")
     requires = raw.get("requires") or []
-    if not isinstance(requires, list) or not all(isinstance(r, str) and re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", r)
-                                                 for r in requires):
+    dotted = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+")
+    if not isinstance(requires, list) or not all(isinstance(r, str) and dotted.fullmatch(r) for r in requires):
         raise RecipeError(f"{path}: requires: a list of dotted settings (url_allowlist.path)")
     texts = {k: raw.get(k) or "" for k in ("description", "paper", "published_retention")}
     if not all(isinstance(v, str) for v in texts.values()):
@@ -157,19 +167,106 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def apply_recipe(values: dict[str, Any], name: object, file_wins: bool = True) -> dict[str, Any]:
-    """The settings file's ``values`` over recipe ``name``'s settings (under them with
-    ``file_wins=False``: the bundled defaults file, which restates every default), with
-    ``recipe`` set. The recipe's own settings are checked for unknown keys here, so a
-    mistake in a recipe file is reported against that file."""
+def code_defaults() -> dict:
+    """Every setting's default (the dataclasses' own values) as plain YAML-like values: what
+    ``defaults/pipeline.yaml`` restates. Computed once per process."""
+    global _CODE_DEFAULTS
+    if _CODE_DEFAULTS is None:
+        from corpus_assets.config import DEFAULT_CONFIG_FILE, _VALIDATOR
+
+        config = _VALIDATOR.validate_json("{}", strict=True, context={"base_dir": DEFAULT_CONFIG_FILE.parent})
+        _CODE_DEFAULTS = _VALIDATOR.dump_python(config, mode="json")
+    return _CODE_DEFAULTS
+
+
+_CODE_DEFAULTS: dict | None = None
+_MISSING = object()
+
+
+def _restated(file_value: Any, default: Any) -> bool:
+    """True when a file's value only restates the default (lists and tuples alike; a bool
+    is never equal to a number here)."""
+    if default is _MISSING:
+        return False
+    if isinstance(file_value, bool) or isinstance(default, bool):
+        return type(file_value) is type(default) and file_value == default
+    try:
+        return bool(file_value == default)
+    except Exception:  # noqa: BLE001 - an odd YAML value is simply not a restatement
+        return False
+
+
+def merge_over_recipe(own: dict, recipe_settings: dict, defaults: dict, where: str = "",
+                      forced: frozenset = frozenset()) -> tuple[dict, list[str]]:
+    """The settings file's keys (``own``) over the recipe's, by one rule whatever the file's
+    path: a key the recipe sets is overridden only by a value that differs from the code
+    default. A file that restates a default (a copy of ``pipeline.yaml``, or the bundled file
+    itself) does not undo the recipe; an edited value (``language_id.min_score: 0.8``) wins.
+    Returns the merged mapping and the dotted keys where a restated default yielded to the
+    recipe (reported as a warning)."""
+    out = dict(recipe_settings)
+    yielded: list[str] = []
+    for key, value in own.items():
+        dotted = f"{where}{key}"
+        if key not in recipe_settings:
+            out[key] = value
+            continue
+        mine = recipe_settings[key]
+        default = defaults.get(key, _MISSING) if isinstance(defaults, dict) else _MISSING
+        if isinstance(value, dict) and isinstance(mine, dict):
+            out[key], deeper = merge_over_recipe(value, mine, default if isinstance(default, dict) else {},
+                                                 dotted + ".", forced)
+            yielded.extend(deeper)
+        elif dotted not in forced and _restated(value, default) and not _restated(mine, default):
+            yielded.append(dotted)  # the recipe's value stays
+        else:
+            out[key] = value
+    return out, yielded
+
+
+_WARNED: set = set()
+# A settings file's list of dotted keys whose values win over the recipe's even where they
+# restate the default ("C4 without the bad-words rule": quality_thresholds.c4_drop_bad_words).
+OVERRIDES_KEY = "recipe_overrides"
+
+
+def apply_recipe(values: dict[str, Any], name: object, source: str = "") -> dict[str, Any]:
+    """The settings file's ``values`` over recipe ``name``'s settings, with ``recipe`` set.
+    A key the recipe sets is overridden only by a value that differs from its code default
+    (``merge_over_recipe``); where a file restates a default the recipe sets otherwise, the
+    recipe's value is used and one warning per file lists those keys. The recipe's own
+    settings are checked for unknown keys here, so a mistake in a recipe file is reported
+    against that file."""
     from corpus_assets.config import PipelineConfig, _unknown_keys
 
     recipe = load_recipe(name)
     problems = _unknown_keys(PipelineConfig, recipe.settings, ())
     if problems:
         raise RecipeError(f"{recipe.path}: " + "; ".join(problems))
-    own = {k: v for k, v in values.items() if k != "recipe"}
-    merged = deep_merge(recipe.settings, own) if file_wins else deep_merge(own, recipe.settings)
+    own = {k: v for k, v in values.items() if k not in ("recipe", OVERRIDES_KEY)}
+    forced = values.get(OVERRIDES_KEY) or []
+    if not isinstance(forced, list) or not all(isinstance(k, str) for k in forced):
+        raise RecipeError(f"{OVERRIDES_KEY}: a list of dotted settings (quality_thresholds.c4)")
+    for dotted in forced:
+        node = own
+        for part in dotted.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            raise RecipeError(f"{OVERRIDES_KEY}: {dotted[:80]!r} is not set in this file")
+    merged, yielded = merge_over_recipe(own, recipe.settings, code_defaults(), forced=frozenset(forced))
+    from corpus_assets.config import DEFAULT_CONFIG_FILE
+
+    # The bundled file restates every default by design: no warning for it.
+    bundled = bool(source) and Path(source).resolve() == DEFAULT_CONFIG_FILE
+    if yielded and not bundled and (source, recipe.name, tuple(yielded)) not in _WARNED:
+        _WARNED.add((source, recipe.name, tuple(yielded)))
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: %d key(s) restate the default where recipe %s sets another value; the recipe's "
+            "value is used (list a key under recipe_overrides: to keep yours; docs/recipes.md, precedence): %s",
+            source or "settings", len(yielded),
+            recipe.name, ", ".join(yielded[:20]) + (" ..." if len(yielded) > 20 else ""))
     merged["recipe"] = recipe.name
     return merged
 
@@ -193,7 +290,7 @@ def missing_requirements(config) -> list[str]:
         value = config
         for part in dotted.split("."):
             value = getattr(value, part, None)
-        if value in (None, "", ()):
+        if value is None or value is False or value in ("", ()):
             problems.append(f"{dotted}: recipe {config.recipe} needs it set ({load_recipe(config.recipe).path})")
     return problems
 

@@ -42,6 +42,13 @@ def _model_asset(name: str, kind: str, upstream: str, train, config: PipelineCon
         dump = validate_dump_name(context.partition_key)
         report = train(corpus_store.get_store(), dump, shards, config)
         held = report["held_out"]
+        if report.get("untrainable"):  # no model: the filter removes the dump's documents, counted
+            return dg.MaterializeResult(metadata={
+                "untrainable": report["untrainable"],
+                "training_reference_docs": report["training_docs"]["reference"],
+                "training_crawl_docs": report["training_docs"]["crawl"],
+                "reference_file": dg.MetadataValue.path(report["reference_file"]),
+            })
         return dg.MaterializeResult(metadata={
             "held_out_f1": held["f1"], "held_out_precision": held["precision"], "held_out_recall": held["recall"],
             "training_reference_docs": report["training_docs"]["reference"],
@@ -73,7 +80,7 @@ def build_classifier_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]
             stage=partial(classifier_stages.build_llama_filtered, config=config),
             upstream=llama.upstream,
             partitions_def=shard_partitions_def(config.num_shards),
-            code_version=f"{CODE_REVISION[classifier_stages.LLAMA_FILTERED]}-{fingerprint(llama)}",
+            code_version=f"{CODE_REVISION[classifier_stages.LLAMA_FILTERED]}-{fingerprint(llama, classifier_stages.reference_digest(config, 'llama'))}",
             deps=[llama.upstream, dg.AssetDep(classifier_stages.LLAMA_MODEL, partition_mapping=shard_to_dump)],
             group_name=CLASSIFIER_GROUP,
             automation_condition=None,

@@ -9,6 +9,8 @@ import dagster as dg
 from corpus_assets import stages
 from corpus_assets.assets.documents import shard_document_asset
 from corpus_assets.config import PipelineConfig, fingerprint
+from corpus_assets.classifier_stages import reference_digest
+from corpus_assets.steps.url_allowlist import allowlist_digest
 from corpus_assets.steps.quality.decisions import thresholds_fingerprint
 from corpus_assets.steps.quality.signals import signals_fingerprint
 from corpus_assets.steps.segmentation.profiles import profiles_for
@@ -94,7 +96,9 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
                                   # the pre-screen's segmenters (none for English: unchanged)
                                   *([profiles_for(config).segmenter_identities()]
                                     if config.language_prescreen.enabled and profiles_for(config).segmenter_identities() else []),
-                                  *([config.url_allowlist] if config.url_allowlist.path else [])),
+                                  # the list's content, not only its path: edited lists re-run rw_raw
+                                  *([config.url_allowlist, allowlist_digest(config.url_allowlist.path)]
+                                    if config.url_allowlist.path else [])),
         deps=["raw_documents"],
         group_name=INGEST_GROUP,
         description="RefinedWeb's RW-RAW: URL filter -> language pre-screen (skips extraction "
@@ -118,7 +122,8 @@ def build_assets(config: PipelineConfig) -> list[dg.AssetsDefinition]:
         upstream="rw_quality_signals",
         partitions_def=shard_partitions,
         code_version=f"{CODE_REVISION['rw_filtered']}-{thresholds_fingerprint(config.quality_thresholds, profiles_for(config))}"
-        + (f"-gpt3-{fingerprint(config.classifiers.gpt3)}" if config.classifiers.gpt3.enabled else ""),
+        + (f"-gpt3-{fingerprint(config.classifiers.gpt3, reference_digest(config, 'gpt3'))}"
+           if config.classifiers.gpt3.enabled else ""),
         # GPT-3's classifier (classifiers.gpt3) decides here, from the dump's trained model
         deps=["rw_quality_signals",
               *([dg.AssetDep("gpt3_quality_model", partition_mapping=shard_to_dump)]

@@ -19,8 +19,12 @@ Removal reasons: ``url_not_allowlisted`` / ``host_not_allowlisted``, ``no_url``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Optional
+
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -36,16 +40,108 @@ MatchMode = Annotated[str, Field(pattern=r"^(url|host)$")]
 class UrlAllowlistConfig:
     """path: the allowlist file; None switches the step off (every page passes on).
     match: ``url`` (the page's normalized URL must be listed) or ``host``.
-    include_subdomains: with ``match: host``, a listed host also admits its subdomains."""
+    include_subdomains: with ``match: host``, a listed host also admits its subdomains.
+
+    The file is read and checked when the settings load (``load_allowlist``): an entry that
+    can never match is refused naming its line."""
 
     path: Optional[ExistingFile] = None
     match: MatchMode = "url"
     include_subdomains: bool = False
 
+    def __post_init__(self):
+        if self.path and Path(self.path).is_file():
+            load_allowlist(self)
 
-def read_entries(path: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return [line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\s]")
+_MAX_REPORTED = 5
+
+
+def _entry_problem(entry: str, match: str) -> Optional[str]:
+    """Why ``entry`` can never match a crawled page (None: it can)."""
+    if _CONTROL.search(entry):
+        return "a space or control character (a crawled URL has none; write a space as %20)"
+    if match == "url":
+        parts = urlsplit(entry)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            return "not an http(s) URL with a host (a crawled URL always has both: https://example.com/a)"
+        return None
+    if "*" in entry or entry.startswith("."):
+        return ("a wildcard (write the bare host, example.com, and set include_subdomains: true for "
+                "its subdomains)")
+    if "//" not in entry and "@" in entry.split("/")[0]:
+        return "user@host is not a host (write the host alone)"
+    if not host_key(entry):
+        return "no host"
+    return None
+
+
+def read_entries(path: str, match: str = "url") -> list[str]:
+    """The entries of an allowlist file, one a line (``#`` comments, blank lines skipped).
+    Raises ValueError naming the file and line for undecodable bytes or an entry that can
+    never match in ``match`` mode."""
+    entries, bad = [], []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                bad.append(f"line {number}: not UTF-8 text")
+                continue
+            if not line or line.startswith("#"):
+                continue
+            problem = _entry_problem(line, match)
+            if problem:
+                bad.append(f"line {number} ({line[:60]!r}): {problem}")
+            else:
+                entries.append(line)
+    if bad:
+        more = f" (and {len(bad) - _MAX_REPORTED} more)" if len(bad) > _MAX_REPORTED else ""
+        raise ValueError(f"url_allowlist.path: {path}: {len(bad)} entr{'y' if len(bad) == 1 else 'ies'} can never "
+                         f"match in match: {match}: " + "; ".join(bad[:_MAX_REPORTED]) + more)
+    return entries
+
+
+def allowlist_digest(path: str) -> str:
+    """The SHA-256 of the allowlist file's content: part of rw_raw's code_version, so that
+    adding or removing URLs (same path) marks rw_raw stale. Cached per (path, size, mtime)."""
+    from corpus_assets.steps.lm.model import _file_digest
+
+    return _file_digest(Path(path))
+
+
+# One normalized set per (file content, mode) and process: rw_raw builds its steps per
+# partition, and a WebText-sized list (tens of millions of links) is read once, not per shard.
+_CACHE: dict[tuple, tuple[str, frozenset]] = {}
+_CACHE_MAX = 4
+
+
+def load_allowlist(config: UrlAllowlistConfig) -> frozenset:
+    """The normalized entries of ``config.path`` (checked by ``read_entries``), cached per
+    process by the file's content digest and the match mode."""
+    stat = Path(config.path).stat()
+    quick = (str(config.path), stat.st_mtime_ns, stat.st_size, config.match)
+    hit = _CACHE.get(quick)
+    if hit is not None:
+        return hit[1]
+    digest = allowlist_digest(config.path)
+    for key, (known, allowed) in list(_CACHE.items()):
+        if known == digest and key[3] == config.match:
+            _CACHE[quick] = (digest, allowed)
+            return allowed
+    entries = read_entries(config.path, config.match)
+    if not entries:
+        raise ValueError(f"url_allowlist.path: {config.path} lists no URL (an empty allowlist would remove "
+                         "every page; set the path to null to switch the step off)")
+    if config.match == "url":
+        allowed = frozenset(normalize_url(e) for e in entries)
+    else:
+        allowed = frozenset(h for h in (host_key(e) for e in entries) if h)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[quick] = (digest, allowed)
+    return allowed
 
 
 def host_key(entry: str) -> str:
@@ -61,15 +157,8 @@ class UrlAllowlist(Step):
     def __init__(self, config: UrlAllowlistConfig):
         if not config.path:
             raise ValueError("url_allowlist.path: no allowlist file given (null switches the step off)")
-        entries = read_entries(config.path)
-        if not entries:
-            raise ValueError(f"url_allowlist.path: {config.path} lists no URL (an empty allowlist would remove "
-                             "every page; set the path to null to switch the step off)")
         self.config = config
-        if config.match == "url":
-            self.allowed = frozenset(normalize_url(e) for e in entries)
-        else:
-            self.allowed = frozenset(h for h in (host_key(e) for e in entries) if h)
+        self.allowed = load_allowlist(config)
 
     def _host_allowed(self, host: str) -> bool:
         if host in self.allowed:

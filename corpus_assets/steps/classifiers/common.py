@@ -114,6 +114,38 @@ def training_set(crawl: Iterable[tuple[str, str]], reference: Iterable[tuple[str
     )
 
 
+class Untrainable:
+    """Stands in for a model a dump could not train (fewer crawl documents than folds): the
+    classifier steps remove every document of that dump as ``classifier_untrainable`` with
+    ``reason`` as the detail, counted like any removal, instead of failing the recipe."""
+
+    def __init__(self, config, reason: str):
+        self.config = config
+        self.reason = reason
+
+    def score(self, doc_id: str, text: str) -> float:
+        return float("nan")
+
+
+def untrainable_reason(data: TrainingSet, folds: int, reference, where: str) -> str | None:
+    """Why ``data`` cannot train ``folds`` cross-fitted models. The reference side short is a
+    setting to fix (ValueError naming the file and ``fields``); the crawl side short (a tiny or
+    non-English dump) is data: the reason string, for ``Untrainable``. None: trainable."""
+    def reference_short(why: str) -> ValueError:
+        return ValueError(f"{where}.reference: {data.positives} reference document(s) read from "
+                          f"{reference_path(reference)} (fields {list(reference.fields)}), {why}: check "
+                          f"reference.path (a JSONL(.gz) file), reference.fields and positives_per_negative")
+
+    if data.positives == 0:
+        raise reference_short("none usable")
+    if data.negatives < folds:
+        return (f"{data.negatives} crawl document(s) in this dump, fewer than {where}.folds = {folds}: "
+                "no model trained")
+    if data.positives < folds:
+        raise reference_short(f"fewer than {where}.folds = {folds}")
+    return None
+
+
 def check_trainable(data: TrainingSet, folds: int, where: str) -> None:
     """Every fold model needs both classes outside its fold."""
     for k in range(folds):
@@ -135,7 +167,27 @@ def held_out_figures(labels: np.ndarray, scores: np.ndarray, threshold: float = 
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
             "threshold": threshold, "positives": int(actual.sum()), "negatives": int((~actual).sum()),
-            "accuracy": round(float(np.mean(predicted == actual)), 4) if len(actual) else 0.0}
+            "accuracy": round(float(np.mean(predicted == actual)), 4) if len(actual) else 0.0,
+            # the threshold is a decision setting (no retraining when it changes): F1 on a grid of
+            # thresholds, so the figure shown beside a new threshold is computed at it
+            "f1_at": {f"{t / 100:.2f}": _f1(labels, scores, t / 100) for t in range(5, 100, 5)}}
+
+
+def _f1(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    predicted, actual = scores >= threshold, labels.astype(bool)
+    tp = int(np.sum(predicted & actual))
+    denominator = 2 * tp + int(np.sum(predicted & ~actual)) + int(np.sum(~predicted & actual))
+    return round(2 * tp / denominator, 4) if denominator else 0.0
+
+
+def f1_at(held_out: dict, threshold: float) -> tuple[float, float]:
+    """(F1, the threshold it was computed at) for ``threshold``: from the training report's
+    grid when ``threshold`` is on it, else the figure at the training threshold."""
+    grid = held_out.get("f1_at") or {}
+    key = f"{threshold:.2f}"
+    if key in grid and abs(float(key) - threshold) < 1e-9:
+        return grid[key], threshold
+    return held_out["f1"], held_out.get("threshold", 0.5)
 
 
 def fold_scores(ids: Sequence[str], texts: Sequence[str], score_fold, folds: int, seed: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from corpus_assets.steps.setting_types import Fraction, NonNegativeInt, PositiveFloat, PositiveInt
+from corpus_assets.steps.setting_types import Fraction, PositiveInt
 
 Folds = Annotated[int, Field(ge=2, le=20)]
 HashBits = Annotated[int, Field(ge=8, le=24)]
@@ -15,6 +15,14 @@ HashBits = Annotated[int, Field(ge=8, le=24)]
 # table the graph defines for every recipe.
 ClassifierUpstream = Annotated[str, Field(pattern=r"^(rw_raw|rw_filtered|rw_deduped|ccnet_line_dedup|ccnet_buckets)$")]
 RelativeDataPath = Annotated[str, Field(min_length=1, max_length=500)]
+# Bounds that training can honour (finite, and where the solvers stay usable): scikit-learn
+# takes seeds up to 2^32 - 1; liblinear with C below ~1e-6 crawls for minutes on 60
+# documents; an infinite ratio or alpha overflows or decides every document alike.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+PositivesPerNegative = Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False)]
+RegularizationC = Annotated[float, Field(ge=1e-6, le=1e6, allow_inf_nan=False)]
+ParetoAlpha = Annotated[float, Field(ge=0.01, le=1000.0, allow_inf_nan=False)]
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)]
 
 
 @dataclass(frozen=True)
@@ -40,10 +48,10 @@ class ClassifierTraining:
     reference: ReferenceCorpus = field(default_factory=ReferenceCorpus)
     folds: Folds = 5
     # Positives per negative in training (the reference corpus is larger than a dump).
-    positives_per_negative: PositiveFloat = 1.0
+    positives_per_negative: PositivesPerNegative = 1.0
     # At most this many crawl documents train the folds (the lowest seeded hashes).
     max_train_docs: PositiveInt = 200_000
-    seed: NonNegativeInt = 0
+    seed: Seed = 0
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,9 @@ class Gpt3ClassifierConfig(ClassifierTraining):
     # Spark's HashingTF default (2^18 features), which GPT-3's Spark tokenizer fed.
     hash_bits: HashBits = 18
     # Logistic regression's inverse L2 strength (scikit-learn's C).
-    regularization_c: PositiveFloat = 1.0
+    regularization_c: RegularizationC = 1.0
     # keep when np.random.pareto(alpha) > 1 - score (GPT-3: alpha = 9)
-    pareto_alpha: PositiveFloat = 9.0
+    pareto_alpha: ParetoAlpha = 9.0
 
 
 @dataclass(frozen=True)
@@ -74,12 +82,12 @@ class ReferenceClassifierConfig(ClassifierTraining):
     # aborts small trainings with "Encountered NaN" at random (docs/recipes.md): opt-in.
     engine: Annotated[str, Field(pattern=r"^(linear|fasttext)$")] = "linear"
     hash_bits: HashBits = 18
-    regularization_c: PositiveFloat = 1.0
+    regularization_c: RegularizationC = 1.0
     # fastText supervised settings (engine: fasttext). A fold model holds (words + buckets)
     # x dim floats (~6 MB here).
     dim: Annotated[int, Field(ge=1, le=300)] = 64
-    epoch: PositiveInt = 50
-    learning_rate: PositiveFloat = 0.5
+    epoch: Annotated[int, Field(ge=1, le=10_000)] = 50
+    learning_rate: LearningRate = 0.5
     buckets: Annotated[int, Field(ge=1, le=1 << 22)] = 1 << 14  # hashed word n-grams
     # both engines: words and word n-grams up to this length
     word_ngrams: Annotated[int, Field(ge=1, le=3)] = 2

@@ -140,9 +140,23 @@ class BadWords:
 
     @classmethod
     def from_file(cls, path: str) -> "BadWords":
-        """One entry a line; blank lines and lines starting with ``#`` are skipped."""
-        with open(path, encoding="utf-8") as fh:
-            return cls([line for line in fh if line.strip() and not line.lstrip().startswith("#")])
+        """One entry a line; blank lines and lines starting with ``#`` are skipped. A file that
+        is not UTF-8 (the error names the file and line) or lists no entry is refused: an
+        empty list would leave the rule on in name and off in effect."""
+        entries = []
+        with open(path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueError(f"quality_signals.c4_bad_words_path: {path}: line {number} is not UTF-8 "
+                                     "text (save the list as UTF-8)") from None
+                if line.strip() and not line.lstrip().startswith("#"):
+                    entries.append(line)
+        if not entries:
+            raise ValueError(f"quality_signals.c4_bad_words_path: {path} lists no word (the bad-words rule would "
+                             "remove nothing; set the path to null to switch it off)")
+        return cls(entries)
 
     def found(self, text: str) -> list[str]:
         """The distinct entries present in ``text`` (sorted)."""

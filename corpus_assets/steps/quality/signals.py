@@ -82,6 +82,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -180,6 +181,8 @@ class SignalConfig:
             raise ValueError(f"SignalConfig: top_ngram_sizes must be within {TOP_NGRAM_SIZES}")
         if not set(self.dup_ngram_sizes) <= set(DUP_NGRAM_SIZES):
             raise ValueError(f"SignalConfig: dup_ngram_sizes must be within {DUP_NGRAM_SIZES}")
+        if self.c4_bad_words_path and os.path.isfile(self.c4_bad_words_path):
+            bad_words_of(self)  # read and checked at load time (UTF-8, not empty), not per partition
 
     def stop_words_for(self, language: str) -> tuple[str, ...]:
         return self.stop_words.get(language, ())
@@ -268,17 +271,19 @@ def c4_walk_with(text: str, config: "SignalConfig", profile=None):
     )
 
 
-_BAD_WORDS: dict[str, BadWords] = {}
+_BAD_WORDS: dict[tuple, BadWords] = {}
 
 
 def bad_words_of(config: "SignalConfig") -> Optional[BadWords]:
-    """The configured bad-words list, read once per process and file."""
+    """The configured bad-words list, read once per process and file version."""
     path = config.c4_bad_words_path
     if not path:
         return None
-    if path not in _BAD_WORDS:
-        _BAD_WORDS[path] = BadWords.from_file(path)
-    return _BAD_WORDS[path]
+    stat = os.stat(path)
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _BAD_WORDS:
+        _BAD_WORDS[key] = BadWords.from_file(path)
+    return _BAD_WORDS[key]
 
 
 def signal_arrow_schema():
