@@ -1,0 +1,111 @@
+"""Hostile inputs and settings for the languages-beyond-English work (issue 18's breaker
+findings f01-f07): bounded runs for the segmenting libraries, the combined pre-screen
+segmenter, punctuation never a word, per-language settings validated when they load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from corpus_assets.steps.segmentation.segmenters import (
+    MAX_LIBRARY_RUN,
+    MultiSegmenter,
+    combined_segmenter,
+    segmenter_for,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+JA = "東京は日本の首都であり、多くの人が住んでいます。私は毎日電車で会社に行きます。"
+ZH = "我们今天去北京大学参观，然后吃了很多好吃的东西。"
+
+
+# -- f01: MeCab crashed (SIGSEGV) on a long Latin run glued to kana --------------------
+
+
+def test_long_latin_run_glued_to_kana_does_not_crash_mecab():
+    """The breaker's page: kana + 200k Latin letters, and a 1.3M-character kana run. Run
+    in a subprocess so that a segfault fails this test instead of killing pytest."""
+    code = textwrap.dedent("""
+        from corpus_assets.steps.segmentation.segmenters import segmenter_for
+        ja = segmenter_for("ja")
+        words = ja.words("キー" + "a" * 200_000)
+        assert words == ["キー", "a" * 200_000], [len(w) for w in words]
+        assert len(ja.words("日" + "abcdefghij" * 20_000)) == 2
+        text = "日本語の文章です" * 170_000
+        spans = ja.token_spans(text)
+        assert spans[0][0] == 0 and spans[-1][1] == len(text)
+        assert "".join(ja.tokens(text)) == text
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("language", ["ja", "zh", "th"])
+def test_long_runs_are_cut_into_bounded_library_calls(language, monkeypatch):
+    seg = segmenter_for(language)
+    seen: list[int] = []
+    original = type(seg)._segment
+
+    def spy(self, run):
+        seen.append(len(run))
+        return original(self, run)
+
+    monkeypatch.setattr(type(seg), "_segment", spy)
+    letter = {"ja": "あ", "zh": "中", "th": "ก"}[language]
+    run = letter + "x" * (3 * MAX_LIBRARY_RUN) + letter * (3 * MAX_LIBRARY_RUN + 7) + "y" * 10
+    words = seg.words(run)
+    assert seen and max(seen) <= MAX_LIBRARY_RUN
+    assert "x" * (3 * MAX_LIBRARY_RUN) in words  # the Latin stretch is never segmented
+    spans = seg.token_spans(run)
+    assert "".join(run[a:b] for a, b in spans) == run
+
+
+# -- f02: the combined segmenter of several spaceless languages ------------------------
+
+
+@pytest.mark.parametrize("langs", [("ja", "zh"), ("ja", "th"), ("ja", "zh", "th", "my")])
+def test_combined_segmenter_counts_like_the_language_segmenter(langs):
+    seg = combined_segmenter(segmenter_for(x) for x in langs)
+    assert isinstance(seg, MultiSegmenter)
+    ja = JA * 10
+    assert seg.tokens(ja) == segmenter_for("ja").tokens(ja)
+    assert len(seg.tokens(ja)) > 100  # not one whitespace token per block
+    assert [ja[a:b] for a, b in seg.token_spans(ja)] == seg.tokens(ja)
+    if "zh" in langs:
+        # Chinese (no kana in the run) goes to jieba, not MeCab
+        assert seg.words(ZH) == segmenter_for("zh").words(ZH)
+        assert seg.tokens(ZH) == segmenter_for("zh").tokens(ZH)
+
+
+def test_combined_segmenter_routes_each_script_of_a_run():
+    seg = combined_segmenter(segmenter_for(x) for x in ("ja", "zh", "th"))
+    text = "東京は日本の首都です ภาษาไทยง่าย Hello北京大学"
+    words = seg.words(text)
+    ja_words = segmenter_for("ja").words("東京は日本の首都です")
+    assert words[:len(ja_words)] == ja_words
+    assert "ภาษา" in words and "ไทย" in words and "Hello" in words
+    assert words[-1] == "北京大学"
+    assert "".join(seg.tokens(text)) == text.replace(" ", "")
+
+
+# -- f06: punctuation of the segmented scripts is never a word -------------------------
+
+
+@pytest.mark.parametrize("language,text,marks", [
+    ("my", "မြန်မာဘာသာစကားသည် ရုံးသုံးဘာသာစကား ဖြစ်သည်။ ဗမာလူမျိုးများ၊ ရခိုင်လူမျိုးများ ပြောဆိုကြသည်။", "။၊"),
+    ("km", "ភាសាខ្មែរគឺជាភាសាផ្លូវការរបស់ប្រទេសកម្ពុជា។ ប្រជាជននិយាយភាសានេះ៖ នៅកម្ពុជា។", "។៖"),
+])
+def test_script_punctuation_is_not_a_word(language, text, marks):
+    seg = segmenter_for(language)
+    words = seg.words(text)
+    assert words and not any(set(w) & set(marks) for w in words)
+    tokens = seg.tokens(text)
+    assert "".join(tokens) == text.replace(" ", "")
+    # a mark goes with the word before it, never a token of its own
+    assert not any(set(t) <= set(marks) for t in tokens)
