@@ -109,3 +109,99 @@ def test_script_punctuation_is_not_a_word(language, text, marks):
     assert "".join(tokens) == text.replace(" ", "")
     # a mark goes with the word before it, never a token of its own
     assert not any(set(t) <= set(marks) for t in tokens)
+
+
+# -- f04: a segmenter change between dumps is refused by the dedup index ---------------
+
+
+def test_dedup_index_refuses_a_changed_segmenter(tmp_path):
+    from corpus_assets import dedup_stages
+    from corpus_assets.config import PipelineConfig
+    from corpus_assets.steps.langid import LanguageIdConfig
+    from corpus_assets.steps.segmentation.profiles import LanguageOverride
+    from corpus_assets.storage import CorpusStore
+
+    d1, d2 = "CC-MAIN-2099-01", "CC-MAIN-2099-02"
+    fugashi = PipelineConfig(language_id=LanguageIdConfig(languages=("ja",)))
+    changed = PipelineConfig(language_id=LanguageIdConfig(languages=("ja",)),
+                             languages={"ja": LanguageOverride(segmenter="whitespace")})
+    recorded = dedup_stages.index_segmenter_identities(fugashi)
+    assert recorded["ja"].startswith("fugashi==")
+    assert dedup_stages.index_segmenter_identities(changed) == {"ja": "whitespace"}
+    store = CorpusStore(str(tmp_path))
+    manifest = {"dump": d1, "snapshot": "s1", "preset": "refinedweb", "segmenters": recorded, "band_files": []}
+    store.write_json(dedup_stages._dump_file(dedup_stages.INDEX, d1, "manifest.json"), manifest)
+    # same segmenters (and another language added to the scope): accepted
+    assert dedup_stages.earlier_snapshot(store, d2, [d1, d2], "refinedweb", recorded) is not None
+    assert dedup_stages.earlier_snapshot(store, d2, [d1, d2], "refinedweb", {**recorded, "zh": "jieba"}) is not None
+    with pytest.raises(dedup_stages.DedupOrderError, match=r"ja: 'fugashi==.*' -> 'whitespace'"):
+        dedup_stages.earlier_snapshot(store, d2, [d1, d2], "refinedweb",
+                                      dedup_stages.index_segmenter_identities(changed))
+    # an index written before the identities were recorded is not checked
+    store.write_json(dedup_stages._dump_file(dedup_stages.INDEX, d1, "manifest.json"),
+                     {k: v for k, v in manifest.items() if k != "segmenters"})
+    assert dedup_stages.earlier_snapshot(store, d2, [d1, d2], "refinedweb", {"ja": "whitespace"}) is not None
+
+
+# -- f03 / f05 / f07: the languages section is checked when the settings load ----------
+
+
+def _load(tmp_path, text):
+    from corpus_assets.config import load_config
+
+    path = tmp_path / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+@pytest.mark.parametrize("value,says", [
+    (".nan", "finite"), (".inf", "finite"), ("7", "less than or equal to 1"), ("-0.1", ">= 0"),
+])
+def test_language_thresholds_are_validated_like_quality_thresholds(tmp_path, value, says):
+    from corpus_assets.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"languages\.ja\.thresholds\.min_alpha_words_frac: .*" + re_escape(says)):
+        _load(tmp_path, f"language_id: {{languages: [ja]}}\nlanguages: {{ja: {{thresholds: {{min_alpha_words_frac: {value}}}}}}}\n")
+    with pytest.raises(ConfigError, match=r"languages\.ja\.thresholds\.max_mean_word_length: .*finite"):
+        _load(tmp_path, "language_id: {languages: [ja]}\nlanguages: {ja: {thresholds: {max_mean_word_length: .inf}}}\n")
+    # a fraction in range and null (rule off) still load
+    _load(tmp_path, "language_id: {languages: [ja]}\nlanguages: {ja: {thresholds: {min_alpha_words_frac: 0.5, min_words: null}}}\n")
+
+
+def re_escape(text):
+    import re
+
+    return re.escape(text)
+
+
+def test_icu_segmenter_for_a_language_it_cannot_segment_is_refused_at_load(tmp_path):
+    from corpus_assets.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"languages\.ja\.segmenter: .*icu has no script for 'ja'"):
+        _load(tmp_path, "language_id: {languages: [ja]}\nlanguages: {ja: {segmenter: icu}}\n")
+    _load(tmp_path, "language_id: {languages: [th]}\nlanguages: {th: {segmenter: icu}}\n")
+
+
+def test_misspelt_line_patterns_fallback_is_refused_at_load(tmp_path):
+    from corpus_assets.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"languages\.th\.line_patterns_fallback: no pattern file for 'english'"):
+        _load(tmp_path, "language_id: {languages: [th]}\nlanguages: {th: {line_patterns_fallback: english}}\n")
+    with pytest.raises(ConfigError, match=r"quality_signals\.line_patterns_fallback: no pattern file for 'klingon'"):
+        _load(tmp_path, "quality_signals: {line_patterns_fallback: klingon}\n")
+    _load(tmp_path, "language_id: {languages: [th]}\nlanguages: {th: {line_patterns_fallback: ''}}\n")
+    _load(tmp_path, "language_id: {languages: [th]}\nlanguages: {th: {line_patterns_fallback: en}}\n")
+
+
+def test_empty_mark_lists_are_honoured_and_unused_overrides_noted(tmp_path):
+    from corpus_assets.steps.segmentation.profiles import profiles_for
+
+    with pytest.warns(UserWarning, match=r"languages\.zh: unused, 'zh' is not in language_id\.languages"):
+        config = _load(tmp_path, "language_id: {languages: [ja]}\n"
+                                 "languages: {ja: {c4_end_marks: [], fineweb_terminal_punctuation: []},"
+                                 " zh: {stop_words: []}}\n")
+    ja = profiles_for(config).get("ja")
+    assert ja.c4_end_marks == () and ja.fineweb_terminal_punctuation == ()
+    # left out: the bundled marks
+    plain = profiles_for(_load(tmp_path, "language_id: {languages: [ja]}\n")).get("ja")
+    assert "。" in plain.c4_end_marks and "。" in plain.fineweb_terminal_punctuation
