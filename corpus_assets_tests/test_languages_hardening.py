@@ -205,3 +205,36 @@ def test_empty_mark_lists_are_honoured_and_unused_overrides_noted(tmp_path):
     # left out: the bundled marks
     plain = profiles_for(_load(tmp_path, "language_id: {languages: [ja]}\n")).get("ja")
     assert "。" in plain.c4_end_marks and "。" in plain.fineweb_terminal_punctuation
+
+
+# -- line-correction patterns stay linear on a line of a number and thousands of spaces --
+
+
+def test_counter_and_date_patterns_are_linear_on_runs_of_spaces():
+    """Two `\\s*` around an optional part made the counter regex quadratic (en: ~1 s for
+    8,000 spaces) and the ja/zh date patterns far worse (ja: 6 s for 300 spaces). A hang
+    guard, not a timing: the linear patterns take well under a second here, the old ones
+    would take minutes to hours, so the subprocess's timeout fails the test."""
+    code = textwrap.dedent("""
+        from corpus_assets.steps.quality.signals import SignalConfig, resolve_line_patterns
+        from corpus_assets.steps.segmentation.profiles import build_language_profiles
+        profiles = build_language_profiles(("ja", "zh", "de"))
+        sp = " " * 100_000
+        lines = ["1" + sp + "x", "1" + sp + "k" + sp + "x", "いいね：" + sp + "1" + sp + "x",
+                 "阅读" + sp + "1" + sp + "x", "2024年3月5日" + sp + "x", "2024/3/5" + sp + "12:30" + sp + "x"]
+        for lang in ("en", "de", "ja", "zh"):
+            patterns = resolve_line_patterns(SignalConfig(), lang, profiles.get(lang))
+            for line in lines:
+                assert not patterns.is_counter(line)
+                patterns.edit(line)
+            assert patterns.is_counter("3 likes") and patterns.is_counter("1.2 K followers")
+        ja = resolve_line_patterns(SignalConfig(), "ja", profiles.get("ja"))
+        assert ja.is_counter("コメント (3)") and ja.is_counter("5件のコメント")
+        assert ja.edit("2024年3月5日(火) 12:30") == ""
+        zh = resolve_line_patterns(SignalConfig(), "zh", profiles.get("zh"))
+        assert zh.is_counter("阅读 (12)") and zh.edit("2024年3月5日 星期二 12:30") == ""
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
