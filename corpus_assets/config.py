@@ -18,6 +18,7 @@ import json
 import os
 import re
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -39,7 +40,7 @@ from corpus_assets.steps.prescreen import LanguagePrescreenConfig
 from corpus_assets.steps.progress import ProgressConfig
 from corpus_assets.steps.quality.decisions import FilterThresholds
 from corpus_assets.steps.quality.signals import SignalConfig
-from corpus_assets.steps.segmentation.profiles import LanguageOverride, check_language_code
+from corpus_assets.steps.segmentation.profiles import LanguageOverride, check_language_code, check_language_settings
 from corpus_assets.steps.selection.config import SelectionConfig
 from corpus_assets.steps.sft.config import SftConfig
 from corpus_assets.steps.setting_types import MAX_SHARDS, ShardCount
@@ -105,6 +106,12 @@ class PipelineConfig:
     def __post_init__(self):
         for code in self.languages:
             check_language_code(code)
+        # a segmenter that cannot segment the language, a fallback without a pattern file
+        # (raises, naming languages.<lang>.<key>); overrides outside the scope are noted
+        for note in check_language_settings(self.languages, tuple(self.language_id.languages),
+                                            self.quality_signals.line_patterns_dir,
+                                            self.quality_signals.line_patterns_fallback):
+            warnings.warn(note, UserWarning, stacklevel=1)  # one place: shown once per note
 
 
 # Fields of PipelineConfig that a settings file does not set.
@@ -215,6 +222,10 @@ def _validation_errors(exc: pydantic.ValidationError) -> list[str]:
         named = re.match(r"Value error, ([\w.]+)[: ]", error["msg"])
         if named and dotted != "(file)" and named.group(1).startswith(dotted + "."):
             dotted = named.group(1)
+        elif named and dotted == "(file)" and re.fullmatch(r"\w+(?:\.\w+)+", named.group(1)):
+            dotted = named.group(1)  # a check across sections names its dotted key
+        elif named and len(error["loc"]) == 2 and error["loc"][0] == "languages" and "." in named.group(1):
+            dotted = f"{dotted}.{named.group(1)}"  # languages.<lang> + thresholds.<key>
         given = error.get("input")
         shown = "" if isinstance(given, dict) else f" (got {repr(given)[:80]})"
         lines.append(f"{dotted}: {error['msg']}{shown}")

@@ -160,6 +160,12 @@ def dedup_segmenter_identities(config: PipelineConfig) -> dict:
     return profiles_for(config).segmenter_identities()
 
 
+def index_segmenter_identities(config: PipelineConfig) -> dict:
+    """language -> segmenter identity of every profiled language, whitespace ones included
+    (recorded in the dedup index: band keys of different segmenters never match)."""
+    return {lang: p.segmenter.identity for lang, p in profiles_for(config).profiles.items()}
+
+
 @publishes(SIGNATURES + "/{dump}/{shard}")
 def build_minhash_signatures(store: CorpusStore, dump: str, shard: str, config: PipelineConfig, log=None) -> dict:
     """Band keys of every rw_filtered document of the shard, in row order.
@@ -310,8 +316,14 @@ def previous_dump(dump: str, known_dumps: list[str]) -> Optional[str]:
     return max(earlier, key=dump_sort_key) if earlier else None
 
 
-def earlier_snapshot(store: CorpusStore, dump: str, known_dumps: list[str], preset_name: str) -> Optional[IndexSnapshot]:
-    """The index ``dump`` is deduplicated against, or None for the first dump."""
+def earlier_snapshot(store: CorpusStore, dump: str, known_dumps: list[str], preset_name: str,
+                     segmenters: Optional[dict] = None) -> Optional[IndexSnapshot]:
+    """The index ``dump`` is deduplicated against, or None for the first dump.
+
+    ``segmenters`` (:func:`index_segmenter_identities` of the settings): refused when a
+    language both the index and the settings profile was segmented otherwise for the
+    index (another segmenter, library or dictionary version): its word shingles, hence
+    its band keys, never match. An index written before it recorded them is not checked."""
     prev = previous_dump(dump, known_dumps)
     if prev is None:
         return None
@@ -326,6 +338,17 @@ def earlier_snapshot(store: CorpusStore, dump: str, known_dumps: list[str], pres
             f"the {INDEX} of {prev} holds {snap.manifest['preset']!r} band keys but the settings ask "
             f"for {preset_name!r}: band keys of different presets never match; re-run earlier dumps"
         )
+    recorded = snap.manifest.get("segmenters")
+    if segmenters is not None and recorded is not None:
+        changed = {lang: (recorded[lang], segmenters[lang]) for lang in sorted(set(recorded) & set(segmenters))
+                   if recorded[lang] != segmenters[lang]}
+        if changed:
+            said = "; ".join(f"{lang}: {old!r} -> {new!r}" for lang, (old, new) in changed.items())
+            raise DedupOrderError(
+                f"the {INDEX} of {prev} was built with other word segmenters than the settings use ({said}): "
+                f"band keys of different segmenters never match, so duplicates of earlier dumps would be "
+                f"missed; re-run earlier dumps' dedup with these settings, or set "
+                f"languages.<lang>.segmenter back")
     return snap
 
 
@@ -706,7 +729,7 @@ def build_rw_deduped(store: CorpusStore, dump: str, shard: str, config: Pipeline
     cfg = config.dedup
     upstream = load_report(store, UPSTREAM, dump, shard)
     clusters_stats = store.read_json(_dump_file(CLUSTERS, dump, "stats.json"))
-    earlier = earlier_snapshot(store, dump, known_dumps, cfg.minhash_preset)
+    earlier = earlier_snapshot(store, dump, known_dumps, cfg.minhash_preset, index_segmenter_identities(config))
     used = earlier.snapshot_id if earlier else None
     if used != clusters_stats["earlier_snapshot"]:
         raise DedupOrderError(
@@ -753,7 +776,7 @@ def build_dedup_index(store: CorpusStore, dump: str, shards: list[str], config: 
     started = time.perf_counter()
     cfg = config.dedup
     preset = get_preset(cfg.minhash_preset)
-    earlier = earlier_snapshot(store, dump, known_dumps, preset.name)
+    earlier = earlier_snapshot(store, dump, known_dumps, preset.name, index_segmenter_identities(config))
     used = earlier.snapshot_id if earlier else None
     for shard in shards:
         report = load_report(store, DEDUPED, dump, shard)
@@ -821,7 +844,7 @@ def build_dedup_index(store: CorpusStore, dump: str, shards: list[str], config: 
     manifest = {
         "dump": dump, "snapshot": digest.hexdigest()[:16], "previous_dump": earlier.dump if earlier else None,
         "previous_snapshot": used, "dumps": (earlier.manifest["dumps"] if earlier else []) + [dump],
-        "preset": preset.name, "band_files": band_files, "urls": len(urls), "band_keys": band_keys_total,
+        "preset": preset.name, "segmenters": index_segmenter_identities(config), "band_files": band_files, "urls": len(urls), "band_keys": band_keys_total,
         "docs_added": int(new_urls.size), "documents": base + len(kept_docs),
         "signatures": clusters_stats.get("signatures") or {}, "clusters_report": clusters_report,
         "seconds": round(time.perf_counter() - started, 3),

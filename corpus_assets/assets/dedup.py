@@ -119,7 +119,8 @@ def build_dedup_assets(config: PipelineConfig) -> list:
     def minhash_buckets(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource) -> dg.MaterializeResult:
         store = corpus_store.get_store()
         dump = context.partition_key
-        earlier = dedup_stages.earlier_snapshot(store, dump, _known_dumps(context), preset.name)
+        earlier = dedup_stages.earlier_snapshot(store, dump, _known_dumps(context), preset.name,
+                                                dedup_stages.index_segmenter_identities(config))
         report = dedup_stages.build_minhash_buckets(store, dump, shards, config, earlier)
         return dg.MaterializeResult(metadata={
             "docs": report["num_docs"],

@@ -154,7 +154,9 @@ class LinePatterns:
         end_re = re.compile(rf"(?:{alt(end)})\W*$", flags) if end else _NEVER
         any_re = re.compile(rf"(?:{alt(anywhere)})", flags) if anywhere else _NEVER
         if counters:
-            number = r"\d+(?:[.,]\d+)*\s*(?:k|m|b|mio\.?|mrd\.?|tsd\.?)?"
+            # the spaces before the multiplier are inside its optional group: two adjacent
+            # `\s*` around an optional part would be quadratic on "1" + thousands of spaces
+            number = r"\d+(?:[.,]\d+)*(?:\s*(?:k|m|b|mio\.?|mrd\.?|tsd\.?))?"
             nouns = alt(counters)
             counter_re = re.compile(rf"^\W*(?:{number}\s*(?:{nouns})\W*)+$", flags)
         else:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,28 @@ def _threshold_fields() -> dict[str, type]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _threshold_adapter(key: str):
+    """pydantic's validator of ``FilterThresholds.<key>`` (its type and declared bounds)."""
+    import typing
+
+    import pydantic
+
+    from corpus_assets.steps.quality.decisions import FilterThresholds
+
+    return pydantic.TypeAdapter(typing.get_type_hints(FilterThresholds, include_extras=True)[key])
+
+
+def _threshold_problem(key: str, value) -> str:
+    import pydantic
+
+    try:
+        _threshold_adapter(key).validate_python(value)
+    except pydantic.ValidationError as exc:
+        return "; ".join(e["msg"] for e in exc.errors())
+    return ""
+
+
 @dataclass(frozen=True)
 class LanguageOverride:
     """One entry of the ``languages`` settings section (and the shape of a bundled
@@ -96,10 +119,15 @@ class LanguageOverride:
                 raise ValueError(f"thresholds.{key}: unknown threshold (known: {', '.join(sorted(known))})")
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"thresholds.{key}: must be a number >= 0 or null, not {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value < 0):
+                raise ValueError(f"thresholds.{key}: must be a finite number >= 0 or null, not {value!r}")
             if known[key] is int and float(value) != int(value):
                 raise ValueError(f"thresholds.{key}: must be a whole number, not {value!r}")
+            # the same type and bounds as quality_thresholds.<key> (a fraction is 0..1)
+            problem = _threshold_problem(key, value)
+            if problem:
+                raise ValueError(f"thresholds.{key}: {problem} (as quality_thresholds.{key}), not {value!r}")
         if self.stop_words is not None:
             object.__setattr__(self, "stop_words", tuple(self.stop_words))
         for name in ("c4_end_marks", "fineweb_terminal_punctuation"):
@@ -256,8 +284,10 @@ def build_profile(
         stop_words=tuple(w.lower() for w in stop_words),
         stop_words_source=stop_source,
         thresholds=thresholds,
-        c4_end_marks=over.c4_end_marks or base.c4_end_marks,
-        fineweb_terminal_punctuation=over.fineweb_terminal_punctuation or base.fineweb_terminal_punctuation,
+        # an empty list given in the settings is honoured (no marks), like stop_words: []
+        c4_end_marks=over.c4_end_marks if over.c4_end_marks is not None else base.c4_end_marks,
+        fineweb_terminal_punctuation=(over.fineweb_terminal_punctuation if over.fineweb_terminal_punctuation
+                                      is not None else base.fineweb_terminal_punctuation),
         line_patterns=patterns,
         line_patterns_fallback=(over.line_patterns_fallback if over.line_patterns_fallback is not None
                                 else base.line_patterns_fallback),
@@ -303,6 +333,45 @@ def profiles_for(config: Any) -> LanguageProfiles:
 
 
 _PROFILE_CACHE: dict[int, tuple[Any, LanguageProfiles]] = {}
+
+
+def check_language_settings(languages: Mapping[str, LanguageOverride], scope: tuple[str, ...],
+                            line_patterns_dir, global_fallback: str) -> list[str]:
+    """Problems of the ``languages`` section that only the whole settings can see, each
+    naming its key (raised by the settings check): a segmenter that cannot segment the
+    language, a ``line_patterns_fallback`` without a pattern file. Returns notes on
+    overrides that no language in scope uses (the caller warns)."""
+    from corpus_assets.steps.quality.line_corrections import normalize_language
+    from corpus_assets.steps.segmentation.segmenters import _ICU_SCRIPTS
+
+    problems, notes = [], []
+    for code, over in languages.items():
+        lang = normalize_language(code)
+        if over.segmenter == "icu" and lang not in _ICU_SCRIPTS:
+            problems.append(f"languages.{code}.segmenter: icu has no script for {code!r}"
+                            f" (icu segments {', '.join(sorted(_ICU_SCRIPTS))})")
+        fallback = over.line_patterns_fallback
+        if fallback and not (Path(line_patterns_dir) / f"{normalize_language(fallback)}.yaml").is_file():
+            problems.append(f"languages.{code}.line_patterns_fallback: no pattern file for {fallback!r} in"
+                            f" {line_patterns_dir} (known: {', '.join(_pattern_languages(line_patterns_dir))};"
+                            f" \"\" = no patterns)")
+    if global_fallback and not (Path(line_patterns_dir) / f"{normalize_language(global_fallback)}.yaml").is_file():
+        problems.append(f"quality_signals.line_patterns_fallback: no pattern file for {global_fallback!r} in"
+                        f" {line_patterns_dir} (known: {', '.join(_pattern_languages(line_patterns_dir))};"
+                        f" \"\" = no patterns)")
+    if problems:
+        raise ValueError("; ".join(problems))
+    if scope:
+        kept = {normalize_language(x) for x in scope}
+        for code in languages:
+            if normalize_language(code) not in kept:
+                notes.append(f"languages.{code}: unused, {code!r} is not in language_id.languages"
+                             f" {sorted(kept)}")
+    return notes
+
+
+def _pattern_languages(directory) -> list[str]:
+    return sorted(p.stem for p in Path(directory).glob("*.yaml"))
 
 
 def check_language_code(code: str) -> str:

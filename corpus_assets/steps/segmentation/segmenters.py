@@ -54,6 +54,12 @@ from corpus_assets.steps.quality._text import WORD_RE, _W
 
 _RUN_RE = re.compile(r"\S+")
 _CACHE_MAX = 1 << 16
+# The most characters one call of a segmenting library is given. MeCab (fugashi) crashes
+# the process (SIGSEGV) on a ~200k-character unknown word and uses ~1.4 GB per million
+# characters; jieba and ICU are only slower. Longer runs are cut into pieces of at most
+# this many characters, at script boundaries first (a Latin run glued to kana is never
+# handed to MeCab), so time and memory stay linear and bounded whatever the page holds.
+MAX_LIBRARY_RUN = 2000
 _OPENING = {"Ps": True, "Pi": True}  # opening brackets, opening quotes
 
 # Characters of each segmented script (Unicode blocks).
@@ -63,6 +69,30 @@ THAI = "\u0e00-\u0e7f"
 LAO = "\u0e80-\u0eff"
 KHMER = "\u1780-\u17ff\u19e0-\u19ff"
 MYANMAR = "\u1000-\u109f\ua9e0-\ua9ff\uaa60-\uaa7f"
+
+
+@functools.lru_cache(maxsize=None)
+def _without_punctuation(script: str) -> str:
+    """The character class ``script`` (ranges "a-b" and single characters) less its
+    punctuation (Unicode category P*), as a character class body."""
+    chars = []
+    i = 0
+    while i < len(script):
+        if i + 2 < len(script) and script[i + 1] == "-":
+            chars.extend(range(ord(script[i]), ord(script[i + 2]) + 1))
+            i += 3
+        else:
+            chars.append(ord(script[i]))
+            i += 1
+    keep = [c for c in chars if not unicodedata.category(chr(c)).startswith("P")]
+    ranges: list[list[int]] = []
+    for c in keep:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                   for a, b in ranges)
 
 
 def _version(dist: str) -> str:
@@ -114,8 +144,11 @@ class ScriptSegmenter(Segmenter):
 
     def __init__(self):
         self._script_re = re.compile(f"[{self.script}]")
-        # letter/digit words, with the script's combining marks (Thai vowels are Mn, not \w)
-        body = f"(?:{_W}|[{self.script}])"
+        self._script_run_re = re.compile(f"[{self.script}]+")
+        # letter/digit words, with the script's combining marks (Thai vowels are Mn, not \w);
+        # the script's punctuation (Burmese ။ ၊, Khmer ។ ៖: category P*) is never a word
+        letters = _without_punctuation(self.script)
+        body = f"(?:{_W}|[{letters}])"
         self._word_re = re.compile(rf"{body}+(?:['’\-.,:]{body}+)*")
         self._has_word_char = re.compile(rf"{body}")
         self._lock = threading.Lock()
@@ -131,6 +164,11 @@ class ScriptSegmenter(Segmenter):
 
     # -- shared
     def _pieces(self, run: str) -> list[str]:
+        if len(run) > MAX_LIBRARY_RUN:
+            out: list[str] = []
+            for chunk, segment in self._bounded(run):
+                out.extend(self._pieces(chunk) if segment else [chunk])
+            return out
         if not self._ready:
             with self._lock:
                 if not self._ready:
@@ -148,6 +186,39 @@ class ScriptSegmenter(Segmenter):
             self._cache.clear()
         self._cache[run] = pieces
         return pieces
+
+    def _bounded(self, run: str):
+        """``run`` (longer than MAX_LIBRARY_RUN) as consecutive (chunk, segment?) pairs:
+        a stretch without a character of the script is one piece as it stands (never
+        segmented, as the whitespace segmenter would keep it); script stretches are
+        grouped, with what lies between them, into chunks of at most MAX_LIBRARY_RUN
+        characters (a longer stretch is cut every MAX_LIBRARY_RUN characters)."""
+        out: list[tuple[str, bool]] = []
+        start = 0
+        for m in self._script_run_re.finditer(run):
+            if m.start() > start:
+                # what lies between two script stretches: glued to the chunk before when
+                # short, else a piece of its own
+                between = run[start:m.start()]
+                if out and out[-1][1] and len(out[-1][0]) + len(between) <= MAX_LIBRARY_RUN:
+                    out[-1] = (out[-1][0] + between, True)
+                else:
+                    out.append((between, False))
+            stretch = m.group()
+            for i in range(0, len(stretch), MAX_LIBRARY_RUN):
+                piece = stretch[i:i + MAX_LIBRARY_RUN]
+                if i == 0 and out and out[-1][1] and len(out[-1][0]) + len(piece) <= MAX_LIBRARY_RUN:
+                    out[-1] = (out[-1][0] + piece, True)
+                else:
+                    out.append((piece, True))
+            start = m.end()
+        if start < len(run):
+            tail = run[start:]
+            if out and out[-1][1] and len(out[-1][0]) + len(tail) <= MAX_LIBRARY_RUN:
+                out[-1] = (out[-1][0] + tail, True)
+            else:
+                out.append((tail, False))
+        return out
 
     def words(self, text: str) -> list[str]:
         out: list[str] = []
@@ -338,40 +409,77 @@ def segmenter_for(language: Optional[str], name: Optional[str] = None) -> Segmen
 
 class MultiSegmenter(Segmenter):
     """Several script segmenters at once (the language pre-screen, which counts words
-    before it knows a chunk's language): each whitespace run goes to the first segmenter
-    whose script it holds, other runs are whitespace words."""
+    before it knows a chunk's language). Each whitespace run is cut where its script
+    changes, and each part goes to the segmenter of its script: Thai, Lao, Khmer and
+    Burmese to their ICU segmenter; kana to MeCab; Han to MeCab when the run holds kana
+    (Japanese), else to jieba when Chinese is kept (MeCab when it is not). Characters of
+    no segmented script (Latin, digits, punctuation) stay with the part before them, so
+    the parts of a run joined give the run. Runs without any such script are whitespace
+    words. ``words``, ``tokens`` and ``token_spans`` agree, like a single segmenter's."""
 
     name = "multi"
 
     def __init__(self, segmenters: list[ScriptSegmenter]):
         self.segmenters = list(segmenters)
+        units = [u for u in (KANA, HAN, THAI, LAO, KHMER, MYANMAR) if any(u in s.script for s in self.segmenters)]
+        self._units = units
+        self._unit_re = re.compile("|".join(f"([{u}]+)" for u in units))
+        self._kana_re = re.compile(f"[{KANA}]")
+        self._owner = {u: next(s for s in self.segmenters if u in s.script) for u in units}
+        han_owners = [s for s in self.segmenters if HAN in s.script]
+        self._han_japanese = next((s for s in han_owners if KANA in s.script), None)
+        self._han_chinese = next((s for s in han_owners if KANA not in s.script), None)
 
     @property
     def identity(self) -> str:
         return " + ".join(s.identity for s in self.segmenters)
 
-    def _pick(self, text: str) -> Optional[ScriptSegmenter]:
-        for s in self.segmenters:
-            if s._script_re.search(text):
-                return s
-        return None
+    def _parts(self, run: str) -> list[tuple[int, int, Optional[ScriptSegmenter]]]:
+        """(start, end, segmenter) parts of one whitespace run, covering it."""
+        parts: list[list] = []
+        japanese = None
+        for m in self._unit_re.finditer(run):
+            unit = self._units[m.lastindex - 1]
+            if unit is HAN:
+                if japanese is None:
+                    japanese = self._kana_re.search(run) is not None
+                seg = (self._han_japanese if japanese else self._han_chinese) or self._owner[HAN]
+            else:
+                seg = self._owner[unit]
+            if not parts:
+                parts.append([0, m.end(), seg])
+            elif parts[-1][2] is seg:
+                parts[-1][1] = m.end()
+            else:
+                parts[-1][1] = m.start()
+                parts.append([m.start(), m.end(), seg])
+        if not parts:
+            return [(0, len(run), None)]
+        parts[-1][1] = len(run)
+        return [tuple(p) for p in parts]
 
     def words(self, text: str) -> list[str]:
         out: list[str] = []
         for m in _RUN_RE.finditer(text):
-            seg = self._pick(m.group())
-            out.extend(seg.words(m.group()) if seg is not None else WORD_RE.findall(m.group()))
+            run = m.group()
+            for a, b, seg in self._parts(run):
+                out.extend(seg.words(run[a:b]) if seg is not None else WORD_RE.findall(run[a:b]))
         return out
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
         for m in _RUN_RE.finditer(text):
-            seg = self._pick(m.group())
-            if seg is None:
-                spans.append((m.start(), m.end()))
-            else:
-                spans.extend((m.start() + a, m.start() + b) for a, b in seg.token_spans(m.group()))
+            run = m.group()
+            for a, b, seg in self._parts(run):
+                base = m.start() + a
+                if seg is None:
+                    spans.append((base, m.start() + b))
+                else:
+                    spans.extend((base + x, base + y) for x, y in seg.token_spans(run[a:b]))
         return spans
+
+    def tokens(self, text: str) -> list[str]:
+        return [text[a:b] for a, b in self.token_spans(text)]
 
 
 def combined_segmenter(segmenters) -> Optional[Segmenter]:
