@@ -1,0 +1,72 @@
+"""Production operation hardening (issue 16, parts 2-4): a killed run's pool slot is freed
+by run monitoring, .ci/postgres.sh can be sourced twice, the Dask executor bounds a step and
+names the settings in its errors. No Dask cluster is started here (test_executor_dask.py
+covers the executor end to end)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import subprocess
+import types
+
+import dagster as dg
+import pytest
+from dagster._core.instance.config import dagster_instance_config
+
+from corpus_assets.assets.dedup import DUMP_DEDUP_POOL
+from corpus_assets_tests.conftest import REPO_ROOT
+
+PROFILES = [REPO_ROOT / "dagster.yaml", REPO_ROOT / "deploy" / "dagster.postgres.yaml"]
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
+def test_run_monitoring_is_on_in_both_profiles(profile):
+    config, _ = dagster_instance_config(str(profile.parent), profile.name)  # schema-validated
+    monitoring = config["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["max_resume_run_attempts"] == 0  # dead runs fail, never resume
+    assert monitoring["free_slots_after_run_end_seconds"] > 0
+    assert monitoring["start_timeout_seconds"] > 0 and monitoring["cancel_timeout_seconds"] > 0
+
+
+def test_daemon_frees_the_pool_slot_of_a_dead_run(tmp_path, monkeypatch):
+    """f04: the slot a killed dedup run held comes back once the run is marked finished."""
+    from dagster._daemon.monitoring import concurrency
+
+    shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job(), run_id=None)
+        instance.event_log_storage.set_concurrency_slots(DUMP_DEDUP_POOL, 1)
+        claim = instance.event_log_storage.claim_concurrency_slot(DUMP_DEDUP_POOL, run.run_id, "minhash_buckets")
+        assert claim.is_claimed
+        # The run worker was killed; run monitoring marks the run failed.
+        instance.report_run_failed(run, "run worker gone")
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+        monkeypatch.setattr(concurrency, "get_current_datetime", lambda: later)
+        list(concurrency.execute_concurrency_slots_iteration(types.SimpleNamespace(instance=instance), None))
+        info = instance.event_log_storage.get_concurrency_info(DUMP_DEDUP_POOL)
+        assert info.active_slot_count == 0, "the dead run still holds the pool slot"
+
+
+def _have_postgres() -> bool:
+    out = subprocess.run(["bash", "-c", f"source <(sed '$d' {REPO_ROOT}/.ci/postgres.sh); corpus_pg_bindir"],
+                         capture_output=True, text=True)
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def test_postgres_script_sourced_twice_reuses_its_server_and_keeps_the_callers_trap(tmp_path):
+    """f03: one server, one folder, stopped at exit, and the caller's own EXIT trap still runs."""
+    if shutil.which("bash") is None or not _have_postgres():
+        pytest.skip("no PostgreSQL server binaries here (CI installs them in .ci/postgres.sh)")
+    script = (f"cd {REPO_ROOT}; trap 'echo caller-trap-ran' EXIT; source .ci/postgres.sh; first=$CORPUS_PG_DIR; "
+              "source .ci/postgres.sh; [ \"$first\" = \"$CORPUS_PG_DIR\" ] && echo same-server; "
+              f"echo $CORPUS_PG_DIR > {tmp_path}/dir")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "same-server" in out.stdout and "reusing" in out.stdout
+    assert out.stdout.count("stopped the test server") == 1
+    assert out.stdout.rstrip().endswith("caller-trap-ran")
+    pg_dir = (tmp_path / "dir").read_text().strip()
+    assert pg_dir and not os.path.exists(pg_dir)
