@@ -70,3 +70,63 @@ def test_postgres_script_sourced_twice_reuses_its_server_and_keeps_the_callers_t
     assert out.stdout.rstrip().endswith("caller-trap-ran")
     pg_dir = (tmp_path / "dir").read_text().strip()
     assert pg_dir and not os.path.exists(pg_dir)
+
+
+@pytest.fixture(scope="module")
+def in_process_cluster():
+    """A scheduler with no worker, in this process (about a second to start)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield cluster, client
+
+
+def test_a_run_whose_workers_are_gone_fails_with_a_message(in_process_cluster):
+    """f02: no worker left -> a loud failure naming the setting, not a run STARTED forever."""
+    from corpus_assets.executors import DaskStepWaitError, wait_for_steps
+
+    _, client = in_process_cluster
+    future = client.submit(sum, [1, 2], key="no-worker-step")
+    with pytest.raises(DaskStepWaitError, match=r"no Dask worker.*CORPUS_DASK_SCHEDULER"):
+        list(wait_for_steps(client, [future], address="tcp://sched:8786", no_worker_timeout_s=0.5, poll_s=0.1))
+    client.cancel([future])
+
+
+def test_a_hung_step_fails_after_the_step_timeout(in_process_cluster):
+    import time
+
+    from corpus_assets.executors import DaskStepWaitError, wait_for_steps
+
+    cluster, client = in_process_cluster
+    cluster.scale(1)
+    client.wait_for_workers(1, timeout=30)
+    try:
+        fast = client.submit(sum, [1, 2], key="fast-step")
+        assert list(wait_for_steps(client, [fast], poll_s=0.1)) == [(fast, 3)]
+        slow = client.submit(time.sleep, 3, key="slow-step")
+        with pytest.raises(DaskStepWaitError, match="step_timeout_seconds"):
+            list(wait_for_steps(client, [slow], step_timeout_s=0.5, poll_s=0.1))
+    finally:
+        cluster.scale(0)
+
+
+def test_a_step_does_not_start_in_a_finished_run(tmp_path):
+    """f01: a step the cluster still holds after its run failed does not run into it."""
+    from corpus_assets.executors import _run_finished
+
+    shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition("noop2").to_job(), run_id=None)
+        assert not _run_finished(run, instance.get_ref())
+        instance.report_run_failed(run, "scheduler lost")
+        assert _run_finished(run, instance.get_ref())
+
+
+@pytest.mark.parametrize("name", ["no_worker_timeout_seconds", "step_timeout_seconds"])
+def test_wait_bounds_must_be_positive(name):
+    from corpus_assets.executors import corpus_dask_executor
+
+    with pytest.raises(dg.DagsterInvalidConfigError, match=name):
+        corpus_dask_executor.executor_creation_fn(types.SimpleNamespace(executor_config={name: 0.0}))
+    executor = corpus_dask_executor.executor_creation_fn(types.SimpleNamespace(executor_config={name: 60.0}))
+    assert executor.wait_bounds[name.replace("_seconds", "_s")] == 60.0
