@@ -148,6 +148,21 @@ def wait_for_steps(client, futures: Sequence[Any], *, address: str = "",
                 f"(executor config step_timeout_seconds); {len(pending)} step(s) still pending; the run fails.")
 
 
+def connect(cluster):
+    """A ``distributed.Client`` of ``cluster`` (an address or a cluster object); an address
+    that cannot be reached fails naming the setting it came from."""
+    import dask.distributed
+
+    try:
+        return dask.distributed.Client(cluster)
+    except (OSError, TimeoutError) as error:
+        raise DaskStepWaitError(
+            f"cannot reach the Dask scheduler at {cluster!r}: {error}. The address comes from the "
+            f"executor config (cluster.existing.address) or ${SCHEDULER_ENV}, read where the code "
+            f"location loads; fix it there, or unset ${SCHEDULER_ENV} to run shard jobs with "
+            f"Dagster's default executor.") from error
+
+
 class RunScopedDaskExecutor(DaskExecutor):
     """dagster-dask's executor with run-scoped task keys and upstream-failure skips."""
 
@@ -172,15 +187,7 @@ class RunScopedDaskExecutor(DaskExecutor):
         instance_ref = plan_context.instance.get_ref()
         address = cluster if isinstance(cluster, str) else ""
         try:
-            try:
-                client_cm = dask.distributed.Client(cluster)
-            except (OSError, TimeoutError) as error:
-                raise DaskStepWaitError(
-                    f"cannot reach the Dask scheduler at {address or cluster!r}: {error}. The address comes "
-                    f"from the executor config (cluster.existing.address) or ${SCHEDULER_ENV}, read where "
-                    f"the code location loads; fix it there, or unset ${SCHEDULER_ENV} to run shard jobs "
-                    f"with Dagster's default executor.") from error
-            with client_cm as client:
+            with connect(cluster) as client:
                 futures, by_step, steps = [], {}, {}
                 for level in execution_plan.get_steps_to_execute_by_level():
                     for step in level:

@@ -130,3 +130,13 @@ def test_wait_bounds_must_be_positive(name):
         corpus_dask_executor.executor_creation_fn(types.SimpleNamespace(executor_config={name: 0.0}))
     executor = corpus_dask_executor.executor_creation_fn(types.SimpleNamespace(executor_config={name: 60.0}))
     assert executor.wait_bounds[name.replace("_seconds", "_s")] == 60.0
+
+
+def test_an_unreachable_scheduler_names_the_setting():
+    """f05: the error says where the address came from."""
+    dask = pytest.importorskip("dask")
+    from corpus_assets.executors import DaskStepWaitError, connect
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(DaskStepWaitError, match=r"tcp://127\.0\.0\.1:1.*CORPUS_DASK_SCHEDULER"):
+        connect("tcp://127.0.0.1:1")
