@@ -140,3 +140,15 @@ def test_an_unreachable_scheduler_names_the_setting():
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
             pytest.raises(DaskStepWaitError, match=r"tcp://127\.0\.0\.1:1.*CORPUS_DASK_SCHEDULER"):
         connect("tcp://127.0.0.1:1")
+
+
+def test_postgres_scheme_is_refused_with_the_corrected_url():
+    """f05: `postgres://` -> the URL to export instead, password not echoed."""
+    from corpus_assets.ops_preflight import check_pg_url
+
+    assert check_pg_url("postgresql+psycopg2://dagster:pw@db:5432/dagster") is None
+    assert check_pg_url("postgresql://dagster@db/dagster") is None
+    problem = check_pg_url("postgres://dagster:s3cret@db.internal:5432/dagster")
+    assert "DAGSTER_PG_URL" in problem and "postgresql+psycopg2://dagster:***@db.internal:5432/dagster" in problem
+    assert "s3cret" not in problem
+    assert "not a PostgreSQL URL" in check_pg_url("mysql://x@db/d")
