@@ -7,7 +7,10 @@
 #   server refuses root), listening on 127.0.0.1 only, on a free port, socket in the folder;
 # - creates the database `corpus_test` and exports CORPUS_TEST_POSTGRES_URL, and
 #   CORPUS_TEST_REQUIRE_POSTGRES=1 so the test fails rather than skips if it cannot connect;
-# - stops the server and deletes the folder when the calling shell exits (trap on EXIT).
+# - stops the server and deletes the folder when the calling shell exits (trap on EXIT,
+#   chained after any EXIT trap the calling shell already had, which still runs);
+# - sourcing it again in the same shell reuses the running server (no second server);
+# - a failed start stops what it had started at once (not only at shell exit).
 # Any failure here is fatal: CI must not pass with the PostgreSQL test silently skipped.
 
 corpus_pg_bindir() {
@@ -29,11 +32,30 @@ corpus_pg_stop() {
         corpus_pg_as_owner "$CORPUS_PG_BIN/pg_ctl" -D "$CORPUS_PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
         rm -rf "$CORPUS_PG_DIR"
         echo "postgres.sh: stopped the test server and removed $CORPUS_PG_DIR"
+        CORPUS_PG_DIR=
     fi
+}
+
+corpus_pg_install_trap() {
+    # Chain the caller's EXIT trap: ours first, then theirs (once; a second source of this
+    # file must not chain itself twice).
+    local previous
+    previous=$(trap -p EXIT)
+    case "$previous" in *corpus_pg_stop*) return 0 ;; esac
+    # `trap -p` prints a shell-quoted `trap -- 'CMD' EXIT`: let the shell unquote it.
+    if [ -n "$previous" ]; then eval "set -- $previous"; previous=$3; fi
+    CORPUS_PG_PREVIOUS_EXIT_TRAP=$previous
+    trap 'corpus_pg_stop; eval "${CORPUS_PG_PREVIOUS_EXIT_TRAP:-}"' EXIT
 }
 
 corpus_pg_start() {
     local port
+    # Already started by this shell and still up: reuse it.
+    if [ -n "${CORPUS_PG_DIR:-}" ] && [ -n "${CORPUS_PG_BIN:-}" ] && [ -d "$CORPUS_PG_DIR/data" ] \
+        && corpus_pg_as_owner "$CORPUS_PG_BIN/pg_ctl" -D "$CORPUS_PG_DIR/data" status >/dev/null 2>&1; then
+        echo "postgres.sh: reusing the test server already started by this shell (data in $CORPUS_PG_DIR)"
+        return 0
+    fi
     if ! CORPUS_PG_BIN=$(corpus_pg_bindir); then
         echo "postgres.sh: no PostgreSQL server found; installing Debian's postgresql"
         if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
@@ -45,7 +67,12 @@ corpus_pg_start() {
         CORPUS_PG_BIN=$(corpus_pg_bindir) || { echo "postgres.sh: installed, but no initdb found" >&2; return 1; }
     fi
     CORPUS_PG_DIR=$(mktemp -d /tmp/corpus-pg.XXXXXX) || return 1
-    trap corpus_pg_stop EXIT
+    corpus_pg_install_trap
+    corpus_pg_start_in_dir || { corpus_pg_stop; return 1; }
+}
+
+corpus_pg_start_in_dir() {
+    local port
     if [ "$(id -u)" = 0 ]; then
         id postgres >/dev/null 2>&1 || useradd --system --home-dir "$CORPUS_PG_DIR" postgres || return 1
         chown postgres "$CORPUS_PG_DIR"
