@@ -83,7 +83,7 @@ def test_selection_respects_budget_and_writes_the_pool_format(run):
     with open(run["store"].uri(selection_path("tiny", "selection.jsonl")), encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     assert len(rows) == manifest["samples"] == meta["samples"].value
-    assert all(set(r) == {"instruction", "input", "output", "source"} for r in rows)
+    assert all(set(r) == {"instruction", "input", "output", "source", "dataset"} for r in rows)
     assert {r["step"] for r in (x.data for x in meta["funnel"].value.records)} == {
         "read", "filters", "dedup", "quality_gate", "selection"}
     div = manifest["diversity"]

@@ -48,3 +48,130 @@ def test_no_two_kept_samples_are_near_duplicates():
     # every removed one names a kept twin it is >= jaccard similar to
     for i in np.flatnonzero(~result.keep):
         assert result.keep[result.duplicate_of[i]]
+
+
+# --------------------------------------------------------------------------- stage-level pools (fake models)
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+
+
+class _LangId:
+    def predict(self, text):
+        return "en", 0.99
+
+
+class _Lm:
+    folder, backend, info = "fake", "fake", {}
+
+    def document_perplexity(self, text):
+        return 100.0 + len(text) % 50
+
+
+class _Counter:
+    name = "words"
+
+    def count(self, texts):
+        return [len(t.split()) for t in texts]
+
+
+class _Encoder:
+    model_path = "fake-encoder"
+
+    def encode(self, texts):
+        out = np.array([[1.0 + (hash(w) % 13) for w in (t.split() + ["x"] * 8)[:8]] for t in texts], np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+MODELS = (_LangId(), _Lm(), _Counter())
+
+
+def _record(i: int, words: int = 12, **fields) -> str:
+    body = " ".join(f"word{(i * 31 + k) % 997}x{i}" for k in range(words))
+    return json.dumps({"instruction": f"Task {i}: explain {body}", "output": f"Answer {i}: {body} done.",
+                       **fields}, ensure_ascii=False)
+
+
+def _setup(tmp_path, datasets, recipe: dict):
+    from corpus_assets.config import load_config
+    from corpus_assets.steps.sft.config import SftConfig, SftDataset
+    from corpus_assets.steps.sft.config import parse_recipe
+    from corpus_assets.storage import CorpusStore
+
+    config = load_config()
+    sft = SftConfig(datasets=tuple(SftDataset(**d) for d in datasets), embedding_cache=False)
+    config = dataclasses.replace(config, sft=sft)
+    recipe = parse_recipe({"filters": {"perplexity_iqr": False, "min_tokens": 1, "max_special_char_ratio": 1.0},
+                           "quality": {"keep_fraction": 1.0},
+                           "diversity": {"clusters": 2}, **recipe})
+    return config, recipe, CorpusStore(str(tmp_path / "store"))
+
+
+def _materialize(store, config, names):
+    from corpus_assets import sft_stages as st
+
+    for name in names:
+        st.build_sft_samples(store, name, config)
+        st.build_sft_statistics(store, name, config, models=MODELS)
+
+
+def test_selection_refuses_statistics_of_an_older_samples_version(tmp_path):
+    """f03: same line count, new texts; statistics not rematerialized -> refused, naming both."""
+    from corpus_assets import sft_stages as st
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(_record(i) for i in range(10)) + "\n")
+    config, recipe, store = _setup(tmp_path, [{"name": "pool", "path": str(pool)}],
+                                   {"name": "r", "datasets": ["pool"], "token_budget": 200})
+    _materialize(store, config, ["pool"])
+    manifest = st.build_sft_selection(store, recipe, config, _Encoder())
+    assert st.budget_respected(manifest, st.selection_tokens(store, "r", _Counter()))[0]
+    pool.write_text("\n".join(_record(i, words=60) for i in range(10)) + "\n")
+    st.build_sft_samples(store, "pool", config)
+    with pytest.raises(ValueError, match=r"sft_statistics\[pool\] was computed from sft_samples\[pool\] version"):
+        st.build_sft_selection(store, recipe, config, _Encoder())
+
+
+def test_budget_check_recounts_the_written_file(tmp_path):
+    """f03: the check fails when selection.jsonl's texts do not have the tokens the manifest says."""
+    from corpus_assets import sft_stages as st
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(_record(i) for i in range(10)) + "\n")
+    config, recipe, store = _setup(tmp_path, [{"name": "pool", "path": str(pool)}],
+                                   {"name": "r", "datasets": ["pool"], "token_budget": 200})
+    _materialize(store, config, ["pool"])
+    manifest = st.build_sft_selection(store, recipe, config, _Encoder())
+    records, tokens = st.selection_tokens(store, "r", _Counter())
+    assert records == manifest["samples"] > 0 and tokens == manifest["tokens_used"] <= 200
+
+    class Doubling(_Counter):
+        def count(self, texts):
+            return [2 * n for n in super().count(texts)]
+
+    ok, facts = st.budget_respected(manifest, st.selection_tokens(store, "r", Doubling()))
+    assert not ok and facts["written_tokens"] == 2 * manifest["tokens_used"]
+
+
+def test_selection_has_one_schema_across_datasets(tmp_path):
+    """f06: datasets with different field names -> every line has OUTPUT_FIELDS, nothing else."""
+    from corpus_assets import sft_stages as st
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(_record(i, source="alpaca/x") for i in range(6)) + "\n")
+    b.write_text("\n".join(json.dumps({"prompt": f"Prompt {i}: say {i} things about topic{i * 7}",
+                                       "completion": f"Completion {i}: " + " ".join(f"t{i}w{k}" for k in range(10))})
+                           for i in range(6)) + "\n")
+    config, recipe, store = _setup(tmp_path, [{"name": "a", "path": str(a)},
+                                              {"name": "b", "path": str(b), "instruction_field": "prompt",
+                                               "output_field": "completion", "input_field": "context",
+                                               "source_field": "origin"}],
+                                   {"name": "r", "datasets": ["a", "b"], "token_budget": 10_000})
+    _materialize(store, config, ["a", "b"])
+    manifest = st.build_sft_selection(store, recipe, config, _Encoder())
+    with open(store.uri(st.selection_path("r", "selection.jsonl")), encoding="utf-8") as fh:
+        lines = [json.loads(line) for line in fh]
+    assert len(lines) == manifest["samples"] == 12, manifest["removed_by_step"]
+    assert {tuple(r) for r in lines} == {st.OUTPUT_FIELDS}
+    assert {r["dataset"] for r in lines} == {"a", "b"}
+    assert {r["source"] for r in lines if r["dataset"] == "b"} == {"b"}

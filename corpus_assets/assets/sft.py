@@ -12,7 +12,7 @@ from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.resources import CorpusStoreResource, SentenceEncoderResource, TokenizerResource
 
 SFT_GROUP = "sft"
-CODE_REVISION = {stages.SAMPLES: "1", stages.STATISTICS: "1", stages.SELECTION: "1"}
+CODE_REVISION = {stages.SAMPLES: "2", stages.STATISTICS: "2", stages.SELECTION: "2"}  # 2: issue 15 fixes
 BUDGET_CHECK = "token_budget_respected"
 CONSERVATION_CHECK = "samples_conserved"
 
@@ -119,16 +119,18 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
         kinds={"json", "parquet"},
         check_specs=[
             dg.AssetCheckSpec(BUDGET_CHECK, asset=stages.SELECTION, blocking=True,
-                              description="Tokens used <= the recipe's token budget, recounted per source."),
+                              description="Tokens used <= the recipe's token budget, recounted per source and "
+                              "from the written selection.jsonl."),
             dg.AssetCheckSpec(CONSERVATION_CHECK, asset=stages.SELECTION,
                               description="At every step: samples in == samples out + removed by reason."),
         ],
         description="One recipe (partition = recipe name): filters on the statistics, quality score, exact and "
         "MinHash near dedup (character 5-grams, 256 permutations, Jaccard 0.7), the best quality fraction, "
-        "k-center greedy over sentence embeddings under the token budget. selection.jsonl in the pool's format, "
+        "k-center greedy over sentence embeddings under the token budget. selection.jsonl (instruction, input, output, source, dataset), "
         "selected.parquet, manifest.json (funnel, reasons, composition, thresholds, seed, diversity vs random).",
     )
-    def sft_selection(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource):
+    def sft_selection(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource,
+                      tokenizer: TokenizerResource):
         store = corpus_store.get_store()
         recipe = recipes[context.partition_key]
         encoder = encoder_resource.get_encoder(config.domains)
@@ -159,7 +161,8 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
             "dagster/row_count": manifest["samples"],
             "path": dg.MetadataValue.path(store.uri(stages.selection_path(recipe.name, "selection.jsonl"))),
         })
-        ok, facts = stages.budget_respected(manifest)
+        written = stages.selection_tokens(store, recipe.name, tokenizer.get_counter(config.mixture))
+        ok, facts = stages.budget_respected(manifest, written)
         yield dg.AssetCheckResult(check_name=BUDGET_CHECK, passed=ok, metadata=facts)
         ok, facts = stages.conservation(manifest)
         yield dg.AssetCheckResult(check_name=CONSERVATION_CHECK, passed=ok, metadata={"gaps": dg.MetadataValue.json(facts["gaps"])})
