@@ -115,16 +115,22 @@ def _materialize(store, config, names):
         st.build_sft_statistics(store, name, config, models=MODELS)
 
 
+def _one_pool(tmp_path, lines=None):
+    from corpus_assets import sft_stages as st
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(lines or [_record(i) for i in range(10)]) + "\n", encoding="utf-8")
+    config, recipe, store = _setup(tmp_path, [{"name": "pool", "path": str(pool)}],
+                                   {"name": "r", "datasets": ["pool"], "token_budget": 200})
+    _materialize(store, config, ["pool"])
+    return pool, config, recipe, store, st.build_sft_selection(store, recipe, config, _Encoder())
+
+
 def test_selection_refuses_statistics_of_an_older_samples_version(tmp_path):
     """f03: same line count, new texts; statistics not rematerialized -> refused, naming both."""
     from corpus_assets import sft_stages as st
 
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text("\n".join(_record(i) for i in range(10)) + "\n")
-    config, recipe, store = _setup(tmp_path, [{"name": "pool", "path": str(pool)}],
-                                   {"name": "r", "datasets": ["pool"], "token_budget": 200})
-    _materialize(store, config, ["pool"])
-    manifest = st.build_sft_selection(store, recipe, config, _Encoder())
+    pool, config, recipe, store, manifest = _one_pool(tmp_path)
     assert st.budget_respected(manifest, st.selection_tokens(store, "r", _Counter()))[0]
     pool.write_text("\n".join(_record(i, words=60) for i in range(10)) + "\n")
     st.build_sft_samples(store, "pool", config)
@@ -136,12 +142,7 @@ def test_budget_check_recounts_the_written_file(tmp_path):
     """f03: the check fails when selection.jsonl's texts do not have the tokens the manifest says."""
     from corpus_assets import sft_stages as st
 
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text("\n".join(_record(i) for i in range(10)) + "\n")
-    config, recipe, store = _setup(tmp_path, [{"name": "pool", "path": str(pool)}],
-                                   {"name": "r", "datasets": ["pool"], "token_budget": 200})
-    _materialize(store, config, ["pool"])
-    manifest = st.build_sft_selection(store, recipe, config, _Encoder())
+    pool, config, recipe, store, manifest = _one_pool(tmp_path)
     records, tokens = st.selection_tokens(store, "r", _Counter())
     assert records == manifest["samples"] > 0 and tokens == manifest["tokens_used"] <= 200
 
@@ -175,3 +176,18 @@ def test_selection_has_one_schema_across_datasets(tmp_path):
     assert {tuple(r) for r in lines} == {st.OUTPUT_FIELDS}
     assert {r["dataset"] for r in lines} == {"a", "b"}
     assert {r["source"] for r in lines if r["dataset"] == "b"} == {"b"}
+
+
+def test_line_separators_are_escaped_in_selection_jsonl(tmp_path):
+    """f14: U+2028/U+2029 inside a record never split it for splitlines()/JS readers."""
+    from corpus_assets import sft_stages as st
+
+    lines = [_record(i) for i in range(9)] + [json.dumps({"instruction": "Split\u2028here and\u2029there please",
+                                                          "output": "One\u2028two\u2029three answer words"})]
+    _, _, _, store, manifest = _one_pool(tmp_path, lines)
+    with open(store.uri(st.selection_path("r", "selection.jsonl")), encoding="utf-8") as fh:
+        text = fh.read()
+    assert "\u2028" not in text and "\u2029" not in text
+    rows = [json.loads(x) for x in text.splitlines()]
+    assert len(rows) == manifest["samples"]
+    assert any(r["output"] == "One\u2028two\u2029three answer words" for r in rows)
