@@ -305,11 +305,14 @@ def _embedder(config: PipelineConfig, encoder=None):
         from corpus_assets.steps.domains.encoder import encoder_from_config
 
         encoder = encoder_from_config(config.domains)
+    from corpus_assets.steps.sft.embeddings import EmbeddingCache, model_content_key
+
     limit = config.sft.encoder_max_chars
-    name = f"{getattr(encoder, 'model_path', 'encoder')} (first {limit} characters)"
+    model_path = getattr(encoder, "model_path", "encoder")
+    content = model_content_key(model_path)  # the model's bytes, not only its folder (issue 15 f04)
+    name = f"{model_path}{f' sha256:{content}' if content else ''} (first {limit} characters)"
     if not config.sft.embedding_cache:
         return (lambda texts: encoder.encode([t[:limit] for t in texts])), name
-    from corpus_assets.steps.sft.embeddings import EmbeddingCache
 
     cache = EmbeddingCache(config.sft.embedding_cache_dir, f"{name}|{getattr(encoder, 'device', '')}")
 

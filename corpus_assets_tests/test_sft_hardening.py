@@ -191,3 +191,61 @@ def test_line_separators_are_escaped_in_selection_jsonl(tmp_path):
     rows = [json.loads(x) for x in text.splitlines()]
     assert len(rows) == manifest["samples"]
     assert any(r["output"] == "One\u2028two\u2029three answer words" for r in rows)
+
+
+# --------------------------------------------------------------------------- f04 / f08 embedding cache
+
+
+def _unit_encoder(dim):
+    def encode(texts):
+        return np.array([[float(len(t))] + [1.0] * (dim - 1) for t in texts], np.float32)
+    return encode
+
+
+def test_model_content_key_changes_with_the_model_files(tmp_path):
+    from corpus_assets.steps.sft.embeddings import model_content_key
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"v1")
+    first = model_content_key(model)
+    (model / "weights.bin").write_bytes(b"v2 fine-tuned")
+    assert model_content_key(model) != first and first
+    assert model_content_key(tmp_path / "absent") == ""
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated", "truncate"])
+def test_damaged_cache_is_rebuilt(tmp_path, damage):
+    from corpus_assets.steps.sft.embeddings import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path, "enc")
+    cache.embed(["a", "bb", "ccc"], _unit_encoder(4))
+    data = cache.path.read_bytes()
+    cache.path.write_bytes(data[: len(data) // 2] if damage == "truncate" else damage)
+    again = EmbeddingCache(tmp_path, "enc")
+    assert again.embed(["a", "bb"], _unit_encoder(4)).tolist() == [[1, 1, 1, 1], [2, 1, 1, 1]]
+    assert again.misses == 2
+    assert EmbeddingCache(tmp_path, "enc").embed(["a"], _unit_encoder(4)).shape == (1, 4)
+
+
+def test_cache_of_another_dimension_is_rebuilt(tmp_path):
+    from corpus_assets.steps.sft.embeddings import EmbeddingCache
+
+    EmbeddingCache(tmp_path, "enc").embed(["a", "bb"], _unit_encoder(4))
+    out = EmbeddingCache(tmp_path, "enc").embed(["a", "ddd"], _unit_encoder(6))
+    assert out.shape == (2, 6) and out[0].tolist() == [1, 1, 1, 1, 1, 1]
+
+
+def test_concurrent_writers_keep_both_additions(tmp_path):
+    """Another writer saves while this one is encoding (between its load and its save):
+    both writers' vectors stay in the cache."""
+    from corpus_assets.steps.sft.embeddings import EmbeddingCache
+
+    def encode_while_another_saves(texts):
+        EmbeddingCache(tmp_path, "enc").embed(["a", "bb"], _unit_encoder(3))
+        return _unit_encoder(3)(texts)
+
+    EmbeddingCache(tmp_path, "enc").embed(["ccc"], encode_while_another_saves)
+    third = EmbeddingCache(tmp_path, "enc")
+    third.embed(["a", "bb", "ccc"], _unit_encoder(3))
+    assert third.hits == 3 and third.misses == 0
