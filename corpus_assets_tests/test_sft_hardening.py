@@ -249,3 +249,34 @@ def test_concurrent_writers_keep_both_additions(tmp_path):
     third = EmbeddingCache(tmp_path, "enc")
     third.embed(["a", "bb", "ccc"], _unit_encoder(3))
     assert third.hits == 3 and third.misses == 0
+
+
+# --------------------------------------------------------------------------- f01 / f10 reading
+
+
+def _read(path):
+    from collections import Counter
+
+    from corpus_assets.steps.sft.config import SftDataset
+    from corpus_assets.steps.sft.samples import read_samples
+
+    removed = Counter()
+    return list(read_samples(path, SftDataset("d", str(path)), 200_000, removed)), removed
+
+
+def test_bom_gzip_by_magic_latin1_and_lone_surrogate(tmp_path):
+    import gzip
+
+    good = "".join(_record(i) + "\n" for i in range(4)).encode()
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + good)
+    rows, removed = _read(tmp_path / "bom.jsonl")
+    assert len(rows) == 4 and not removed and rows[0]["sample_id"] == "d:1"
+    (tmp_path / "gz.jsonl").write_bytes(gzip.compress(good))
+    rows, removed = _read(tmp_path / "gz.jsonl")
+    assert len(rows) == 4 and not removed
+    latin1 = json.dumps({"instruction": "Traduis: café crème", "output": "coffee with cream"},
+                        ensure_ascii=False).encode("latin-1")
+    surrogate = b'{"instruction": "Explain \\ud800 please", "output": "A lone surrogate half."}'
+    (tmp_path / "bad.jsonl").write_bytes(good + latin1 + b"\n" + surrogate + b"\n")
+    rows, removed = _read(tmp_path / "bad.jsonl")
+    assert len(rows) == 4 and removed == {"invalid_utf8": 1, "invalid_unicode": 1}
