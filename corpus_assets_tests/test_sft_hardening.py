@@ -280,3 +280,49 @@ def test_bom_gzip_by_magic_latin1_and_lone_surrogate(tmp_path):
     (tmp_path / "bad.jsonl").write_bytes(good + latin1 + b"\n" + surrogate + b"\n")
     rows, removed = _read(tmp_path / "bad.jsonl")
     assert len(rows) == 4 and removed == {"invalid_utf8": 1, "invalid_unicode": 1}
+
+
+# --------------------------------------------------------------------------- f02 / f05 / f07 recipes
+
+
+@pytest.mark.parametrize("text,key", [
+    ("seed: -1", "seed"), ("seed: 1099511627776", "seed"), ("dedup: {seed: -3}", "dedup.seed"),
+    ("quality: {weight_lang: .inf}", "quality.weight_lang"), ("quality: {weight_alnum: .nan}", "quality.weight_alnum"),
+    ("filters: {perplexity_iqr_k: .inf}", "filters.perplexity_iqr_k"),
+    ("token_budget: 20", "duplicate key 'token_budget'"),
+])
+def test_hostile_recipe_values_refused_at_load_naming_the_key(tmp_path, text, key):
+    from corpus_assets.steps.sft.config import SftRecipeError, load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text(f"name: r\ndatasets: [gpteacher]\ntoken_budget: 10\n{text}\n")
+    with pytest.raises(SftRecipeError, match=key.replace(".", r"\.")):
+        load_recipe(path)
+
+
+def test_one_bad_recipe_fails_only_its_partition(tmp_path):
+    import dagster as dg
+
+    from corpus_assets.assets.sft import build_sft_assets
+    from corpus_assets.config import load_config
+    from corpus_assets.steps.sft.config import SftConfig, SftRecipeError
+
+    (tmp_path / "good.yaml").write_text("name: good\ndatasets: [gpteacher]\ntoken_budget: 10\n")
+    (tmp_path / "other.yml").write_text("name: other\ndatasets: [gpteacher]\ntoken_budget: 10\n")
+    (tmp_path / "bad.yaml").write_text("name: bad\ndatasets: [gpteacher]\ntoken_budget: -5\n")
+    sft = SftConfig(recipes_dir=str(tmp_path))
+    entries = sft.recipe_entries()
+    assert set(entries) == {"good", "other", "bad"} and isinstance(entries["bad"], SftRecipeError)
+    with pytest.raises(SftRecipeError, match="token_budget"):
+        sft.recipes()
+    assets = build_sft_assets(dataclasses.replace(load_config(), sft=sft))  # no error at definitions time
+    selection = [a for a in assets if isinstance(a, dg.AssetsDefinition) and a.key.path[-1] == "sft_selection"][0]
+    assert set(selection.partitions_def.get_partition_keys()) == {"good", "other", "bad"}
+    from corpus_assets.resources import CorpusStoreResource, TokenizerResource
+
+    result = dg.materialize(assets, selection=["sft_selection"], partition_key="bad", raise_on_error=False,
+                            resources={"corpus_store": CorpusStoreResource(root=str(tmp_path / "store")),
+                                       "tokenizer": TokenizerResource()})
+    assert not result.success
+    failure = [e for e in result.all_events if e.is_step_failure][0]
+    assert "token_budget" in str(failure.event_specific_data.error)

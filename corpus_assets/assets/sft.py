@@ -10,6 +10,7 @@ import dagster as dg
 from corpus_assets import sft_stages as stages
 from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.resources import CorpusStoreResource, SentenceEncoderResource, TokenizerResource
+from corpus_assets.steps.sft.config import SftRecipeError
 
 SFT_GROUP = "sft"
 CODE_REVISION = {stages.SAMPLES: "2", stages.STATISTICS: "2", stages.SELECTION: "2"}  # 2: issue 15 fixes
@@ -58,7 +59,7 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
     cfg = config.sft
     if not cfg.datasets:
         return []
-    recipes = cfg.recipes()
+    recipes = cfg.recipe_entries()  # a bad recipe file fails its own partition, not the code location
     datasets = dataset_partitions_def(config)
     files = [dg.AssetSpec(file_asset_key(d.name), group_name=SFT_GROUP,
                           description=f"Instruction dataset {d.name}: {cfg.dataset_file(d)} (fields "
@@ -133,6 +134,8 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
                       tokenizer: TokenizerResource):
         store = corpus_store.get_store()
         recipe = recipes[context.partition_key]
+        if isinstance(recipe, SftRecipeError):
+            raise recipe
         encoder = encoder_resource.get_encoder(config.domains)
         manifest = stages.build_sft_selection(store, recipe, config, encoder)
         comp = manifest["composition"]
