@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -62,6 +63,20 @@ def selection_path(recipe: str, name: str = "manifest.json") -> str:
     return f"{SELECTION}/{recipe}/{name}"
 
 
+def json_safe(obj):
+    """``obj`` with every NaN/infinite float as None: written JSON stays strict JSON (null),
+    which JavaScript, Go and serde readers accept (a bare NaN they refuse; issue 15 f11)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return json_safe(float(obj))
+    return obj
+
+
 def _file_sha(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -92,7 +107,7 @@ def build_sft_samples(store: CorpusStore, dataset_name: str, config: PipelineCon
         with store.table_writer(samples_path(dataset_name), SAMPLES_SCHEMA) as writer:
             writer.write_many(rows)
         report["seconds"] = round(time.perf_counter() - started, 3)
-        store.write_json(samples_path(dataset_name, "stats.json"), report)
+        store.write_json(samples_path(dataset_name, "stats.json"), json_safe(report))
     return report
 
 
@@ -151,7 +166,7 @@ def build_sft_statistics(store: CorpusStore, dataset_name: str, config: Pipeline
         with store.table_writer(statistics_path(dataset_name), STATISTICS_SCHEMA) as writer:
             writer.write_many(stats)
         report["seconds"] = round(time.perf_counter() - started, 3)
-        store.write_json(statistics_path(dataset_name, "stats.json"), report)
+        store.write_json(statistics_path(dataset_name, "stats.json"), json_safe(report))
     return report
 
 
@@ -340,8 +355,14 @@ def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineC
     samples, stats = [], []
     versions = {}
     tokenizers = {}
-    for name in recipe.datasets:
+    read_lines, read_removed = 0, Counter()
+    # sorted by name, not by the recipe's list: which of two cross-dataset duplicates is kept
+    # (ties go to the first sample) must not depend on how `datasets:` is ordered (issue 15 f09)
+    for name in sorted(recipe.datasets):
         rows = read_dataset_samples(store, name)
+        read_report = store.read_json(samples_path(name, "stats.json")) or {}
+        read_lines += int(read_report.get("lines", len(rows)))
+        read_removed.update(read_report.get("removed_by_reason", {}))
         tokenizers[name] = check_statistics_current(store, name).get("tokenizer", "")
         by_id = read_dataset_statistics(store, name)
         missing = [r["sample_id"] for r in rows if r["sample_id"] not in by_id]
@@ -358,13 +379,25 @@ def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineC
     embed, encoder_name = _embedder(config, encoder)
     result = select(samples, stats, recipe, embed)
     chosen = result["chosen"]
+    # the read step accounts for every line of the files, read-time removals included (f12)
+    read = result["funnel"][0]
+    read["samples_in"] = read_lines
+    read["retention"] = round(read["samples_out"] / read_lines, 6) if read_lines else 0.0
+    result["removed_by_step"] = {"read": {r: read_removed[r] for r in READ_REASONS if read_removed[r]},
+                                 **result["removed_by_step"]}
+    warnings = []
+    if not chosen:
+        warnings.append(f"the selection is empty: {len(samples)} samples read, "
+                        f"{result['funnel'][-1]['samples_in']} reached the selection, none fits the token budget "
+                        f"{recipe.token_budget}" if result["funnel"][-1]["samples_in"] else
+                        f"the selection is empty: no sample of {len(samples)} passed filters, dedup and gate")
     manifest = {
         "recipe": recipe.name, "version": recipe.version, "config_hash": recipe.config_hash(),
         "recipe_settings": recipe.as_dict(), "seed": recipe.seed, "datasets": versions,
         "tokenizer": _tokenizer_name(store, recipe), "encoder": encoder_name,
         "token_budget": recipe.token_budget, "tokens_used": result["tokens_used"],
         "budget_used": round(result["tokens_used"] / recipe.token_budget, 6), "samples": len(chosen),
-        "samples_in": len(samples),
+        "samples_in": len(samples), "lines_in": read_lines, "warnings": warnings,
         "thresholds": {"filters": recipe.as_dict()["filters"], "perplexity_bounds": result["perplexity_bounds"],
                        "quality_threshold": result["quality_threshold"], "dedup": recipe.as_dict()["dedup"]},
         **{k: result[k] for k in ("funnel", "removed_by_step", "dedup_facts", "quality_terms_mean", "composition",
@@ -385,7 +418,7 @@ def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineC
                                "token_count": int(stats[i]["token_count"])}
                               for name, ids in result["baselines"].items() for k, i in enumerate(ids))
         manifest["seconds"] = round(time.perf_counter() - started, 3)
-        store.write_json(selection_path(recipe.name), manifest)
+        store.write_json(selection_path(recipe.name), json_safe(manifest))
     return manifest
 
 
@@ -437,9 +470,10 @@ def budget_respected(manifest: dict, written: Optional[tuple[int, int]] = None) 
 
 
 def conservation(manifest: dict) -> tuple[bool, dict]:
-    """Every step: samples in == out + removed by reason."""
+    """Every step, the read step included (lines in == samples + read reasons): samples in ==
+    out + removed by reason."""
     gaps = {}
-    for f in manifest["funnel"][1:]:
+    for f in manifest["funnel"]:
         removed = sum(manifest["removed_by_step"].get(f["step"], {}).values())
         gaps[f["step"]] = f["samples_in"] - f["samples_out"] - removed
     return all(g == 0 for g in gaps.values()), {"gaps": gaps}

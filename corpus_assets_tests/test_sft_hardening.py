@@ -326,3 +326,54 @@ def test_one_bad_recipe_fails_only_its_partition(tmp_path):
     assert not result.success
     failure = [e for e in result.all_events if e.is_step_failure][0]
     assert "token_budget" in str(failure.event_specific_data.error)
+
+
+# --------------------------------------------------------------------------- f09 / f11 / f12 manifest
+
+
+def test_empty_selection_warns_and_writes_strict_json(tmp_path):
+    """f11: budget below every sample -> empty selection with a warning; manifest has null, not NaN."""
+    from corpus_assets import sft_stages as st
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join(_record(i) for i in range(6)) + "\n")
+    config, recipe, store = _setup(tmp_path, [{"name": "pool", "path": str(pool)}],
+                                   {"name": "r", "datasets": ["pool"], "token_budget": 1})
+    _materialize(store, config, ["pool"])
+    manifest = st.build_sft_selection(store, recipe, config, _Encoder())
+    assert manifest["samples"] == 0 and "none fits the token budget 1" in manifest["warnings"][0]
+    with open(store.uri(st.selection_path("r")), encoding="utf-8") as fh:
+        written = json.loads(fh.read(), parse_constant=lambda c: pytest.fail(f"bare {c} in manifest.json"))
+    assert written["diversity"]["selection"]["mean_nearest_distance"] is None
+
+
+def test_funnel_read_step_counts_every_line(tmp_path):
+    """f12: the read step starts at the files' lines; conservation covers it."""
+    from corpus_assets import sft_stages as st
+
+    lines = [_record(i) for i in range(8)] + ["{broken", "", json.dumps({"instruction": "x"})]
+    _, _, _, store, manifest = _one_pool(tmp_path, lines)
+    read = manifest["funnel"][0]
+    assert read["step"] == "read" and read["samples_in"] == 11 and read["samples_out"] == 8
+    assert manifest["removed_by_step"]["read"] == {"blank_line": 1, "malformed_json": 1, "missing_field": 1}
+    ok, facts = st.conservation(manifest)
+    assert ok and facts["gaps"]["read"] == 0
+
+
+def test_dataset_order_in_the_recipe_does_not_change_the_selection(tmp_path):
+    """f09: the same two datasets listed in either order -> the same ids (a cross-dataset duplicate
+    goes to the same dataset)."""
+    from corpus_assets import sft_stages as st
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(_record(i) for i in range(5)) + "\n")
+    b.write_text("\n".join(_record(i) for i in range(3, 8)) + "\n")  # records 3 and 4 in both
+    ids = []
+    for order in (["a", "b"], ["b", "a"]):
+        config, recipe, store = _setup(tmp_path / "-".join(order), [{"name": "a", "path": str(a)},
+                                                                    {"name": "b", "path": str(b)}],
+                                       {"name": "r", "datasets": order, "token_budget": 10_000})
+        _materialize(store, config, ["a", "b"])
+        st.build_sft_selection(store, recipe, config, _Encoder())
+        ids.append(sorted(r["sample_id"] for r in store.iter_rows(st.selection_path("r", "selected.parquet"))))
+    assert ids[0] == ids[1] and len(ids[0]) == 8

@@ -16,6 +16,7 @@ SFT_GROUP = "sft"
 CODE_REVISION = {stages.SAMPLES: "2", stages.STATISTICS: "2", stages.SELECTION: "2"}  # 2: issue 15 fixes
 BUDGET_CHECK = "token_budget_respected"
 CONSERVATION_CHECK = "samples_conserved"
+NONEMPTY_CHECK = "selection_not_empty"
 
 REMOVED_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("step", "string"), dg.TableColumn("reason", "string"), dg.TableColumn("count", "int"),
@@ -124,6 +125,9 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
                               "from the written selection.jsonl."),
             dg.AssetCheckSpec(CONSERVATION_CHECK, asset=stages.SELECTION,
                               description="At every step: samples in == samples out + removed by reason."),
+            dg.AssetCheckSpec(NONEMPTY_CHECK, asset=stages.SELECTION,
+                              description="The selection holds at least one sample (a budget below every "
+                              "sample, or filters that leave nothing, fail it; WARN, not blocking)."),
         ],
         description="One recipe (partition = recipe name): filters on the statistics, quality score, exact and "
         "MinHash near dedup (character 5-grams, 256 permutations, Jaccard 0.7), the best quality fraction, "
@@ -169,5 +173,10 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
         yield dg.AssetCheckResult(check_name=BUDGET_CHECK, passed=ok, metadata=facts)
         ok, facts = stages.conservation(manifest)
         yield dg.AssetCheckResult(check_name=CONSERVATION_CHECK, passed=ok, metadata={"gaps": dg.MetadataValue.json(facts["gaps"])})
+        for warning in manifest["warnings"]:
+            context.log.warning(f"sft_selection[{recipe.name}]: {warning}")
+        yield dg.AssetCheckResult(check_name=NONEMPTY_CHECK, passed=manifest["samples"] > 0,
+                                  severity=dg.AssetCheckSeverity.WARN,
+                                  metadata={"samples": manifest["samples"], "warnings": dg.MetadataValue.json(manifest["warnings"])})
 
     return assets + [sft_selection]
