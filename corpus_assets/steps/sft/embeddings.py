@@ -60,7 +60,7 @@ class EmbeddingCache:
         self.path = self.folder / f"{hashlib.sha256(encoder_key.encode()).hexdigest()[:16]}.npz"
         self.hits = self.misses = 0
 
-    def _load(self) -> dict[bytes, np.ndarray]:
+    def _load(self, warn: bool = True) -> dict[bytes, np.ndarray]:
         if not self.path.is_file():
             return {}
         try:
@@ -70,8 +70,9 @@ class EmbeddingCache:
                     raise ValueError(f"keys {keys.dtype} {keys.shape}, vectors {vectors.shape}")
                 return dict(zip((bytes(k) for k in keys), vectors.astype(np.float32)))
         except Exception as exc:  # noqa: BLE001 - zipfile.BadZipFile, truncation, wrong arrays
-            log.warning("embedding cache %s is damaged (%s: %s); rebuilding it (sft.embedding_cache_dir / %s)",
-                        self.path, type(exc).__name__, exc, CACHE_ENV)
+            if warn:
+                log.warning("embedding cache %s is damaged (%s: %s); rebuilding it (sft.embedding_cache_dir / %s)",
+                            self.path, type(exc).__name__, exc, CACHE_ENV)
             return {}  # a damaged cache is rebuilt, never trusted
 
     @contextmanager
@@ -88,7 +89,7 @@ class EmbeddingCache:
 
     def _save(self, table: dict[bytes, np.ndarray]) -> None:
         with self._locked():
-            on_disk = self._load()  # what a concurrent writer saved meanwhile
+            on_disk = self._load(warn=False)  # what a concurrent writer saved meanwhile
             dim = next(iter(table.values())).shape[0] if table else None
             merged = {k: v for k, v in on_disk.items() if v.shape[0] == dim}
             merged.update(table)
