@@ -331,7 +331,7 @@ def test_one_bad_recipe_fails_only_its_partition(tmp_path):
 # --------------------------------------------------------------------------- f09 / f11 / f12 manifest
 
 
-def test_empty_selection_warns_and_writes_strict_json(tmp_path):
+def test_empty_selection_warns_and_writes_strict_json(tmp_path, capsys):
     """f11: budget below every sample -> empty selection with a warning; manifest has null, not NaN."""
     from corpus_assets import sft_stages as st
 
@@ -345,6 +345,10 @@ def test_empty_selection_warns_and_writes_strict_json(tmp_path):
     with open(store.uri(st.selection_path("r")), encoding="utf-8") as fh:
         written = json.loads(fh.read(), parse_constant=lambda c: pytest.fail(f"bare {c} in manifest.json"))
     assert written["diversity"]["selection"]["mean_nearest_distance"] is None
+    from corpus_assets.sft_demo import print_manifest
+
+    print_manifest(written)  # the demo prints such a manifest without crashing on its nulls
+    assert "WARNING: the selection is empty" in capsys.readouterr().out
 
 
 def test_funnel_read_step_counts_every_line(tmp_path):
