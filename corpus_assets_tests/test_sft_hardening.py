@@ -381,3 +381,23 @@ def test_dataset_order_in_the_recipe_does_not_change_the_selection(tmp_path):
         st.build_sft_selection(store, recipe, config, _Encoder())
         ids.append(sorted(r["sample_id"] for r in store.iter_rows(st.selection_path("r", "selected.parquet"))))
     assert ids[0] == ids[1] and len(ids[0]) == 8
+
+
+def test_datasets_counted_with_different_tokenizers_are_refused(tmp_path):
+    """f03 (same gap): one budget over token counts of two tokenizers is refused."""
+    from corpus_assets import sft_stages as st
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(_record(i) for i in range(4)) + "\n")
+    b.write_text("\n".join(_record(i) for i in range(4, 8)) + "\n")
+    config, recipe, store = _setup(tmp_path, [{"name": "a", "path": str(a)}, {"name": "b", "path": str(b)}],
+                                   {"name": "r", "datasets": ["a", "b"], "token_budget": 1000})
+
+    class Other(_Counter):
+        name = "other"
+
+    _materialize(store, config, ["a"])
+    st.build_sft_samples(store, "b", config)
+    st.build_sft_statistics(store, "b", config, models=(_LangId(), _Lm(), Other()))
+    with pytest.raises(ValueError, match="different tokenizers"):
+        st.build_sft_selection(store, recipe, config, _Encoder())
