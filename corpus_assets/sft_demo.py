@@ -25,6 +25,8 @@ def _materialize(instance, defs, assets: list[str], partition: str, failures: li
 
 
 def print_manifest(manifest: dict) -> None:
+    for warning in manifest.get("warnings", []):
+        print(f"WARNING: {warning}")
     print(f"== fine-tuning selection {manifest['recipe']} v{manifest['version']}: {manifest['samples']:,} samples, "
           f"{manifest['tokens_used']:,} of {manifest['token_budget']:,} budget tokens "
           f"({manifest['budget_used']:.1%}); tokenizer {manifest['tokenizer']}; seed {manifest['seed']}")
@@ -45,7 +47,8 @@ def print_manifest(manifest: dict) -> None:
     print(f"{'selection':<30}{'samples':>8}{'tokens':>9}{'mean dist':>11}{'max dist':>10}{'entropy':>9}"
           f"{'clusters':>10}{'quality':>9}")
     for name in ("selection", "random", "quality_only", "other_method"):
-        f = d[name]
+        # manifest.json writes a figure without a value as null (an empty selection)
+        f = {k: float("nan") if v is None else v for k, v in d[name].items()}
         label = f"{name} ({f['method']})" if "method" in f else name
         print(f"{label:<30}{f['samples']:>8,}{f['tokens']:>9,}{f['mean_nearest_distance']:>11.4f}"
               f"{f['max_nearest_distance']:>10.4f}{f['cluster_entropy']:>9.4f}{f['clusters_covered']:>10}"

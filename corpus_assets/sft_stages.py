@@ -8,7 +8,7 @@
   ``statistics.parquet``, keyed by sample id.
 - ``build_sft_selection``: for one recipe, filters -> quality score -> exact and near dedup
   -> top quality fraction -> diversity selection under the token budget; writes
-  ``selection.jsonl`` (the pool's own record format), ``selected.parquet`` (ids, scores,
+  ``selection.jsonl`` (one schema: ``OUTPUT_FIELDS``), ``selected.parquet`` (ids, scores,
   tokens, order of choice), ``baselines.parquet`` (the comparison selections' ids) and ``manifest.json`` (funnel, removals by reason, counts and
   tokens per source, thresholds, seed, diversity against a random selection of the same
   tokens and against a quality-only one).
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -62,6 +63,20 @@ def selection_path(recipe: str, name: str = "manifest.json") -> str:
     return f"{SELECTION}/{recipe}/{name}"
 
 
+def json_safe(obj):
+    """``obj`` with every NaN/infinite float as None: written JSON stays strict JSON (null),
+    which JavaScript, Go and serde readers accept (a bare NaN they refuse; issue 15 f11)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return json_safe(float(obj))
+    return obj
+
+
 def _file_sha(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -92,7 +107,7 @@ def build_sft_samples(store: CorpusStore, dataset_name: str, config: PipelineCon
         with store.table_writer(samples_path(dataset_name), SAMPLES_SCHEMA) as writer:
             writer.write_many(rows)
         report["seconds"] = round(time.perf_counter() - started, 3)
-        store.write_json(samples_path(dataset_name, "stats.json"), report)
+        store.write_json(samples_path(dataset_name, "stats.json"), json_safe(report))
     return report
 
 
@@ -132,8 +147,12 @@ def build_sft_statistics(store: CorpusStore, dataset_name: str, config: Pipeline
     stats = computer.rows(samples)
     for s, row in zip(stats, samples):
         s["sample_id"] = row["sample_id"]
+    samples_stats = store.read_json(samples_path(dataset_name, "stats.json")) or {}
     report = {
         "dataset": dataset_name, "samples": len(samples), "tokenizer": counter.name,
+        # what these statistics were computed from: sft_selection refuses them for other samples
+        "samples_version": store.partition_version(f"{SAMPLES}/{dataset_name}"),
+        "samples_file_sha256": samples_stats.get("file_sha256"),
         "lm": {"folder": str(lm.folder), "backend": lm.backend, "language": config.sft.perplexity_language,
                "reference": lm.info.get("reference", "")},
         "tokens": int(sum(s["token_count"] for s in stats)),
@@ -147,7 +166,7 @@ def build_sft_statistics(store: CorpusStore, dataset_name: str, config: Pipeline
         with store.table_writer(statistics_path(dataset_name), STATISTICS_SCHEMA) as writer:
             writer.write_many(stats)
         report["seconds"] = round(time.perf_counter() - started, 3)
-        store.write_json(statistics_path(dataset_name, "stats.json"), report)
+        store.write_json(statistics_path(dataset_name, "stats.json"), json_safe(report))
     return report
 
 
@@ -301,11 +320,14 @@ def _embedder(config: PipelineConfig, encoder=None):
         from corpus_assets.steps.domains.encoder import encoder_from_config
 
         encoder = encoder_from_config(config.domains)
+    from corpus_assets.steps.sft.embeddings import EmbeddingCache, model_content_key
+
     limit = config.sft.encoder_max_chars
-    name = f"{getattr(encoder, 'model_path', 'encoder')} (first {limit} characters)"
+    model_path = getattr(encoder, "model_path", "encoder")
+    content = model_content_key(model_path)  # the model's bytes, not only its folder (issue 15 f04)
+    name = f"{model_path}{f' sha256:{content}' if content else ''} (first {limit} characters)"
     if not config.sft.embedding_cache:
         return (lambda texts: encoder.encode([t[:limit] for t in texts])), name
-    from corpus_assets.steps.sft.embeddings import EmbeddingCache
 
     cache = EmbeddingCache(config.sft.embedding_cache_dir, f"{name}|{getattr(encoder, 'device', '')}")
 
@@ -315,12 +337,33 @@ def _embedder(config: PipelineConfig, encoder=None):
     return embed, name
 
 
+def check_statistics_current(store: CorpusStore, name: str) -> dict:
+    """The statistics' report, after checking they were computed from the current samples
+    partition (ids are line numbers: statistics of an older file would be joined to the new
+    texts silently, issue 15 f03)."""
+    stats_report = store.read_json(statistics_path(name, "stats.json")) or {}
+    current = store.partition_version(f"{SAMPLES}/{name}")
+    made_from = stats_report.get("samples_version")
+    if made_from != current:
+        raise ValueError(f"{STATISTICS}[{name}] was computed from {SAMPLES}[{name}] version {made_from!r}, but "
+                         f"the current version is {current!r}: rematerialize {STATISTICS}[{name}]")
+    return stats_report
+
+
 def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineConfig, encoder=None) -> dict:
     started = time.perf_counter()
     samples, stats = [], []
     versions = {}
-    for name in recipe.datasets:
+    tokenizers = {}
+    read_lines, read_removed = 0, Counter()
+    # sorted by name, not by the recipe's list: which of two cross-dataset duplicates is kept
+    # (ties go to the first sample) must not depend on how `datasets:` is ordered (issue 15 f09)
+    for name in sorted(recipe.datasets):
         rows = read_dataset_samples(store, name)
+        read_report = store.read_json(samples_path(name, "stats.json")) or {}
+        read_lines += int(read_report.get("lines", len(rows)))
+        read_removed.update(read_report.get("removed_by_reason", {}))
+        tokenizers[name] = check_statistics_current(store, name).get("tokenizer", "")
         by_id = read_dataset_statistics(store, name)
         missing = [r["sample_id"] for r in rows if r["sample_id"] not in by_id]
         if missing:
@@ -330,17 +373,31 @@ def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineC
         stats.extend(by_id[r["sample_id"]] for r in rows)
         versions[name] = {"samples": store.partition_version(f"{SAMPLES}/{name}"),
                           "statistics": store.partition_version(f"{STATISTICS}/{name}")}
+    if len(set(tokenizers.values())) > 1:
+        raise ValueError(f"recipe {recipe.name}: the datasets' statistics count tokens with different tokenizers "
+                         f"{tokenizers}: rematerialize {STATISTICS} for them with one mixture.tokenizer")
     embed, encoder_name = _embedder(config, encoder)
     result = select(samples, stats, recipe, embed)
     chosen = result["chosen"]
-    fields = {name: config.sft.dataset(name) for name in recipe.datasets}
+    # the read step accounts for every line of the files, read-time removals included (f12)
+    read = result["funnel"][0]
+    read["samples_in"] = read_lines
+    read["retention"] = round(read["samples_out"] / read_lines, 6) if read_lines else 0.0
+    result["removed_by_step"] = {"read": {r: read_removed[r] for r in READ_REASONS if read_removed[r]},
+                                 **result["removed_by_step"]}
+    warnings = []
+    if not chosen:
+        warnings.append(f"the selection is empty: {len(samples)} samples read, "
+                        f"{result['funnel'][-1]['samples_in']} reached the selection, none fits the token budget "
+                        f"{recipe.token_budget}" if result["funnel"][-1]["samples_in"] else
+                        f"the selection is empty: no sample of {len(samples)} passed filters, dedup and gate")
     manifest = {
         "recipe": recipe.name, "version": recipe.version, "config_hash": recipe.config_hash(),
         "recipe_settings": recipe.as_dict(), "seed": recipe.seed, "datasets": versions,
         "tokenizer": _tokenizer_name(store, recipe), "encoder": encoder_name,
         "token_budget": recipe.token_budget, "tokens_used": result["tokens_used"],
         "budget_used": round(result["tokens_used"] / recipe.token_budget, 6), "samples": len(chosen),
-        "samples_in": len(samples),
+        "samples_in": len(samples), "lines_in": read_lines, "warnings": warnings,
         "thresholds": {"filters": recipe.as_dict()["filters"], "perplexity_bounds": result["perplexity_bounds"],
                        "quality_threshold": result["quality_threshold"], "dedup": recipe.as_dict()["dedup"]},
         **{k: result[k] for k in ("funnel", "removed_by_step", "dedup_facts", "quality_terms_mean", "composition",
@@ -350,10 +407,7 @@ def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineC
         with store.file_writer(selection_path(recipe.name, "selection.jsonl"), ".jsonl") as (tmp, _):
             with open(tmp, "w", encoding="utf-8") as fh:
                 for i in chosen:
-                    s, f = samples[i], fields[samples[i]["dataset"]]
-                    fh.write(json.dumps({f.instruction_field: s["instruction"], f.input_field: s["input"],
-                                         f.output_field: s["output"], f.source_field: s["source"]},
-                                        ensure_ascii=False) + "\n")
+                    fh.write(selection_record(samples[i]) + "\n")
         with store.table_writer(selection_path(recipe.name, "selected.parquet"), SELECTED_SCHEMA) as writer:
             writer.write_many({"sample_id": samples[i]["sample_id"], "dataset": samples[i]["dataset"],
                                "source": samples[i]["source"], "order": k, "quality": result["quality_of"][i],
@@ -364,8 +418,35 @@ def build_sft_selection(store: CorpusStore, recipe: SftRecipe, config: PipelineC
                                "token_count": int(stats[i]["token_count"])}
                               for name, ids in result["baselines"].items() for k, i in enumerate(ids))
         manifest["seconds"] = round(time.perf_counter() - started, 3)
-        store.write_json(selection_path(recipe.name), manifest)
+        store.write_json(selection_path(recipe.name), json_safe(manifest))
     return manifest
+
+
+OUTPUT_FIELDS = ("instruction", "input", "output", "source", "dataset")
+
+
+def selection_record(sample: dict) -> str:
+    """One selection.jsonl line. Every line has the same fields, OUTPUT_FIELDS, whatever
+    each dataset's own field names (issue 15 f06): ``input`` is "" when the record had none,
+    ``source`` the dataset's name when the record had none (as in the composition), and
+    ``dataset`` the pool dataset it came from. U+2028/U+2029 are escaped (f14): JSON allows
+    them raw, but JavaScript and ``str.splitlines`` line readers split a record on them."""
+    line = json.dumps({f: sample[f] for f in OUTPUT_FIELDS}, ensure_ascii=False)
+    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def selection_tokens(store: CorpusStore, recipe_name: str, counter) -> tuple[int, int]:
+    """(records, tokens) of the written selection.jsonl, recounted with ``counter`` from the
+    file itself (the text a fine-tune gets), not from the statistics."""
+    texts = []
+    # the published object, checked against the partition's pointer (as read_json does)
+    with store._open_copy(selection_path(recipe_name, "selection.jsonl"), verify=True) as (path, _):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:  # file lines split on "\n" only (U+2028 is escaped in the file)
+                if line.strip():
+                    r = json.loads(line)
+                    texts.append(sample_text(r["instruction"], r["input"], r["output"]))
+    return len(texts), int(sum(counter.count(texts)))
 
 
 def _tokenizer_name(store: CorpusStore, recipe: SftRecipe) -> str:
@@ -373,17 +454,26 @@ def _tokenizer_name(store: CorpusStore, recipe: SftRecipe) -> str:
     return ", ".join(sorted(names))
 
 
-def budget_respected(manifest: dict) -> tuple[bool, dict]:
-    """The asset check: tokens used <= budget, recounted from the manifest's composition."""
+def budget_respected(manifest: dict, written: Optional[tuple[int, int]] = None) -> tuple[bool, dict]:
+    """The asset check: tokens used <= budget, recounted from the manifest's composition and,
+    given ``written`` = ``selection_tokens(...)``, from the written selection.jsonl itself
+    (so statistics that do not describe the written texts fail it, issue 15 f03)."""
     recount = sum(e["tokens"] for e in manifest["composition"]["selection"].values())
     ok = manifest["tokens_used"] <= manifest["token_budget"] and recount == manifest["tokens_used"]
-    return ok, {"tokens_used": manifest["tokens_used"], "token_budget": manifest["token_budget"], "recount": recount}
+    facts = {"tokens_used": manifest["tokens_used"], "token_budget": manifest["token_budget"], "recount": recount}
+    if written is not None:
+        records, tokens = written
+        ok = ok and tokens <= manifest["token_budget"] and tokens == manifest["tokens_used"] \
+            and records == manifest["samples"]
+        facts.update({"written_records": records, "written_tokens": tokens})
+    return ok, facts
 
 
 def conservation(manifest: dict) -> tuple[bool, dict]:
-    """Every step: samples in == out + removed by reason."""
+    """Every step, the read step included (lines in == samples + read reasons): samples in ==
+    out + removed by reason."""
     gaps = {}
-    for f in manifest["funnel"][1:]:
+    for f in manifest["funnel"]:
         removed = sum(manifest["removed_by_step"].get(f["step"], {}).values())
         gaps[f["step"]] = f["samples_in"] - f["samples_out"] - removed
     return all(g == 0 for g in gaps.values()), {"gaps": gaps}

@@ -18,7 +18,7 @@ BUDGET = 4000
 def run(shared_data, tmp_path_factory):
     import dagster as dg
 
-    from corpus_assets.assets.sft import BUDGET_CHECK, CONSERVATION_CHECK, build_sft_assets
+    from corpus_assets.assets.sft import BUDGET_CHECK, CONSERVATION_CHECK, NONEMPTY_CHECK, build_sft_assets
     from corpus_assets.config import load_config
     from corpus_assets.resources import CorpusStoreResource, TokenizerResource
     from corpus_assets.steps.sft.config import SftConfig, SftDataset
@@ -51,7 +51,7 @@ def run(shared_data, tmp_path_factory):
     before = output()
     again = dg.materialize(assets, selection=["sft_selection"], partition_key="tiny", resources=resources)
     return {"first": first, "second": second, "again": again, "outputs": (before, output()), "store": store,
-            "lines": planted, "checks": (BUDGET_CHECK, CONSERVATION_CHECK)}
+            "lines": planted, "checks": (BUDGET_CHECK, CONSERVATION_CHECK, NONEMPTY_CHECK)}
 
 
 def test_samples_count_bad_lines(run):
@@ -83,7 +83,7 @@ def test_selection_respects_budget_and_writes_the_pool_format(run):
     with open(run["store"].uri(selection_path("tiny", "selection.jsonl")), encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     assert len(rows) == manifest["samples"] == meta["samples"].value
-    assert all(set(r) == {"instruction", "input", "output", "source"} for r in rows)
+    assert all(set(r) == {"instruction", "input", "output", "source", "dataset"} for r in rows)
     assert {r["step"] for r in (x.data for x in meta["funnel"].value.records)} == {
         "read", "filters", "dedup", "quality_gate", "selection"}
     div = manifest["diversity"]

@@ -10,11 +10,13 @@ import dagster as dg
 from corpus_assets import sft_stages as stages
 from corpus_assets.config import PipelineConfig, fingerprint
 from corpus_assets.resources import CorpusStoreResource, SentenceEncoderResource, TokenizerResource
+from corpus_assets.steps.sft.config import SftRecipeError
 
 SFT_GROUP = "sft"
-CODE_REVISION = {stages.SAMPLES: "1", stages.STATISTICS: "1", stages.SELECTION: "1"}
+CODE_REVISION = {stages.SAMPLES: "2", stages.STATISTICS: "2", stages.SELECTION: "2"}  # 2: issue 15 fixes
 BUDGET_CHECK = "token_budget_respected"
 CONSERVATION_CHECK = "samples_conserved"
+NONEMPTY_CHECK = "selection_not_empty"
 
 REMOVED_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("step", "string"), dg.TableColumn("reason", "string"), dg.TableColumn("count", "int"),
@@ -58,7 +60,7 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
     cfg = config.sft
     if not cfg.datasets:
         return []
-    recipes = cfg.recipes()
+    recipes = cfg.recipe_entries()  # a bad recipe file fails its own partition, not the code location
     datasets = dataset_partitions_def(config)
     files = [dg.AssetSpec(file_asset_key(d.name), group_name=SFT_GROUP,
                           description=f"Instruction dataset {d.name}: {cfg.dataset_file(d)} (fields "
@@ -119,18 +121,25 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
         kinds={"json", "parquet"},
         check_specs=[
             dg.AssetCheckSpec(BUDGET_CHECK, asset=stages.SELECTION, blocking=True,
-                              description="Tokens used <= the recipe's token budget, recounted per source."),
+                              description="Tokens used <= the recipe's token budget, recounted per source and "
+                              "from the written selection.jsonl."),
             dg.AssetCheckSpec(CONSERVATION_CHECK, asset=stages.SELECTION,
                               description="At every step: samples in == samples out + removed by reason."),
+            dg.AssetCheckSpec(NONEMPTY_CHECK, asset=stages.SELECTION,
+                              description="The selection holds at least one sample (a budget below every "
+                              "sample, or filters that leave nothing, fail it; WARN, not blocking)."),
         ],
         description="One recipe (partition = recipe name): filters on the statistics, quality score, exact and "
         "MinHash near dedup (character 5-grams, 256 permutations, Jaccard 0.7), the best quality fraction, "
-        "k-center greedy over sentence embeddings under the token budget. selection.jsonl in the pool's format, "
+        "k-center greedy over sentence embeddings under the token budget. selection.jsonl (instruction, input, output, source, dataset), "
         "selected.parquet, manifest.json (funnel, reasons, composition, thresholds, seed, diversity vs random).",
     )
-    def sft_selection(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource):
+    def sft_selection(context: dg.AssetExecutionContext, corpus_store: CorpusStoreResource,
+                      tokenizer: TokenizerResource):
         store = corpus_store.get_store()
         recipe = recipes[context.partition_key]
+        if isinstance(recipe, SftRecipeError):
+            raise recipe
         encoder = encoder_resource.get_encoder(config.domains)
         manifest = stages.build_sft_selection(store, recipe, config, encoder)
         comp = manifest["composition"]
@@ -159,9 +168,15 @@ def build_sft_assets(config: PipelineConfig, sentence_encoder: SentenceEncoderRe
             "dagster/row_count": manifest["samples"],
             "path": dg.MetadataValue.path(store.uri(stages.selection_path(recipe.name, "selection.jsonl"))),
         })
-        ok, facts = stages.budget_respected(manifest)
+        written = stages.selection_tokens(store, recipe.name, tokenizer.get_counter(config.mixture))
+        ok, facts = stages.budget_respected(manifest, written)
         yield dg.AssetCheckResult(check_name=BUDGET_CHECK, passed=ok, metadata=facts)
         ok, facts = stages.conservation(manifest)
         yield dg.AssetCheckResult(check_name=CONSERVATION_CHECK, passed=ok, metadata={"gaps": dg.MetadataValue.json(facts["gaps"])})
+        for warning in manifest["warnings"]:
+            context.log.warning(f"sft_selection[{recipe.name}]: {warning}")
+        yield dg.AssetCheckResult(check_name=NONEMPTY_CHECK, passed=manifest["samples"] > 0,
+                                  severity=dg.AssetCheckSeverity.WARN,
+                                  metadata={"samples": manifest["samples"], "warnings": dg.MetadataValue.json(manifest["warnings"])})
 
     return assets + [sft_selection]

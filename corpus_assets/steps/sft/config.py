@@ -33,12 +33,16 @@ import pydantic
 import yaml
 from pydantic import Field
 
-from corpus_assets.steps.setting_types import (ExistingDir, Fraction, LanguageCode, NonNegativeFloat, NonNegativeInt,
+from corpus_assets.steps.setting_types import (ExistingDir, Fraction, LanguageCode, NonNegativeInt,
                                                PositiveInt)
 
 BUNDLED_RECIPES = Path(__file__).resolve().parent.parent.parent / "defaults" / "sft"
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=80)]
 RepLen = Annotated[int, Field(ge=1, le=100)]
+# finite: .inf / .nan in a weight would make every quality score NaN (issue 15 f05)
+FiniteNonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+# the range numpy's and scikit-learn's random states accept (issue 15 f02)
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 class SftRecipeError(ValueError):
@@ -116,16 +120,37 @@ class SftConfig:
     def recipes_folder(self) -> Path:
         return Path(self.recipes_dir) if self.recipes_dir else BUNDLED_RECIPES
 
-    def recipes(self) -> dict[str, "SftRecipe"]:
+    def recipe_entries(self) -> dict[str, "SftRecipe | SftRecipeError"]:
+        """Every ``<name>.yaml`` / ``<name>.yml`` of the recipes folder: the recipe, or the
+        error that makes it unusable (issue 15 f07: one bad file must not make every area's
+        assets unloadable; the recipe's own partition fails with the error instead)."""
         folder = self.recipes_folder()
-        recipes = {p.stem: load_recipe(p) for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+        files = sorted(p for pattern in ("*.yaml", "*.yml") for p in folder.glob(pattern)) if folder.is_dir() else []
         known = {d.name for d in self.datasets}
-        for name, recipe in recipes.items():
-            unknown = [d for d in recipe.datasets if d not in known]
-            if unknown:
-                raise SftRecipeError(f"sft recipe {folder / (name + '.yaml')}: datasets {unknown} are not in "
-                                     f"sft.datasets (known: {sorted(known)})")
-        return recipes
+        entries: dict = {}
+        for path in files:
+            if path.stem in entries:
+                entries[path.stem] = SftRecipeError(f"sft recipe {path}: recipe {path.stem!r} is given by two files "
+                                                    f"({path.stem}.yaml and {path.stem}.yml): keep one")
+                continue
+            try:
+                recipe = load_recipe(path)
+                unknown = [d for d in recipe.datasets if d not in known]
+                if unknown:
+                    raise SftRecipeError(f"sft recipe {path}: datasets {unknown} are not in sft.datasets "
+                                         f"(known: {sorted(known)})")
+                entries[path.stem] = recipe
+            except SftRecipeError as exc:
+                entries[path.stem] = exc
+        return entries
+
+    def recipes(self) -> dict[str, "SftRecipe"]:
+        """The recipes, strictly: the first unusable file raises its error."""
+        entries = self.recipe_entries()
+        for entry in entries.values():
+            if isinstance(entry, SftRecipeError):
+                raise entry
+        return entries
 
 
 @dataclass(frozen=True)
@@ -145,12 +170,12 @@ class SftFilters:
     max_tokens: PositiveInt = 2048             # one sample must fit a fine-tuning context
     # instruction/response length ratio bounds (characters of instruction + input over
     # characters of output)
-    min_ir_ratio: NonNegativeFloat = 0.0
-    max_ir_ratio: NonNegativeFloat = 20.0
+    min_ir_ratio: FiniteNonNegative = 0.0
+    max_ir_ratio: FiniteNonNegative = 20.0
     # Keep perplexity within [Q1 - k*IQR, Q3 + k*IQR] of the samples that passed the filters
     # above (k = perplexity_iqr_k; 0 = inside the inter-quartile range, as the finalists did).
     perplexity_iqr: bool = True
-    perplexity_iqr_k: NonNegativeFloat = 0.0
+    perplexity_iqr_k: FiniteNonNegative = 0.0
 
     def __post_init__(self):
         if isinstance(self.languages, str):
@@ -176,7 +201,7 @@ class SftDedup:
     num_perm: Annotated[int, Field(ge=2, le=4096)] = 256
     bands: PositiveInt = 32
     jaccard: Fraction = 0.7
-    seed: int = 1
+    seed: Seed = 1
 
     def __post_init__(self):
         if self.num_perm % self.bands:
@@ -189,11 +214,11 @@ class SftQuality:
     top ``keep_fraction`` of the deduplicated samples by score go on to diversity selection."""
 
     keep_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
-    weight_lang: NonNegativeFloat = 1.0         # lang_score
-    weight_perplexity: NonNegativeFloat = 1.0   # 1 - perplexity's percentile in the pool
-    weight_repetition: NonNegativeFloat = 1.0   # 1 - max(char_rep_ratio, word_rep_ratio)
-    weight_response: NonNegativeFloat = 1.0     # response length, saturating at response_chars
-    weight_alnum: NonNegativeFloat = 1.0        # alnum_ratio
+    weight_lang: FiniteNonNegative = 1.0         # lang_score
+    weight_perplexity: FiniteNonNegative = 1.0   # 1 - perplexity's percentile in the pool
+    weight_repetition: FiniteNonNegative = 1.0   # 1 - max(char_rep_ratio, word_rep_ratio)
+    weight_response: FiniteNonNegative = 1.0     # response length, saturating at response_chars
+    weight_alnum: FiniteNonNegative = 1.0        # alnum_ratio
     response_chars: PositiveInt = 600
 
     def __post_init__(self):
@@ -219,7 +244,7 @@ class SftRecipe:
     name: Name
     datasets: tuple[Name, ...]
     token_budget: PositiveInt
-    seed: int = 0
+    seed: Seed = 0
     version: str = "1"
     filters: SftFilters = field(default_factory=SftFilters)
     dedup: SftDedup = field(default_factory=SftDedup)
@@ -281,9 +306,11 @@ def parse_recipe(raw, where: str = "(recipe)") -> SftRecipe:
 
 
 def load_recipe(path: Path) -> SftRecipe:
+    from corpus_assets.config import _SettingsLoader  # the settings' strict loader: duplicate keys refused
+
     try:
         with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+            raw = yaml.load(fh, Loader=_SettingsLoader)  # noqa: S506 - a SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SftRecipeError(f"sft recipe {path}: not a readable YAML file: {exc}") from None
     recipe = parse_recipe(raw, str(path))

@@ -12,7 +12,11 @@
 
 Within an exact group the sample with the highest quality score is kept (ties: the first in
 pool order). Near duplicates are resolved greedily, best quality first: a sample is kept
-unless a verified pair links it to a sample already kept. Unlike connected components
+unless it is >= ``jaccard`` similar (signature estimate) to a sample already kept, every kept
+sample sharing one of its LSH bands being compared (not only a bucket's lowest-numbered
+member, as union-find's star pairs would give: that left near duplicates in and made the
+result depend on line order, breaker issue 15 f13). Facts: ``candidate_pairs`` = the
+(sample, kept sample) comparisons made, ``verified_pairs`` = those >= ``jaccard``. Unlike connected components
 (Data-Juicer's union-find over band collisions), this never chains: a sample is removed only
 for being >= ``jaccard`` similar to one that stays. On GPTeacher the difference is large:
 toolformer samples share a long tool header, and connected components merged 3,600 of
@@ -27,7 +31,6 @@ from typing import Sequence
 
 import numpy as np
 
-from corpus_assets.steps.dedup.clusters import candidate_pairs
 from corpus_assets.steps.dedup.hashing import fmix64, hash_strings
 from corpus_assets.steps.dedup.minhash import MinHasher, MinHashPreset, normalize_text
 from corpus_assets.steps.sft.config import SftDedup
@@ -99,24 +102,38 @@ def deduplicate(texts: Sequence[str], quality: Sequence[float], cfg: SftDedup) -
         idx = np.flatnonzero(alive)
         hasher = MinHasher(preset(cfg))
         sigs = hasher.signatures_from_shingles([char_shingles32(texts[i], cfg.ngram) for i in idx])
-        pairs = candidate_pairs([(np.arange(idx.size), hasher.band_keys(sigs))])
-        facts["candidate_pairs"] = int(len(pairs))
-        if len(pairs):
-            est = (sigs[pairs[:, 0]] == sigs[pairs[:, 1]]).mean(axis=1)
-            pairs = pairs[est >= cfg.jaccard]
-        facts["verified_pairs"] = int(len(pairs))
-        neighbours: dict[int, list[int]] = {}
-        for a, b in pairs.tolist():
-            neighbours.setdefault(a, []).append(b)
-            neighbours.setdefault(b, []).append(a)
-        kept = np.zeros(idx.size, dtype=bool)
-        for j in np.lexsort((np.arange(idx.size), -quality[idx])):  # best quality first
+        keys = hasher.band_keys(sigs)
+        # Greedy, best quality first: each sample is compared with EVERY kept sample that
+        # shares one of its LSH bands (not only a bucket's lowest-numbered member), so it is
+        # removed iff it is >= jaccard similar to some kept sample; the result depends on
+        # quality (ties: pool order), not on how the bucket members happen to be numbered.
+        buckets: dict[tuple[int, int], list[int]] = {}
+        checked = verified = 0
+        linked = set()
+        order = np.lexsort((np.arange(idx.size), -quality[idx]))  # best quality first
+        rank = np.empty(idx.size, dtype=np.int64)
+        rank[order] = np.arange(idx.size)
+        for j in order:
             j = int(j)
-            twin = next((m for m in neighbours.get(j, ()) if kept[m]), None)
+            row = keys[j]
+            cands = sorted({m for b in range(row.size) for m in buckets.get((b, int(row[b])), ())},
+                           key=lambda m: rank[m])
+            twin = None
+            if cands:
+                est = (sigs[cands] == sigs[j]).mean(axis=1)
+                checked += len(cands)
+                hits = np.flatnonzero(est >= cfg.jaccard)
+                verified += int(hits.size)
+                if hits.size:
+                    # the most similar kept sample (ties: the one kept first, i.e. best quality)
+                    twin = cands[int(hits[np.argmax(est[hits])])]
+                    linked.update((j, twin))
             if twin is None:
-                kept[j] = True
+                for b in range(row.size):
+                    buckets.setdefault((b, int(row[b])), []).append(j)
             else:
                 i = idx[j]
                 alive[i], reasons[i], duplicate_of[i] = False, NEAR, idx[twin]
-        facts["samples_with_near_pairs"] = len(neighbours)
+        facts["candidate_pairs"], facts["verified_pairs"] = checked, verified
+        facts["samples_with_near_pairs"] = len(linked)
     return DedupResult(alive, reasons, duplicate_of, Counter(r for r in reasons if r), facts)

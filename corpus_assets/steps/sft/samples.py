@@ -24,8 +24,11 @@ EMPTY_INSTRUCTION = "empty_instruction"
 EMPTY_RESPONSE = "empty_response"
 RECORD_TOO_LONG = "record_too_long"
 BLANK_LINE = "blank_line"
-READ_REASONS = (BLANK_LINE, MALFORMED_JSON, NOT_AN_OBJECT, MISSING_FIELD, NON_STRING_FIELD, EMPTY_INSTRUCTION,
-                EMPTY_RESPONSE, RECORD_TOO_LONG)
+INVALID_UTF8 = "invalid_utf8"              # the line's bytes are not UTF-8 (a Latin-1 file, say)
+INVALID_UNICODE = "invalid_unicode"        # a field holds a lone surrogate (JSON "\ud800")
+READ_REASONS = (BLANK_LINE, INVALID_UTF8, MALFORMED_JSON, NOT_AN_OBJECT, MISSING_FIELD, NON_STRING_FIELD,
+                INVALID_UNICODE, EMPTY_INSTRUCTION, EMPTY_RESPONSE, RECORD_TOO_LONG)
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def sample_text(instruction: str, input_: str, output: str) -> str:
@@ -56,6 +59,11 @@ def parse_record(line: str, dataset: SftDataset, max_chars: int) -> tuple[Option
         values[key] = value
     source = record.get(dataset.source_field)
     values["source"] = source if isinstance(source, str) and source else dataset.name
+    for value in values.values():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None, INVALID_UNICODE  # unwritable as UTF-8 (parquet, JSONL): counted, never a crash
     if not values["instruction"].strip() and not values["input"].strip():
         return None, EMPTY_INSTRUCTION
     if not values["output"].strip():
@@ -68,15 +76,27 @@ def parse_record(line: str, dataset: SftDataset, max_chars: int) -> tuple[Option
 def read_samples(path: Path, dataset: SftDataset, max_chars: int, removed: Counter) -> Iterator[dict]:
     """The dataset's samples in file order, each with ``sample_id`` (``<dataset>:<line>``,
     1-based line numbers), ``dataset``, ``source``, ``instruction``, ``input``, ``output``;
-    ``removed`` counts the lines that are not samples, by reason. Undecodable bytes are
-    replaced (U+FFFD), as the project's other readers do."""
+    ``removed`` counts the lines that are not samples, by reason. A gzip file is recognized by
+    its magic bytes, whatever its name; a UTF-8 byte-order mark before the first line is
+    skipped; a line whose bytes are not UTF-8 is the counted reason ``invalid_utf8`` (never
+    silently replaced by U+FFFD)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sft dataset {dataset.name}: file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            for number, line in enumerate(fh, start=1):
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == GZIP_MAGIC
+        if path.suffix == ".gz" and not gzipped:
+            raise gzip.BadGzipFile("named .gz but not gzip data")
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
+            for number, raw in enumerate(fh, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    removed[INVALID_UTF8] += 1
+                    continue
                 values, reason = parse_record(line, dataset, max_chars)
                 if reason:
                     removed[reason] += 1
