@@ -170,13 +170,20 @@ def trace(store: CorpusStore, query: str, crawl=None) -> dict:
     """The lookup and, for each document found, its WARC record read back from ``crawl``
     (a ``CrawlSource`` or a crawl root; None: not read)."""
     hits = find(store, query)
-    records = {}
+    records, no_offset = {}, set()
     if crawl:
         for hit in hits:
             row = hit["row"]
-            doc_id, path = row.get("doc_id"), row.get("warc_path")
-            if doc_id and path and doc_id not in records and (row.get("warc_offset") or -1) >= 0:
-                records[doc_id] = read_warc_record(crawl, path, row["warc_offset"], row.get("warc_record_id") or "")
+            doc_id, path, offset = row.get("doc_id"), row.get("warc_path"), row.get("warc_offset")
+            if not doc_id or not path or (doc_id in records and doc_id not in no_offset):
+                continue
+            # offset 0 is a real place (a WARC without a leading warcinfo record): test for None, not falsiness
+            if offset is not None and offset >= 0:
+                records[doc_id] = read_warc_record(crawl, path, offset, row.get("warc_record_id") or "")
+                no_offset.discard(doc_id)
+            elif doc_id not in records:  # say so, unless a later table carries the offset
+                records[doc_id] = read_warc_record(crawl, path, None)
+                no_offset.add(doc_id)
     return {"query": query, "kind": "url" if is_url(query) else "doc_id", "hits": hits, "warc_records": records}
 
 
