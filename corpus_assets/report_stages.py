@@ -277,32 +277,43 @@ def overview_rows(store: CorpusStore, dumps: Iterable[str]) -> list[dict]:
             continue
         s = store.read_json(rel)
         by_step = {(r["asset"], r["step"]): r for r in s["funnel"]}
-        text_rows = [r for r in s["funnel"] if r["chars_kind"] == "text"]
+        # The text left where the corpus ends (the final row: the last document asset's last
+        # step), not the domain subset / selection rows the funnel lists after it.
+        final = s["final"]
+        end = by_step.get((final["asset"], final["step"]))
+        text_rows = [r for r in s["funnel"] if r["chars_kind"] == "text" and r["asset"] in DOCUMENT_ASSETS]
+        end = end if end and end["chars_kind"] == "text" else (text_rows[-1] if text_rows else None)
+        stage_rows = {a: [r for r in s["funnel"] if r["asset"] == a] for a in ("rw_filtered", "rw_deduped")}
         top = s["removals"][0] if s["removals"] else None
         rows.append({
             "dump": dump,
             "records_read": s["records_read"],
             "html_responses": s["html_responses"],
-            "rw_raw": (by_step.get(("rw_raw", "language_id")) or {}).get("docs", 0),
-            "rw_filtered": ([r for r in s["funnel"] if r["asset"] == "rw_filtered"] or [{"docs": 0}])[-1]["docs"],
-            "rw_deduped": ([r for r in s["funnel"] if r["asset"] == "rw_deduped"] or [{"docs": 0}])[-1]["docs"],
+            # None: the asset has not run for the dump yet (shown "-", never as 0 documents left)
+            "rw_raw": (by_step.get(("rw_raw", "language_id")) or {}).get("docs"),
+            "rw_filtered": stage_rows["rw_filtered"][-1]["docs"] if stage_rows["rw_filtered"] else None,
+            "rw_deduped": stage_rows["rw_deduped"][-1]["docs"] if stage_rows["rw_deduped"] else None,
             "final_asset": s["final"]["asset"],
             "final_docs": s["final"]["docs"],
             "share_docs": s["final"]["share_docs"],
-            "text_chars": text_rows[-1]["chars"] if text_rows else 0,
-            "share_text_chars": text_rows[-1]["share_chars"] if text_rows else 0.0,
+            "text_chars": end["chars"] if end else 0,
+            "share_text_chars": end["share_chars"] if end else 0.0,
             "top_removal": f"{top['step']}: {top['reason']} ({top['docs']:,}, {pct(top['share'])})" if top else "",
             "incomplete": bool(s["missing_partitions"]),
         })
     return rows
 
 
+def _count(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 def overview_markdown(rows: list[dict], png: Optional[bytes] = None) -> str:
     table = render.markdown_table(
         ["dump", "responses read", "HTML 200", "RW-RAW", "RW-Filtered", "RW (deduped)", "last artifact",
          "docs left", "% of HTML 200", "text chars left", "% of text chars", "largest removal"],
-        [[r["dump"], f"{r['records_read']:,}", f"{r['html_responses']:,}", f"{r['rw_raw']:,}", f"{r['rw_filtered']:,}",
-          f"{r['rw_deduped']:,}", r["final_asset"], f"{r['final_docs']:,}", pct(r["share_docs"]),
+        [[r["dump"], f"{r['records_read']:,}", f"{r['html_responses']:,}", _count(r["rw_raw"]), _count(r["rw_filtered"]),
+          _count(r["rw_deduped"]), r["final_asset"], f"{r['final_docs']:,}", pct(r["share_docs"]),
           f"{r['text_chars']:,}", pct(r["share_text_chars"]), r["top_removal"]] for r in rows])
     return "# Corpus overview\n\n" + table + ("\n\n" + render.embedded_png(png, "overview") if png else "") + "\n"
 
