@@ -12,7 +12,9 @@ and ``warc_offset`` the tables carry, and checks its WARC-Record-ID.
 
 The lookup reads each table's footer and then only the row groups whose statistics can
 hold the value; on a large store it still opens every table, so it is a support tool, not
-an index. Exit status: 0 found, 1 not found, 2 unusable input.
+an index. A damaged partition or table is skipped with a line naming it (on stderr), and
+the lookup goes on. Exit status: 0 found, 1 not found, 2 unusable input (or a root that
+holds no store), 3 not found but some damaged partitions could not be searched.
 """
 
 from __future__ import annotations
@@ -91,30 +93,71 @@ def _matches(store: CorpusStore, rel: str, names: list[str], filters: list) -> l
              "row": {k: _short(v) for k, v in row.items()}} for row in table.to_pylist()]
 
 
-def find(store: CorpusStore, query: str) -> list[dict]:
-    """Every row of every stored table that names ``query``: {asset, partition, file,
-    role (kept / removed / referenced), row (its small columns, not the text)}. A URL is
-    matched in every table with a ``url`` column; the doc_ids found then in the tables
-    without one (clusters, labels, band keys)."""
+def _problem(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:MAX_VALUE_CHARS]
+
+
+def _tables(store: CorpusStore) -> tuple[list[tuple[str, list[str]]], list[dict]]:
+    """Every stored table with its columns, and the partitions/tables that could not be
+    read ({file, problem}): one damaged partition (a bad pointer, an object whose checksum
+    differs) is skipped and named, never the end of the lookup."""
+    folders = sorted({rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in store.list("", physical=True)})
+    tables, skipped = [], []
+    for folder in folders:
+        try:
+            rels = [r for r in store.list(folder) if (r.rsplit("/", 1)[0] if "/" in r else "") == folder]
+        except Exception as exc:  # a damaged partition pointer: name it, go on
+            skipped.append({"file": folder or ".", "problem": _problem(exc)})
+            continue
+        for rel in rels:
+            if not rel.endswith(".parquet"):
+                continue
+            try:
+                tables.append((rel, store.schema(rel).names))
+            except Exception as exc:  # a damaged table: name it, go on
+                skipped.append({"file": rel, "problem": _problem(exc)})
+    return tables, skipped
+
+
+def search(store: CorpusStore, query: str) -> dict:
+    """``find``'s lookup with its coverage: {hits, tables (how many were searched),
+    skipped (the damaged partitions and tables, each {file, problem})}."""
     query = check_query(query)
-    tables = [(rel, store.schema(rel).names) for rel in store.list("") if rel.endswith(".parquet")]
-    hits = []
+    tables, skipped = _tables(store)
+    hits: list[dict] = []
+
+    def look(rel, names, filters):
+        try:
+            return _matches(store, rel, names, filters)
+        except Exception as exc:  # damaged past its footer
+            skipped.append({"file": rel, "problem": _problem(exc)})
+            return []
+
     if is_url(query):
         for rel, names in tables:
             if "url" in names:
-                hits += _matches(store, rel, names, [("url", "=", query)])
+                hits += look(rel, names, [("url", "=", query)])
         ids = sorted({h["row"]["doc_id"] for h in hits if h["row"].get("doc_id")})
         if ids:
             for rel, names in tables:
                 present = [c for c in ID_COLUMNS if c in names]
                 if present and "url" not in names:
-                    hits += _matches(store, rel, names, [[(c, "in", ids)] for c in present])
+                    hits += look(rel, names, [[(c, "in", ids)] for c in present])
     else:
         for rel, names in tables:
             present = [c for c in ID_COLUMNS if c in names]
             if present:
-                hits += _matches(store, rel, names, [[(c, "=", query)] for c in present])
-    return sorted(hits, key=_order)
+                hits += look(rel, names, [[(c, "=", query)] for c in present])
+    return {"hits": sorted(hits, key=_order), "tables": len(tables), "skipped": skipped}
+
+
+def find(store: CorpusStore, query: str) -> list[dict]:
+    """Every row of every stored table that names ``query``: {asset, partition, file,
+    role (kept / removed / referenced), row (its small columns, not the text)}. A URL is
+    matched in every table with a ``url`` column; the doc_ids found then in the tables
+    without one (clusters, labels, band keys). Damaged tables are skipped (``search``
+    names them)."""
+    return search(store, query)["hits"]
 
 
 def read_warc_record(crawl, warc_path: str, offset: int, record_id: str = "") -> dict:
@@ -169,7 +212,8 @@ def read_warc_record(crawl, warc_path: str, offset: int, record_id: str = "") ->
 def trace(store: CorpusStore, query: str, crawl=None) -> dict:
     """The lookup and, for each document found, its WARC record read back from ``crawl``
     (a ``CrawlSource`` or a crawl root; None: not read)."""
-    hits = find(store, query)
+    found = search(store, query)
+    hits = found["hits"]
     records, no_offset = {}, set()
     if crawl:
         for hit in hits:
@@ -184,7 +228,8 @@ def trace(store: CorpusStore, query: str, crawl=None) -> dict:
             elif doc_id not in records:  # say so, unless a later table carries the offset
                 records[doc_id] = read_warc_record(crawl, path, None)
                 no_offset.add(doc_id)
-    return {"query": query, "kind": "url" if is_url(query) else "doc_id", "hits": hits, "warc_records": records}
+    return {"query": query, "kind": "url" if is_url(query) else "doc_id", "hits": hits, "warc_records": records,
+            "tables_searched": found["tables"], "skipped": found["skipped"]}
 
 
 def _line(hit: dict) -> str:
@@ -209,8 +254,15 @@ def _line(hit: dict) -> str:
 
 def format_report(result: dict) -> str:
     hits = result["hits"]
+    skipped = result.get("skipped") or []
     if not hits:
-        return f"{result['query']!r}: no {result['kind']} like this in any asset of the corpus"
+        text = f"{result['query']!r}: no {result['kind']} like this in any asset of the corpus"
+        if skipped:
+            text += f" (but {len(skipped)} damaged partition(s)/table(s) could not be searched; see above)"
+        elif result["kind"] == "url":
+            text += (" (a URL is matched exactly as stored: the WARC-Target-URI as the crawl gave it, e.g. a space"
+                     " as %20, same case, same fragment; try the doc_id, or the URL as a WARC index lists it)")
+        return text
     lines = []
     for doc_id in dict.fromkeys(h["row"].get("doc_id") or h["row"].get("lineage_id") or "" for h in hits):
         mine = [h for h in hits if (h["row"].get("doc_id") or h["row"].get("lineage_id") or "") == doc_id
@@ -265,8 +317,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"trace: {exc}", file=sys.stderr)
         return 2
     result = trace(store, query, crawl)
+    if not result["tables_searched"] and not result["skipped"]:  # a typo in the root, or an empty store
+        print(f"trace: no corpus store at {args.corpus_root} (no table under it); give --corpus-root or CORPUS_ROOT",
+              file=sys.stderr)
+        return 2
+    for s in result["skipped"]:
+        print(f"trace: skipped {s['file']}: {s['problem']}", file=sys.stderr)
     print(json.dumps(result, indent=1, default=str) if args.json else format_report(result))
-    return 0 if result["hits"] else 1
+    if result["hits"]:
+        return 0
+    return 3 if result["skipped"] else 1
 
 
 if __name__ == "__main__":
