@@ -49,3 +49,54 @@ def test_overview_shows_an_asset_not_run_yet_as_dash(tmp_path):
     assert row["rw_filtered"] is None and row["rw_deduped"] is None and row["rw_raw"] == 40
     assert row["text_chars"] == 30000
     assert "| 40 | - | - | rw_raw |" in overview_markdown([row])
+
+
+def _shard(store, dump, shard, docs, warc_files):
+    folder = f"raw_documents/{dump}/{shard}"
+    with store.publish_partition(folder):
+        with store.table_writer(f"{folder}/documents.parquet") as w:
+            w.write_many([{"doc_id": f"{shard}-{i}", "text": "x"} for i in range(docs)])
+        with store.table_writer(f"{folder}/removed.parquet") as w:
+            w.write_many([])
+        store.write_json(f"{folder}/stats.json", {
+            "dump": dump, "shard": shard, "asset": "raw_documents", "baseline_docs": docs, "seconds": 0.0,
+            "extra": {"warc_files": warc_files},
+            "steps": [{"step": "raw_documents", "docs_in": docs, "docs_out": docs, "chars_in": docs, "chars_out": docs,
+                       "removed_by_reason": {}}]})
+
+
+def _two_layouts(tmp_path) -> CorpusStore:
+    """A dump run with 4 shards (1 WARC file each), then again with 2 (2 files each): the
+    2-shard run rewrote 000/001 and the manifest; 002/003 of the 4-shard layout stayed."""
+    store = CorpusStore(str(tmp_path / "corpus"))
+    with store.publish_partition(f"crawl_manifest/{D10}"):
+        with store.table_writer(f"crawl_manifest/{D10}/manifest.parquet") as w:
+            w.write_many([{"warc_path": f"w{i}", "shard": "000" if i < 2 else "001", "bytes": 1} for i in range(4)])
+    for shard, docs, files in (("000", 20, 2), ("001", 20, 2), ("002", 10, 1), ("003", 10, 1)):
+        _shard(store, D10, shard, docs, files)
+    return store
+
+
+def test_stale_shard_folders_of_a_smaller_num_shards_are_left_out_and_named(tmp_path):
+    from corpus_assets.report_stages import dump_totals, shard_layout
+
+    store = _two_layouts(tmp_path)
+    shards, ignored, problems = shard_layout(store, D10, ["000", "001"])
+    assert shards == ["000", "001"] and ignored == {"raw_documents": ["002", "003"]}
+    assert len(problems) == 1 and "not shards of num_shards 2" in problems[0]
+    assert dump_totals(store, D10, shards)[0].records_read == 40
+    paths, left_out = store.published_paths_and_ignored("raw_documents", "documents.parquet", num_shards=2)
+    assert len(paths) == 2 and left_out == [f"raw_documents/{D10}/002", f"raw_documents/{D10}/003"]
+    assert len(store.published_paths("raw_documents", "documents.parquet")) == 4  # no num_shards: every folder
+
+
+def test_shards_of_another_layout_under_current_keys_are_not_summed(tmp_path):
+    """The report run with num_shards 4 on that store: 002/003 are current keys, but the
+    manifest (2-shard) assigns them no file while they read one: not counted twice."""
+    from corpus_assets.report_stages import dump_totals, shard_layout
+
+    store = _two_layouts(tmp_path)
+    shards, ignored, problems = shard_layout(store, D10, ["000", "001", "002", "003"])
+    assert shards == ["000", "001"] and ignored == {"raw_documents": ["002", "003"]}
+    assert any("shard 002 read 1 WARC file(s)" in p for p in problems)
+    assert dump_totals(store, D10, shards)[0].records_read == 40  # not 60

@@ -100,6 +100,9 @@ def build_report_assets(config, with_domains: bool = True) -> list:
             "final_share": dg.MetadataValue.text(report_stages.pct(final["share_docs"])),
             "final_asset": f"{final['asset']}: {final['step']}",
             "incomplete_partitions": dg.MetadataValue.json(out["missing_partitions"]),
+            # shard folders of another num_shards' layout, left out of every sum
+            "ignored_partitions": dg.MetadataValue.json(out.get("ignored_partitions") or {}),
+            "shard_layout_problems": dg.MetadataValue.text("; ".join(out.get("shard_layout_problems") or []) or "none"),
             "funnel_plot": dg.MetadataValue.path(store.uri(report_stages.report_file(dump, "funnel.png"))),
             "distributions_plot": dg.MetadataValue.path(store.uri(report_stages.report_file(dump, "distributions.png"))),
             "report_markdown": dg.MetadataValue.path(store.uri(report_stages.report_file(dump, "report.md"))),
