@@ -100,3 +100,27 @@ def test_shards_of_another_layout_under_current_keys_are_not_summed(tmp_path):
     assert shards == ["000", "001"] and ignored == {"raw_documents": ["002", "003"]}
     assert any("shard 002 read 1 WARC file(s)" in p for p in problems)
     assert dump_totals(store, D10, shards)[0].records_read == 40  # not 60
+
+
+def test_drift_against_a_partly_processed_previous_dump_marks_its_gaps_missing():
+    from corpus_assets.steps.report.render import drift_markdown
+    from corpus_assets.steps.report.summary import drift, removals
+
+    full, partial = _totals(deduped=True), _totals(deduped=False)  # the earlier dump's rw_deduped still running
+    current = {**_summary(funnel(full)), "removals": removals(full), "languages": {}}
+    previous = {**_summary(funnel(partial)), "dump": "CC-MAIN-2023-50", "removals": removals(partial),
+                "languages": {}}
+    out = drift(current, previous)
+    deduped = [r for r in out["rows"] if "rw_deduped" in r["rate"]]
+    assert deduped and all(r["previous"] is None and r["change_pp"] is None for r in deduped)
+    assert all("previous dump: rw_deduped not materialized" in r["missing"] for r in deduped)
+    assert not [r for r in out["largest"] if "rw_deduped" in r["rate"]]
+    assert out["incomplete"] == ["previous dump: rw_deduped not materialized"]
+    # shards missing from an asset the previous dump has: its rates are missing too
+    out = drift(current, {**previous, "missing_partitions": {"rw_raw": ["001"]}})
+    assert all(r["change_pp"] is None for r in out["rows"] if "rw_raw" in r["rate"])
+    text = drift_markdown(out)
+    assert "Not compared" in text and "| - |" in text
+    # a complete previous dump: every rate compared, an unchanged one reads 0
+    same = drift(current, {**current, "dump": "CC-MAIN-2023-50"})
+    assert all(r["change_pp"] == 0 for r in same["rows"]) and "incomplete" not in same
