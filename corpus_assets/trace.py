@@ -2,7 +2,7 @@
 
     python -m corpus_assets.trace URL_OR_DOC_ID [--corpus-root DIR] [--crawl-root DIR] [--json]
 
-Looks the URL (exact, as the WARC record's WARC-Target-URI gave it) or the ``doc_id`` up in
+Looks the URL (exact, as the WARC-Target-URI was stored; a space also tried as %20) or the ``doc_id`` up in
 every table of the corpus store: the documents an asset kept (``documents.parquet``), the
 removal ledgers (``removed.parquet``: the step, the reason and its detail), and every other
 table that names documents (duplicate clusters, domain labels and subsets, selections,
@@ -125,6 +125,7 @@ def search(store: CorpusStore, query: str) -> dict:
     query = check_query(query)
     tables, skipped = _tables(store)
     hits: list[dict] = []
+    matched_as = query
 
     def look(rel, names, filters):
         try:
@@ -134,9 +135,14 @@ def search(store: CorpusStore, query: str) -> dict:
             return []
 
     if is_url(query):
-        for rel, names in tables:
-            if "url" in names:
-                hits += look(rel, names, [("url", "=", query)])
+        # as typed, then as warcio stores a WARC-Target-URI holding spaces (each one %20)
+        for form in dict.fromkeys([query, query.replace(" ", "%20")]):
+            for rel, names in tables:
+                if "url" in names:
+                    hits += look(rel, names, [("url", "=", form)])
+            if hits:
+                matched_as = form
+                break
         ids = sorted({h["row"]["doc_id"] for h in hits if h["row"].get("doc_id")})
         if ids:
             for rel, names in tables:
@@ -148,7 +154,7 @@ def search(store: CorpusStore, query: str) -> dict:
             present = [c for c in ID_COLUMNS if c in names]
             if present:
                 hits += look(rel, names, [[(c, "=", query)] for c in present])
-    return {"hits": sorted(hits, key=_order), "tables": len(tables), "skipped": skipped}
+    return {"hits": sorted(hits, key=_order), "tables": len(tables), "skipped": skipped, "matched_as": matched_as}
 
 
 def find(store: CorpusStore, query: str) -> list[dict]:
@@ -229,12 +235,18 @@ def trace(store: CorpusStore, query: str, crawl=None) -> dict:
                 records[doc_id] = read_warc_record(crawl, path, None)
                 no_offset.add(doc_id)
     return {"query": query, "kind": "url" if is_url(query) else "doc_id", "hits": hits, "warc_records": records,
-            "tables_searched": found["tables"], "skipped": found["skipped"]}
+            "tables_searched": found["tables"], "skipped": found["skipped"],
+            **({"matched_as": found["matched_as"]} if found.get("matched_as", query) != query else {})}
 
 
-def _line(hit: dict) -> str:
+def _line(hit: dict, owner: str = "") -> str:
     row = hit["row"]
     where = f"{hit['asset']} {hit['partition']}".strip()
+    other = row.get("doc_id") or row.get("lineage_id")
+    if owner and row.get("keeper_doc_id") == owner and other and other != owner:
+        # another document's row that names this one as the copy kept in its place
+        dump = f" of {row['dump']}" if row.get("dump") else ""
+        return f"  {where:<40} kept in place of its duplicate {other}{dump} (that row: keep={row.get('keep')})"
     if hit["role"] == "removed":
         what = f"REMOVED by step {row.get('step') or '?'}: {row.get('reason')}"
         if row.get("detail"):
@@ -260,19 +272,29 @@ def format_report(result: dict) -> str:
         if skipped:
             text += f" (but {len(skipped)} damaged partition(s)/table(s) could not be searched; see above)"
         elif result["kind"] == "url":
-            text += (" (a URL is matched exactly as stored: the WARC-Target-URI as the crawl gave it, e.g. a space"
+            text += (" (a URL is matched exactly as stored: the WARC-Target-URI as warcio read it, e.g. a space"
                      " as %20, same case, same fragment; try the doc_id, or the URL as a WARC index lists it)")
         return text
     lines = []
-    for doc_id in dict.fromkeys(h["row"].get("doc_id") or h["row"].get("lineage_id") or "" for h in hits):
-        mine = [h for h in hits if (h["row"].get("doc_id") or h["row"].get("lineage_id") or "") == doc_id
-                or h["row"].get("keeper_doc_id") == doc_id]
+    if result.get("matched_as"):
+        lines.append(f"(matched as {result['matched_as']}: the form the store holds)")
+
+    def own(h):
+        return h["row"].get("doc_id") or h["row"].get("lineage_id") or ""
+
+    blocks = list(dict.fromkeys(own(h) for h in hits))
+    for doc_id in blocks:
+        mine = [h for h in hits if own(h) == doc_id or h["row"].get("keeper_doc_id") == doc_id]
+        # a document found only as the duplicate in another one's cluster row: shown in its keeper's block
+        if all(own(h) == doc_id and h["row"].get("keeper_doc_id") not in (None, "", doc_id)
+               and h["row"]["keeper_doc_id"] in blocks for h in mine):
+            continue
         first = next((h["row"] for h in mine if h["row"].get("url")), mine[0]["row"])
         lines.append(f"doc_id {doc_id or '?'}  url {first.get('url') or '-'}")
         if first.get("warc_path"):
             lines.append(f"  from {first.get('warc_path')} @ {first.get('warc_offset')} "
                          f"(dump {first.get('dump')}, shard {first.get('shard')}; warc_path is relative to the crawl root)")
-        lines += [_line(h) for h in mine]
+        lines += [_line(h, doc_id) for h in mine]
         removed = [h for h in mine if h["role"] == "removed"]
         kept = [h["asset"] for h in mine if h["role"] == "kept"]
         if removed:

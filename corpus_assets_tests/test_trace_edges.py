@@ -110,3 +110,31 @@ def test_a_url_not_found_hints_at_exact_matching(damaged_store):
     assert result["hits"]
     text = trace.format_report(trace.trace(store, "https://EX.org/d0"))
     assert "matched exactly as stored" in text and "%20" in text
+
+
+def test_a_url_with_a_space_finds_the_record_warcio_stored_with_percent_20(tmp_path):
+    from corpus_assets.storage import CorpusStore
+
+    store = CorpusStore(str(tmp_path / "corpus"))
+    folder = f"rw_raw/{D10}/000"
+    with store.publish_partition(folder):
+        with store.table_writer(f"{folder}/documents.parquet", SCHEMA) as writer:
+            writer.write_many([{"doc_id": "d1", "url": "https://ex.org/a%20b?x=1"}])
+    result = trace.trace(store, "https://ex.org/a b?x=1")
+    assert [h["row"]["doc_id"] for h in result["hits"]] == ["d1"]
+    assert result["matched_as"] == "https://ex.org/a%20b?x=1"
+    assert "matched as https://ex.org/a%20b?x=1" in trace.format_report(result)
+
+
+def test_a_keepers_cluster_row_of_its_duplicate_is_said_so_and_no_stub_block():
+    def hit(asset, role, row):
+        return {"asset": asset, "partition": "p", "file": f"{asset}/p/x.parquet", "role": role, "row": row}
+
+    keeper, dup = "3f0f400d6c3da7f7fb033b79", "338a309faf26cc0dbc967e21"
+    result = {"query": keeper, "kind": "doc_id", "warc_records": {}, "hits": [
+        hit("rw_raw", "kept", {"doc_id": keeper, "url": "https://ex.org/"}),
+        hit("duplicate_clusters", "referenced", {"doc_id": dup, "keeper_doc_id": keeper, "keep": False}),
+        hit("rw_deduped", "kept", {"doc_id": keeper, "url": "https://ex.org/"})]}
+    text = trace.format_report(result)
+    assert f"kept in place of its duplicate {dup}" in text and "kept through rw_deduped" in text
+    assert f"doc_id {dup}" not in text  # no headless block for the duplicate
