@@ -124,3 +124,13 @@ def test_drift_against_a_partly_processed_previous_dump_marks_its_gaps_missing()
     # a complete previous dump: every rate compared, an unchanged one reads 0
     same = drift(current, {**current, "dump": "CC-MAIN-2023-50"})
     assert all(r["change_pp"] == 0 for r in same["rows"]) and "incomplete" not in same
+
+
+def test_the_records_read_row_has_no_share_of_the_html_base():
+    from corpus_assets.steps.report.render import funnel_markdown
+
+    t = DumpTotals()
+    t.add("raw_documents", {"steps": [_step("raw_documents", 100, 90, 10**6, 9 * 10**5)]})
+    rows = [r.to_dict() for r in funnel(t)]
+    assert rows[0]["step"] == "records read" and rows[0]["share_docs"] is None  # was 100/90 = 111%
+    assert rows[1]["share_docs"] == 1.0 and "| records read | 100 | - |" in funnel_markdown(rows)

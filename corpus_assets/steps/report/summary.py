@@ -58,8 +58,10 @@ class FunnelRow:
         return self.step if self.step == self.asset else f"{self.asset}: {self.step}"
 
     def to_dict(self) -> dict:
+        # the records read come before the HTML 200 base: no share of it (not 103%)
         return {"asset": self.asset, "step": self.step, "docs": self.docs, "chars": self.chars,
-                "chars_kind": self.chars_kind, "share_docs": round(self.share_docs, 6),
+                "chars_kind": self.chars_kind,
+                "share_docs": None if self.chars_kind == "body" else round(self.share_docs, 6),
                 "share_chars": round(self.share_chars, 6)}
 
 
