@@ -134,3 +134,12 @@ def test_the_records_read_row_has_no_share_of_the_html_base():
     rows = [r.to_dict() for r in funnel(t)]
     assert rows[0]["step"] == "records read" and rows[0]["share_docs"] is None  # was 100/90 = 111%
     assert rows[1]["share_docs"] == 1.0 and "| records read | 100 | - |" in funnel_markdown(rows)
+
+
+def test_largest_drift_line_names_the_rates_not_compared():
+    from corpus_assets.assets.report import _largest_drift
+
+    assert _largest_drift({"previous_dump": None, "largest": []}) == "no earlier dump"
+    line = _largest_drift({"previous_dump": "A", "largest": [{"rate": "r", "change_pp": 1.5}],
+                           "incomplete": ["previous dump: rw_deduped not materialized"]})
+    assert line == "r +1.5 pp (not compared: previous dump: rw_deduped not materialized)"
