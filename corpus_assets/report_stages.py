@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from corpus_assets.config import PipelineConfig
 from corpus_assets.crawl import dump_sort_key
 from corpus_assets.partitions import shard_keys, validate_dump_name
-from corpus_assets.stages import documents_path, load_report, removed_path, stats_path
+from corpus_assets.stages import documents_path, load_report, manifest_table_path, removed_path, stats_path
 from corpus_assets.steps.report import render
 from corpus_assets.steps.report.summary import (DOCUMENT_ASSETS, DumpTotals, drift, funnel, histogram, pct,
                                                 quantiles, removals, share)
@@ -63,6 +63,47 @@ def dump_totals(store: CorpusStore, dump: str, shards: list[str]) -> tuple[DumpT
         for shard in present:
             totals.add(asset, load_report(store, asset, dump, shard).to_dict())
     return totals, missing
+
+
+def shard_layout(store: CorpusStore, dump: str, shards: list[str]) -> tuple[list[str], dict, list[str]]:
+    """The shards of the current ``num_shards`` the report may sum, the shard folders it
+    leaves out ({asset: [shard]}), and why (one line each). Left out: a folder outside the
+    current shard keys (left by a run with a larger ``num_shards``; Dagster shows no such
+    partition), and a current-key raw_documents shard that read WARC files the dump's
+    crawl_manifest assigns it none of (a partition of another ``num_shards``' layout,
+    which would count its records twice)."""
+    ignored: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for asset in DOCUMENT_ASSETS:
+        folders = sorted({rel.split("/")[2] for rel in store.list(f"{asset}/{dump}/", physical=True)
+                          if rel.count("/") >= 3})
+        stale = [f for f in folders if f not in shards]
+        if stale:
+            ignored[asset] = stale
+    if ignored:
+        stale_all = sorted({f for v in ignored.values() for f in v})
+        problems.append(f"shard folders {stale_all} (of {', '.join(ignored)}) are not shards of num_shards "
+                        f"{len(shards)} (left by a run with another num_shards): not counted")
+    manifest = manifest_table_path(dump)
+    usable = list(shards)
+    if store.exists(manifest):
+        assigned = Counter(store.read_table(manifest, columns=["shard"]).column("shard").to_pylist())
+        outside = sorted(k for k in assigned if k not in shards)
+        if outside:
+            problems.append(f"crawl_manifest of {dump} assigns files to shards {outside}, not shards of num_shards "
+                            f"{len(shards)}: it was built under another num_shards (re-run the dump's pipeline)")
+        for shard in shards:
+            if assigned.get(shard) or not store.exists(stats_path("raw_documents", dump, shard)):
+                continue
+            read = (store.read_json(stats_path("raw_documents", dump, shard)).get("extra") or {}).get("warc_files") or 0
+            if read:
+                usable.remove(shard)
+                for asset in DOCUMENT_ASSETS:
+                    if store.exists(stats_path(asset, dump, shard)):
+                        ignored.setdefault(asset, []).append(shard)
+                problems.append(f"shard {shard} read {read} WARC file(s) but crawl_manifest assigns it none: a "
+                                "partition of another num_shards' layout, not counted")
+    return usable, ignored, problems
 
 
 def _language_counts(store: CorpusStore, dump: str, shards: list[str]) -> tuple[Counter, list[float]]:
@@ -152,7 +193,7 @@ def _selections(store: CorpusStore, config: PipelineConfig, dump_ids: set[str]) 
 def dump_summary(store: CorpusStore, dump: str, config: PipelineConfig, distributions: bool = True) -> dict:
     """Every figure of the dump's report but the drift (which needs the previous dump's)."""
     validate_dump_name(dump)
-    shards = shard_keys(config.num_shards)
+    shards, ignored, layout_problems = shard_layout(store, dump, shard_keys(config.num_shards))
     totals, missing = dump_totals(store, dump, shards)
     if not totals.steps:
         raise ReportIncomplete(f"{dump}: no document partition is materialized yet (raw_documents first)")
@@ -171,6 +212,9 @@ def dump_summary(store: CorpusStore, dump: str, config: PipelineConfig, distribu
         "dump": dump,
         "shards": len(shards),
         "missing_partitions": missing,
+        # shard folders not summed (another num_shards' layout), and why
+        "ignored_partitions": ignored,
+        "shard_layout_problems": layout_problems,
         "records_read": totals.records_read,
         "html_responses": totals.docs_out("raw_documents") or 0,
         "funnel": [r.to_dict() for r in funnel(totals, extra)],
@@ -215,6 +259,8 @@ def report_markdown(summary: dict, funnel_png: Optional[bytes] = None, dist_png:
              "counting the same thing: HTML characters until extraction, extracted text characters after it."]
     if summary["missing_partitions"]:
         parts.append(f"**Incomplete**: partitions not materialized yet: {summary['missing_partitions']}")
+    if summary.get("shard_layout_problems"):
+        parts.append("**Shard layout**: " + "; ".join(summary["shard_layout_problems"]))
     parts += ["## Funnel", render.funnel_markdown(summary["funnel"])]
     if funnel_png:
         parts.append(render.embedded_png(funnel_png, f"funnel of {dump}"))
@@ -277,32 +323,43 @@ def overview_rows(store: CorpusStore, dumps: Iterable[str]) -> list[dict]:
             continue
         s = store.read_json(rel)
         by_step = {(r["asset"], r["step"]): r for r in s["funnel"]}
-        text_rows = [r for r in s["funnel"] if r["chars_kind"] == "text"]
+        # The text left where the corpus ends (the final row: the last document asset's last
+        # step), not the domain subset / selection rows the funnel lists after it.
+        final = s["final"]
+        end = by_step.get((final["asset"], final["step"]))
+        text_rows = [r for r in s["funnel"] if r["chars_kind"] == "text" and r["asset"] in DOCUMENT_ASSETS]
+        end = end if end and end["chars_kind"] == "text" else (text_rows[-1] if text_rows else None)
+        stage_rows = {a: [r for r in s["funnel"] if r["asset"] == a] for a in ("rw_filtered", "rw_deduped")}
         top = s["removals"][0] if s["removals"] else None
         rows.append({
             "dump": dump,
             "records_read": s["records_read"],
             "html_responses": s["html_responses"],
-            "rw_raw": (by_step.get(("rw_raw", "language_id")) or {}).get("docs", 0),
-            "rw_filtered": ([r for r in s["funnel"] if r["asset"] == "rw_filtered"] or [{"docs": 0}])[-1]["docs"],
-            "rw_deduped": ([r for r in s["funnel"] if r["asset"] == "rw_deduped"] or [{"docs": 0}])[-1]["docs"],
+            # None: the asset has not run for the dump yet (shown "-", never as 0 documents left)
+            "rw_raw": (by_step.get(("rw_raw", "language_id")) or {}).get("docs"),
+            "rw_filtered": stage_rows["rw_filtered"][-1]["docs"] if stage_rows["rw_filtered"] else None,
+            "rw_deduped": stage_rows["rw_deduped"][-1]["docs"] if stage_rows["rw_deduped"] else None,
             "final_asset": s["final"]["asset"],
             "final_docs": s["final"]["docs"],
             "share_docs": s["final"]["share_docs"],
-            "text_chars": text_rows[-1]["chars"] if text_rows else 0,
-            "share_text_chars": text_rows[-1]["share_chars"] if text_rows else 0.0,
+            "text_chars": end["chars"] if end else 0,
+            "share_text_chars": end["share_chars"] if end else 0.0,
             "top_removal": f"{top['step']}: {top['reason']} ({top['docs']:,}, {pct(top['share'])})" if top else "",
-            "incomplete": bool(s["missing_partitions"]),
+            "incomplete": bool(s["missing_partitions"] or s.get("shard_layout_problems")),
         })
     return rows
+
+
+def _count(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def overview_markdown(rows: list[dict], png: Optional[bytes] = None) -> str:
     table = render.markdown_table(
         ["dump", "responses read", "HTML 200", "RW-RAW", "RW-Filtered", "RW (deduped)", "last artifact",
          "docs left", "% of HTML 200", "text chars left", "% of text chars", "largest removal"],
-        [[r["dump"], f"{r['records_read']:,}", f"{r['html_responses']:,}", f"{r['rw_raw']:,}", f"{r['rw_filtered']:,}",
-          f"{r['rw_deduped']:,}", r["final_asset"], f"{r['final_docs']:,}", pct(r["share_docs"]),
+        [[r["dump"], f"{r['records_read']:,}", f"{r['html_responses']:,}", _count(r["rw_raw"]), _count(r["rw_filtered"]),
+          _count(r["rw_deduped"]), r["final_asset"], f"{r['final_docs']:,}", pct(r["share_docs"]),
           f"{r['text_chars']:,}", pct(r["share_text_chars"]), r["top_removal"]] for r in rows])
     return "# Corpus overview\n\n" + table + ("\n\n" + render.embedded_png(png, "overview") if png else "") + "\n"
 

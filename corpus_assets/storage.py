@@ -734,15 +734,31 @@ class CorpusStore:
         check_rel_path(prefix)
         self._backend.delete_prefix(prefix)
 
-    def published_paths(self, rel_prefix: str, name: str) -> list[str]:
+    def published_paths(self, rel_prefix: str, name: str, num_shards: Optional[int] = None) -> list[str]:
         """The current object behind every ``<folder>/<name>`` under ``rel_prefix``, in
         folder order: local paths or ``s3://`` URIs to hand to ``pyarrow.dataset``. Stale
-        objects of a folder (before its next publication cleans them) are never listed."""
-        out = []
+        objects of a folder (before its next publication cleans them) are never listed.
+        With ``num_shards``, only the shard folders of that count (``<asset>/<dump>/<shard>``
+        whose shard is one of its keys): folders left by a run with another num_shards
+        are left out (``ignored`` of ``published_paths_and_ignored`` names them)."""
+        return self.published_paths_and_ignored(rel_prefix, name, num_shards)[0]
+
+    def published_paths_and_ignored(self, rel_prefix: str, name: str,
+                                    num_shards: Optional[int] = None) -> tuple[list[str], list[str]]:
+        """``published_paths`` and the folders it left out (outside ``num_shards``' shards)."""
+        from corpus_assets.crawl import shard_key
+
+        current = {shard_key(i, num_shards) for i in range(num_shards)} if num_shards else None
+        out, ignored = [], []
         for rel in self.list(rel_prefix):
-            if _split(rel)[1] == name:
-                out.append(self.uri(rel))
-        return out
+            folder, base = _split(rel)
+            if base != name:
+                continue
+            if current is not None and folder.rsplit("/", 1)[-1] not in current:
+                ignored.append(folder)
+                continue
+            out.append(self.uri(rel))
+        return out, ignored
 
     # -- publication ----------------------------------------------------------------
     def read_pointer(self, folder: str) -> Optional[dict]:

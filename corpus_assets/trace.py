@@ -2,7 +2,7 @@
 
     python -m corpus_assets.trace URL_OR_DOC_ID [--corpus-root DIR] [--crawl-root DIR] [--json]
 
-Looks the URL (exact, as the WARC record's WARC-Target-URI gave it) or the ``doc_id`` up in
+Looks the URL (exact, as the WARC-Target-URI was stored; a space also tried as %20) or the ``doc_id`` up in
 every table of the corpus store: the documents an asset kept (``documents.parquet``), the
 removal ledgers (``removed.parquet``: the step, the reason and its detail), and every other
 table that names documents (duplicate clusters, domain labels and subsets, selections,
@@ -12,7 +12,9 @@ and ``warc_offset`` the tables carry, and checks its WARC-Record-ID.
 
 The lookup reads each table's footer and then only the row groups whose statistics can
 hold the value; on a large store it still opens every table, so it is a support tool, not
-an index. Exit status: 0 found, 1 not found, 2 unusable input.
+an index. A damaged partition or table is skipped with a line naming it (on stderr), and
+the lookup goes on. Exit status: 0 found, 1 not found, 2 unusable input (or a root that
+holds no store), 3 not found but some damaged partitions could not be searched.
 """
 
 from __future__ import annotations
@@ -91,30 +93,77 @@ def _matches(store: CorpusStore, rel: str, names: list[str], filters: list) -> l
              "row": {k: _short(v) for k, v in row.items()}} for row in table.to_pylist()]
 
 
-def find(store: CorpusStore, query: str) -> list[dict]:
-    """Every row of every stored table that names ``query``: {asset, partition, file,
-    role (kept / removed / referenced), row (its small columns, not the text)}. A URL is
-    matched in every table with a ``url`` column; the doc_ids found then in the tables
-    without one (clusters, labels, band keys)."""
+def _problem(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:MAX_VALUE_CHARS]
+
+
+def _tables(store: CorpusStore) -> tuple[list[tuple[str, list[str]]], list[dict]]:
+    """Every stored table with its columns, and the partitions/tables that could not be
+    read ({file, problem}): one damaged partition (a bad pointer, an object whose checksum
+    differs) is skipped and named, never the end of the lookup."""
+    folders = sorted({rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in store.list("", physical=True)})
+    tables, skipped = [], []
+    for folder in folders:
+        try:
+            rels = [r for r in store.list(folder) if (r.rsplit("/", 1)[0] if "/" in r else "") == folder]
+        except Exception as exc:  # a damaged partition pointer: name it, go on
+            skipped.append({"file": folder or ".", "problem": _problem(exc)})
+            continue
+        for rel in rels:
+            if not rel.endswith(".parquet"):
+                continue
+            try:
+                tables.append((rel, store.schema(rel).names))
+            except Exception as exc:  # a damaged table: name it, go on
+                skipped.append({"file": rel, "problem": _problem(exc)})
+    return tables, skipped
+
+
+def search(store: CorpusStore, query: str) -> dict:
+    """``find``'s lookup with its coverage: {hits, tables (how many were searched),
+    skipped (the damaged partitions and tables, each {file, problem})}."""
     query = check_query(query)
-    tables = [(rel, store.schema(rel).names) for rel in store.list("") if rel.endswith(".parquet")]
-    hits = []
+    tables, skipped = _tables(store)
+    hits: list[dict] = []
+    matched_as = query
+
+    def look(rel, names, filters):
+        try:
+            return _matches(store, rel, names, filters)
+        except Exception as exc:  # damaged past its footer
+            skipped.append({"file": rel, "problem": _problem(exc)})
+            return []
+
     if is_url(query):
-        for rel, names in tables:
-            if "url" in names:
-                hits += _matches(store, rel, names, [("url", "=", query)])
+        # as typed, then as warcio stores a WARC-Target-URI holding spaces (each one %20)
+        for form in dict.fromkeys([query, query.replace(" ", "%20")]):
+            for rel, names in tables:
+                if "url" in names:
+                    hits += look(rel, names, [("url", "=", form)])
+            if hits:
+                matched_as = form
+                break
         ids = sorted({h["row"]["doc_id"] for h in hits if h["row"].get("doc_id")})
         if ids:
             for rel, names in tables:
                 present = [c for c in ID_COLUMNS if c in names]
                 if present and "url" not in names:
-                    hits += _matches(store, rel, names, [[(c, "in", ids)] for c in present])
+                    hits += look(rel, names, [[(c, "in", ids)] for c in present])
     else:
         for rel, names in tables:
             present = [c for c in ID_COLUMNS if c in names]
             if present:
-                hits += _matches(store, rel, names, [[(c, "=", query)] for c in present])
-    return sorted(hits, key=_order)
+                hits += look(rel, names, [[(c, "=", query)] for c in present])
+    return {"hits": sorted(hits, key=_order), "tables": len(tables), "skipped": skipped, "matched_as": matched_as}
+
+
+def find(store: CorpusStore, query: str) -> list[dict]:
+    """Every row of every stored table that names ``query``: {asset, partition, file,
+    role (kept / removed / referenced), row (its small columns, not the text)}. A URL is
+    matched in every table with a ``url`` column; the doc_ids found then in the tables
+    without one (clusters, labels, band keys). Damaged tables are skipped (``search``
+    names them)."""
+    return search(store, query)["hits"]
 
 
 def read_warc_record(crawl, warc_path: str, offset: int, record_id: str = "") -> dict:
@@ -169,20 +218,35 @@ def read_warc_record(crawl, warc_path: str, offset: int, record_id: str = "") ->
 def trace(store: CorpusStore, query: str, crawl=None) -> dict:
     """The lookup and, for each document found, its WARC record read back from ``crawl``
     (a ``CrawlSource`` or a crawl root; None: not read)."""
-    hits = find(store, query)
-    records = {}
+    found = search(store, query)
+    hits = found["hits"]
+    records, no_offset = {}, set()
     if crawl:
         for hit in hits:
             row = hit["row"]
-            doc_id, path = row.get("doc_id"), row.get("warc_path")
-            if doc_id and path and doc_id not in records and (row.get("warc_offset") or -1) >= 0:
-                records[doc_id] = read_warc_record(crawl, path, row["warc_offset"], row.get("warc_record_id") or "")
-    return {"query": query, "kind": "url" if is_url(query) else "doc_id", "hits": hits, "warc_records": records}
+            doc_id, path, offset = row.get("doc_id"), row.get("warc_path"), row.get("warc_offset")
+            if not doc_id or not path or (doc_id in records and doc_id not in no_offset):
+                continue
+            # offset 0 is a real place (a WARC without a leading warcinfo record): test for None, not falsiness
+            if offset is not None and offset >= 0:
+                records[doc_id] = read_warc_record(crawl, path, offset, row.get("warc_record_id") or "")
+                no_offset.discard(doc_id)
+            elif doc_id not in records:  # say so, unless a later table carries the offset
+                records[doc_id] = read_warc_record(crawl, path, None)
+                no_offset.add(doc_id)
+    return {"query": query, "kind": "url" if is_url(query) else "doc_id", "hits": hits, "warc_records": records,
+            "tables_searched": found["tables"], "skipped": found["skipped"],
+            **({"matched_as": found["matched_as"]} if found.get("matched_as", query) != query else {})}
 
 
-def _line(hit: dict) -> str:
+def _line(hit: dict, owner: str = "") -> str:
     row = hit["row"]
     where = f"{hit['asset']} {hit['partition']}".strip()
+    other = row.get("doc_id") or row.get("lineage_id")
+    if owner and row.get("keeper_doc_id") == owner and other and other != owner:
+        # another document's row that names this one as the copy kept in its place
+        dump = f" of {row['dump']}" if row.get("dump") else ""
+        return f"  {where:<40} kept in place of its duplicate {other}{dump} (that row: keep={row.get('keep')})"
     if hit["role"] == "removed":
         what = f"REMOVED by step {row.get('step') or '?'}: {row.get('reason')}"
         if row.get("detail"):
@@ -202,18 +266,35 @@ def _line(hit: dict) -> str:
 
 def format_report(result: dict) -> str:
     hits = result["hits"]
+    skipped = result.get("skipped") or []
     if not hits:
-        return f"{result['query']!r}: no {result['kind']} like this in any asset of the corpus"
+        text = f"{result['query']!r}: no {result['kind']} like this in any asset of the corpus"
+        if skipped:
+            text += f" (but {len(skipped)} damaged partition(s)/table(s) could not be searched; see above)"
+        elif result["kind"] == "url":
+            text += (" (a URL is matched exactly as stored: the WARC-Target-URI as warcio read it, e.g. a space"
+                     " as %20, same case, same fragment; try the doc_id, or the URL as a WARC index lists it)")
+        return text
     lines = []
-    for doc_id in dict.fromkeys(h["row"].get("doc_id") or h["row"].get("lineage_id") or "" for h in hits):
-        mine = [h for h in hits if (h["row"].get("doc_id") or h["row"].get("lineage_id") or "") == doc_id
-                or h["row"].get("keeper_doc_id") == doc_id]
+    if result.get("matched_as"):
+        lines.append(f"(matched as {result['matched_as']}: the form the store holds)")
+
+    def own(h):
+        return h["row"].get("doc_id") or h["row"].get("lineage_id") or ""
+
+    blocks = list(dict.fromkeys(own(h) for h in hits))
+    for doc_id in blocks:
+        mine = [h for h in hits if own(h) == doc_id or h["row"].get("keeper_doc_id") == doc_id]
+        # a document found only as the duplicate in another one's cluster row: shown in its keeper's block
+        if all(own(h) == doc_id and h["row"].get("keeper_doc_id") not in (None, "", doc_id)
+               and h["row"]["keeper_doc_id"] in blocks for h in mine):
+            continue
         first = next((h["row"] for h in mine if h["row"].get("url")), mine[0]["row"])
         lines.append(f"doc_id {doc_id or '?'}  url {first.get('url') or '-'}")
         if first.get("warc_path"):
             lines.append(f"  from {first.get('warc_path')} @ {first.get('warc_offset')} "
                          f"(dump {first.get('dump')}, shard {first.get('shard')}; warc_path is relative to the crawl root)")
-        lines += [_line(h) for h in mine]
+        lines += [_line(h, doc_id) for h in mine]
         removed = [h for h in mine if h["role"] == "removed"]
         kept = [h["asset"] for h in mine if h["role"] == "kept"]
         if removed:
@@ -258,8 +339,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"trace: {exc}", file=sys.stderr)
         return 2
     result = trace(store, query, crawl)
+    if not result["tables_searched"] and not result["skipped"]:  # a typo in the root, or an empty store
+        print(f"trace: no corpus store at {args.corpus_root} (no table under it); give --corpus-root or CORPUS_ROOT",
+              file=sys.stderr)
+        return 2
+    for s in result["skipped"]:
+        print(f"trace: skipped {s['file']}: {s['problem']}", file=sys.stderr)
     print(json.dumps(result, indent=1, default=str) if args.json else format_report(result))
-    return 0 if result["hits"] else 1
+    if result["hits"]:
+        return 0
+    return 3 if result["skipped"] else 1
 
 
 if __name__ == "__main__":

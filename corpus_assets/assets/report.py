@@ -54,6 +54,15 @@ def after_last_document_asset(optional: list[str]) -> dg.AutomationCondition:
     ).with_label("eager, domain subsets optional")
 
 
+def _largest_drift(drift: dict) -> str:
+    """The largest changes on one line, and the rates not compared (a dump lacks them)."""
+    text = "; ".join(f"{r['rate']} {r['change_pp']:+.1f} pp" for r in drift["largest"])
+    text = text or ("no earlier dump" if not drift["previous_dump"] else "no change")
+    if drift.get("incomplete"):
+        text += f" (not compared: {'; '.join(drift['incomplete'])})"
+    return text
+
+
 def build_report_assets(config, with_domains: bool = True) -> list:
     deps = [dg.AssetDep("rw_deduped", partition_mapping=shard_to_dump), "dedup_index"]
     optional = []
@@ -85,21 +94,22 @@ def build_report_assets(config, with_domains: bool = True) -> list:
         funnel_md = (f"{render.embedded_png(out['funnel_png'], 'funnel of ' + dump)}\n\n"
                      f"{render.funnel_markdown(out['funnel'])}\n")
         dist_md = render.embedded_png(out["distributions_png"], "distributions of " + dump)
-        largest = out["drift"]["largest"]
         return dg.MaterializeResult(metadata={
             "funnel": dg.MetadataValue.md(funnel_md),
             "funnel_table": _funnel_records(out["funnel"]),
             "removals": dg.MetadataValue.md(render.removals_markdown(out["removals"])),
             "distributions": dg.MetadataValue.md(dist_md),
             "drift": dg.MetadataValue.md(render.drift_markdown(out["drift"])),
-            "largest_drift": dg.MetadataValue.text("; ".join(
-                f"{r['rate']} {r['change_pp']:+.1f} pp" for r in largest) or "no earlier dump"),
+            "largest_drift": dg.MetadataValue.text(_largest_drift(out["drift"])),
             "records_read": out["records_read"],
             "html_responses": out["html_responses"],
             "final_docs": final["docs"],
             "final_share": dg.MetadataValue.text(report_stages.pct(final["share_docs"])),
             "final_asset": f"{final['asset']}: {final['step']}",
             "incomplete_partitions": dg.MetadataValue.json(out["missing_partitions"]),
+            # shard folders of another num_shards' layout, left out of every sum
+            "ignored_partitions": dg.MetadataValue.json(out.get("ignored_partitions") or {}),
+            "shard_layout_problems": dg.MetadataValue.text("; ".join(out.get("shard_layout_problems") or []) or "none"),
             "funnel_plot": dg.MetadataValue.path(store.uri(report_stages.report_file(dump, "funnel.png"))),
             "distributions_plot": dg.MetadataValue.path(store.uri(report_stages.report_file(dump, "distributions.png"))),
             "report_markdown": dg.MetadataValue.path(store.uri(report_stages.report_file(dump, "report.md"))),

@@ -54,9 +54,13 @@ def drift_markdown(drift: dict, limit: int = 60) -> str:
         return "No earlier dump to compare with."
     largest = "\n".join(f"- **{r['rate']}**: {pct(r['previous'])} -> {pct(r['current'])} "
                         f"({r['change_pp']:+.1f} percentage points)" for r in drift["largest"])
-    rows = [[r["rate"], pct(r["previous"]), pct(r["current"]), f"{r['change_pp']:+.1f}"] for r in drift["rows"][:limit]]
+    rows = [[r["rate"], pct(r["previous"]), pct(r["current"]),
+             "-" if r["change_pp"] is None else f"{r['change_pp']:+.1f}"] for r in drift["rows"][:limit]]
     table = markdown_table(["rate", drift["previous_dump"], "this dump", "change (pp)"], rows)
-    return f"Largest changes against {drift['previous_dump']}:\n\n{largest or '- none'}\n\n{table}"
+    gaps = ""
+    if drift.get("incomplete"):  # rates missing on one side: shown "-", never a largest change
+        gaps = "\n\nNot compared (a dump lacks the figures): " + "; ".join(drift["incomplete"])
+    return f"Largest changes against {drift['previous_dump']}:\n\n{largest or '- none'}{gaps}\n\n{table}"
 
 
 def _plain(label: str) -> str:

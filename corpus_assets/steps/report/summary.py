@@ -58,8 +58,10 @@ class FunnelRow:
         return self.step if self.step == self.asset else f"{self.asset}: {self.step}"
 
     def to_dict(self) -> dict:
+        # the records read come before the HTML 200 base: no share of it (not 103%)
         return {"asset": self.asset, "step": self.step, "docs": self.docs, "chars": self.chars,
-                "chars_kind": self.chars_kind, "share_docs": round(self.share_docs, 6),
+                "chars_kind": self.chars_kind,
+                "share_docs": None if self.chars_kind == "body" else round(self.share_docs, 6),
                 "share_chars": round(self.share_chars, 6)}
 
 
@@ -164,16 +166,58 @@ def drift_rates(summary: dict) -> dict[str, float]:
     return rates
 
 
+def _rate_assets(summary: dict) -> dict[str, str]:
+    """For each rate of ``drift_rates``, the asset whose figures give it."""
+    out = {}
+    for r in summary["funnel"]:
+        if r["chars_kind"] != "body":
+            out[f"docs left after {r['asset']}: {r['step']}"] = r["asset"]
+            out[f"{r['chars_kind']} chars left after {r['asset']}: {r['step']}"] = r["asset"]
+    for r in summary["removals"]:
+        out.setdefault(f"removed by {r['step']}: {r['reason']}", r["asset"])
+    for lang in summary.get("languages", {}):
+        out[f"language {lang or '(empty text)'} (of documents language ID scored)"] = "rw_raw"
+    return out
+
+
+def _lacking(summary: dict) -> dict[str, str]:
+    """The assets whose figures a dump's summary lacks or has only partly: asset -> why.
+    Assets absent from its funnel (not materialized yet) are found by the caller."""
+    out = {a: f"shards {v} not materialized" for a, v in (summary.get("missing_partitions") or {}).items()}
+    for a in (summary.get("ignored_partitions") or {}):
+        out.setdefault(a, "shards of another num_shards' layout left out")
+    return out
+
+
 def drift(current: dict, previous: Optional[dict], top: int = 5) -> dict:
-    """Every rate of ``current`` beside ``previous``'s (a rate one dump lacks reads 0), and the
-    ``top`` largest absolute changes, in percentage points."""
+    """Every rate of ``current`` beside ``previous``'s, and the ``top`` largest absolute
+    changes, in percentage points. A rate of a step that removed nothing in one dump reads
+    0 there; a rate of an asset one dump has not (fully) materialized is missing (None,
+    with ``missing`` saying why) and never a largest change."""
     if previous is None:
         return {"previous_dump": None, "rows": [], "largest": []}
     now, before = drift_rates(current), drift_rates(previous)
+    asset_of = {**_rate_assets(previous), **_rate_assets(current)}
+    # languages come from rw_raw: a summary that has some has rw_raw's figures
+    present = {side: {r["asset"] for r in summ["funnel"]} | ({"rw_raw"} if summ.get("languages") else set())
+               for side, summ in (("current", current), ("previous", previous))}
+    lacking = {"current": _lacking(current), "previous": _lacking(previous)}
     rows = []
     for key in list(now) + [k for k in before if k not in now]:
-        a, b = now.get(key, 0.0), before.get(key, 0.0)
-        rows.append({"rate": key, "current": round(a, 6), "previous": round(b, 6), "change_pp": round((a - b) * 100, 3)})
+        asset = asset_of.get(key)
+        missing = {}
+        for side in ("current", "previous"):
+            if asset and asset not in present[side]:
+                missing[side] = f"{asset} not materialized"
+            elif asset in lacking[side]:
+                missing[side] = f"{asset}: {lacking[side][asset]}"
+        a = None if "current" in missing else now.get(key, 0.0)
+        b = None if "previous" in missing else before.get(key, 0.0)
+        row = {"rate": key, "current": None if a is None else round(a, 6), "previous": None if b is None else round(b, 6),
+               "change_pp": None if a is None or b is None else round((a - b) * 100, 3)}
+        if missing:
+            row["missing"] = "; ".join(f"{side} dump: {why}" for side, why in missing.items())
+        rows.append(row)
     # A step that removes nothing repeats the step before it: call out one of them.
     largest, seen = [], set()
     for r in sorted((r for r in rows if r["change_pp"]), key=lambda r: -abs(r["change_pp"])):
@@ -181,4 +225,6 @@ def drift(current: dict, previous: Optional[dict], top: int = 5) -> dict:
         if same not in seen and len(largest) < top:
             seen.add(same)
             largest.append(r)
-    return {"previous_dump": previous["dump"], "rows": rows, "largest": largest}
+    incomplete = sorted({r["missing"] for r in rows if "missing" in r})
+    return {"previous_dump": previous["dump"], "rows": rows, "largest": largest,
+            **({"incomplete": incomplete} if incomplete else {})}
