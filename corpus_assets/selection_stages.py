@@ -167,9 +167,11 @@ def load_target_examples(cfg: SelectionConfig, target: SelectionTarget) -> tuple
     if not path.is_file():
         raise FileNotFoundError(f"selection target {target.name}: no such file {path}")
     examples, unusable = [], Counter()
-    for line, record in iter_jsonl(path):
+    # The checked reader, as for the pool's sources: bytes that are not UTF-8 and records
+    # with a key twice are counted, never decoded into U+FFFD text or a guessed value.
+    for line, record, problem in iter_jsonl_checked(path):
         if record is None:
-            unusable["not_a_json_object"] += 1
+            unusable[problem] += 1
             continue
         text = _joined(record, target.fields)
         if not text.strip():

@@ -190,3 +190,12 @@ def test_comparison_refuses_a_pool_without_held_out_examples(data):
         writer.write_many(rows)
     with pytest.raises(ValueError, match="no held-out example"):
         build_selection_comparison(store, "t", cfg)
+
+
+def test_target_lines_that_are_not_utf8_or_repeat_a_key_are_counted_not_guessed(data):
+    (data / "mixed.jsonl").write_bytes(b'{"text": "one"}\n{"text": "caf\xe9"}\n{"text": "a", "text": "b"}\n'
+                                       b'{"text": "two"}\n')
+    cfg = load_config(settings(data, "  targets:\n    - {name: t, path: mixed.jsonl}\n"))
+    examples, facts = load_target_examples(cfg.selection, cfg.selection.target("t"))
+    assert sorted(e["text"] for e in examples) == ["one", "two"]
+    assert facts["unusable"] == {"not_utf8": 1, "duplicate_json_key": 1}
