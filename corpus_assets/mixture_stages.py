@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from corpus_assets import selection_stages
 from corpus_assets.config import PipelineConfig
+from corpus_assets.steps.base import file_sha256
 from corpus_assets.steps.mixture import plan as planning
 from corpus_assets.steps.mixture import shards as shard_io
 from corpus_assets.steps.mixture.config import MixtureSourceSpec, MixtureSpec, check_spec_inputs
@@ -145,11 +146,7 @@ def _digest(*parts) -> str:
 
 
 def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def _partition_version(store: CorpusStore, part_folder: str, stats: str) -> str:

@@ -18,7 +18,6 @@ Samples in = kept + removed-with-reason at every step.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -30,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from corpus_assets.config import PipelineConfig
+from corpus_assets.steps.base import file_sha256
 from corpus_assets.steps.sft import diversity as div
 from corpus_assets.steps.sft.config import SftRecipe
 from corpus_assets.steps.sft.dedup import deduplicate
@@ -78,11 +78,7 @@ def json_safe(obj):
 
 
 def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 # --------------------------------------------------------------------------- samples

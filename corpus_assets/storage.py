@@ -59,6 +59,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from corpus_assets.steps.base import file_sha256
+
 PARQUET_COMPRESSION = "zstd"
 # Rows per Parquet row group: large enough for good compression, small enough that a
 # reader holds only a few MB at a time.
@@ -187,8 +189,7 @@ def _object_name(name: str, sha: str) -> str:
 
 
 def _sha256_file(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return file_sha256(path)
 
 
 def _unlink_quiet(path: str) -> None:

@@ -19,6 +19,7 @@ one odd page must not block a shard, and the re-run that follows would fail the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import traceback
 from collections import Counter
@@ -230,3 +231,10 @@ def check_step_errors(all_stats: list[StepStats], policy: StepErrorPolicy, where
                 f"step_errors.max_error_share={policy.max_error_share} once min_errors="
                 f"{policy.min_errors} or every document failed). First: {stats.first_error}"
             )
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks (the one file digest of the project:
+    store objects, LM references, mixture and fine-tuning source files)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -34,6 +34,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from corpus_assets.steps.base import file_sha256
 from corpus_assets.steps.lm.config import KENLM_ORDERS, LmConfig, LmReference, default_data_dir  # noqa: F401
 from corpus_assets.steps.lm.kneser_ney import KneserNeyModel, OrderTable, perplexity
 from corpus_assets.steps.lm.text import normalize_for_lm
@@ -95,11 +96,7 @@ def _file_digest(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
+        _DIGESTS[key] = file_sha256(path)
     return _DIGESTS[key]
 
 
